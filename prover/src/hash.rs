@@ -1,0 +1,175 @@
+//! SHA-256 tree hashing with RFC 6962-style domain separation, and the 32-byte newtypes.
+
+use sha2::{Digest, Sha256};
+
+use crate::layout::CELL_SIZE;
+
+/// Prefix of a leaf hash: `leaf = SHA-256(0x00 ‖ cell)`.
+pub const LEAF_PREFIX: u8 = 0x00;
+/// Prefix of an interior node hash: `node = SHA-256(0x01 ‖ left ‖ right)`.
+pub const NODE_PREFIX: u8 = 0x01;
+
+/// Error parsing a 32-byte value from hex.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected 32 bytes as 64 hex digits (optionally 0x-prefixed): {0}")]
+pub struct ParseBytes32Error(pub(crate) String);
+
+/// Declares a 32-byte newtype that prints and parses as `0x`-prefixed lowercase hex, serialises
+/// the same way, and has a short form for logs.
+macro_rules! bytes32 {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub [u8; 32]);
+
+        impl $name {
+            /// The raw bytes.
+            pub const fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+
+            /// First four bytes in hex, for logs.
+            pub fn short(&self) -> String {
+                hex::encode(&self.0[..4])
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "0x{}", hex::encode(self.0))
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.short())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::hash::ParseBytes32Error;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let digits = s.strip_prefix("0x").unwrap_or(s);
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(digits, &mut out)
+                    .map_err(|e| $crate::hash::ParseBytes32Error(format!("{s:?}: {e}")))?;
+                Ok(Self(out))
+            }
+        }
+
+        impl AsRef<[u8]> for $name {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
+            }
+        }
+
+        impl From<[u8; 32]> for $name {
+            fn from(bytes: [u8; 32]) -> Self {
+                Self(bytes)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use bytes32;
+
+bytes32! {
+    /// A SHA-256 tree hash: a cell leaf, an interior node, a block root, a slot root or a dataset
+    /// root.
+    Hash
+}
+
+/// `SHA-256(0x00 ‖ cell)`.
+pub fn leaf_hash(cell: &[u8; CELL_SIZE]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([LEAF_PREFIX]);
+    h.update(cell);
+    Hash(h.finalize().into())
+}
+
+/// `SHA-256(0x01 ‖ left ‖ right)`.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([NODE_PREFIX]);
+    h.update(left.0);
+    h.update(right.0);
+    Hash(h.finalize().into())
+}
+
+/// merkle_light's hashing, pinned to our scheme.
+///
+/// merkle_light's default `leaf()` hashes `0x00 ‖ item` where the item is already 32 bytes; our
+/// leaves are 256-byte cells, so callers hash cells with [`leaf_hash`] and hand the tree finished
+/// leaf hashes: `leaf()` is the identity here. `node()` keeps merkle_light's default,
+/// `SHA-256(0x01 ‖ left ‖ right)`, which is [`node_hash`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TreeHasher(Sha256);
+
+impl std::hash::Hasher for TreeHasher {
+    fn finish(&self) -> u64 {
+        // merkle_light only calls `Algorithm::hash`; `finish` is required by the trait alone.
+        0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+impl merkle_light::hash::Algorithm<[u8; 32]> for TreeHasher {
+    fn hash(&mut self) -> [u8; 32] {
+        self.0.finalize_reset().into()
+    }
+
+    fn leaf(&mut self, leaf: [u8; 32]) -> [u8; 32] {
+        leaf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use merkle_light::hash::Algorithm;
+
+    #[test]
+    fn merkle_light_node_matches_node_hash() {
+        let (l, r) = (Hash([1; 32]), Hash([2; 32]));
+        let mut a = TreeHasher::default();
+        assert_eq!(Hash(a.node(l.0, r.0)), node_hash(&l, &r));
+        assert_eq!(a.leaf([7; 32]), [7; 32]);
+    }
+
+    #[test]
+    fn leaf_hash_is_domain_separated() {
+        let cell = [0u8; CELL_SIZE];
+        let mut plain = Sha256::new();
+        plain.update(cell);
+        let plain: [u8; 32] = plain.finalize().into();
+        assert_ne!(leaf_hash(&cell).0, plain);
+    }
+
+    #[test]
+    fn hex_round_trip_and_errors() {
+        let h = Hash([0xab; 32]);
+        let s = h.to_string();
+        assert!(s.starts_with("0xabab"));
+        assert_eq!(s.parse::<Hash>(), Ok(h));
+        assert_eq!(s[2..].parse::<Hash>(), Ok(h));
+        assert!("0x1234".parse::<Hash>().is_err());
+        assert!(format!("0x{}", "zz".repeat(32)).parse::<Hash>().is_err());
+        assert_eq!(serde_json::to_string(&h).ok(), Some(format!("\"{s}\"")));
+    }
+}
