@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tiny_keccak::{Hasher, Keccak};
 
 use crate::{
-    hash::bytes32,
+    bytes32,
     layout::{CellIndex, SlotIndex},
 };
 

@@ -1,5 +1,7 @@
 //! SHA-256 tree hashing with RFC 6962-style domain separation, and the 32-byte newtypes.
 
+#[doc(hidden)]
+pub use hex;
 use sha2::{Digest, Sha256};
 
 use crate::layout::CELL_SIZE;
@@ -12,10 +14,11 @@ pub const NODE_PREFIX: u8 = 0x01;
 /// Error parsing a 32-byte value from hex.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected 32 bytes as 64 hex digits (optionally 0x-prefixed): {0}")]
-pub struct ParseBytes32Error(pub(crate) String);
+pub struct ParseBytes32Error(#[doc(hidden)] pub String);
 
 /// Declares a 32-byte newtype that prints and parses as `0x`-prefixed lowercase hex, serialises
 /// the same way, and has a short form for logs.
+#[macro_export]
 macro_rules! bytes32 {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -30,13 +33,13 @@ macro_rules! bytes32 {
 
             /// First four bytes in hex, for logs.
             pub fn short(&self) -> String {
-                hex::encode(&self.0[..4])
+                $crate::hash::hex::encode(&self.0[..4])
             }
         }
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, "0x{}", hex::encode(self.0))
+                write!(f, "0x{}", $crate::hash::hex::encode(self.0))
             }
         }
 
@@ -52,7 +55,7 @@ macro_rules! bytes32 {
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let digits = s.strip_prefix("0x").unwrap_or(s);
                 let mut out = [0u8; 32];
-                hex::decode_to_slice(digits, &mut out)
+                $crate::hash::hex::decode_to_slice(digits, &mut out)
                     .map_err(|e| $crate::hash::ParseBytes32Error(format!("{s:?}: {e}")))?;
                 Ok(Self(out))
             }
@@ -70,21 +73,20 @@ macro_rules! bytes32 {
             }
         }
 
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_str(self)
             }
         }
 
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
+                s.parse().map_err(::serde::de::Error::custom)
             }
         }
     };
 }
-pub(crate) use bytes32;
 
 bytes32! {
     /// A SHA-256 tree hash: a cell leaf, an interior node, a block root, a slot root or a dataset

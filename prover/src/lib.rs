@@ -33,4 +33,6 @@ pub use layout::{
     BLOCK_SIZE, CELL_SIZE, CELLS_PER_BLOCK, CellIndex, Layout, LayoutError, MAX_SLOTS, SlotIndex,
 };
 pub use proof::{DirectProof, ProveError, VerifyError, verify};
-pub use tree::{BlockTree, DatasetTree, SlotTree, TreeError, block_root, verify_slot_path};
+pub use tree::{
+    BlockTree, DatasetTree, RootAccumulator, SlotTree, TreeError, block_root, verify_slot_path,
+};

@@ -209,6 +209,61 @@ impl SlotTree {
     }
 }
 
+/// Computes a slot root from block roots as they stream by, in O(log S) memory.
+///
+/// Written by hand because merkle_light (like [`SlotTree`]) keeps every node, which for a packer
+/// or a verifier that only needs the root would cost 64 bytes per block of every slot in flight.
+/// It gives exactly [`SlotTree::root`] (a property test checks this).
+#[derive(Debug, Clone, Default)]
+pub struct RootAccumulator {
+    /// Roots of complete subtrees, levels strictly decreasing (the binary digits of `count`).
+    stack: Vec<(u32, Hash)>,
+    count: u64,
+}
+
+impl RootAccumulator {
+    /// Adds the next block root.
+    pub fn push(&mut self, block_root: Hash) {
+        let mut node = (0, block_root);
+        while let Some(&(level, left)) = self.stack.last() {
+            if level != node.0 {
+                break;
+            }
+            self.stack.pop();
+            node = (level + 1, node_hash(&left, &node.1));
+        }
+        self.stack.push(node);
+        self.count += 1;
+    }
+
+    /// Block roots pushed so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The slot root over the pushed block roots, zero-block padded; `None` if none were pushed.
+    pub fn finish(mut self) -> Option<Hash> {
+        let target = self.count.next_power_of_two().trailing_zeros();
+        let (mut level, mut hash) = self.stack.pop()?;
+        let mut zero = zero_block_root();
+        for _ in 0..level {
+            zero = node_hash(&zero, &zero);
+        }
+        while level < target {
+            hash = match self.stack.last() {
+                Some(&(l, left)) if l == level => {
+                    self.stack.pop();
+                    node_hash(&left, &hash)
+                }
+                _ => node_hash(&hash, &zero),
+            };
+            zero = node_hash(&zero, &zero);
+            level += 1;
+        }
+        Some(hash)
+    }
+}
+
 /// The dataset tree: the `k + m` slot roots as leaves, padded with zero hashes.
 #[derive(Debug, Clone)]
 pub struct DatasetTree {
@@ -304,6 +359,18 @@ mod tests {
         assert_eq!(padded.block_root(3), None);
         let single = SlotTree::from_block_roots(&[one]).expect("valid");
         assert_eq!((single.root(), single.depth()), (one, 8));
+    }
+
+    #[test]
+    fn accumulator_matches_slot_tree() {
+        for n in 1..=33 {
+            let roots = leaves(n);
+            let mut acc = RootAccumulator::default();
+            roots.iter().for_each(|r| acc.push(*r));
+            let tree = SlotTree::from_block_roots(&roots).expect("valid");
+            assert_eq!(acc.finish(), Some(tree.root()), "n = {n}");
+        }
+        assert_eq!(RootAccumulator::default().finish(), None);
     }
 
     #[test]

@@ -1,1 +1,28 @@
-//! placeholder
+//! hoard's dataset pipeline: a file or directory tree in, `k + m` verified slots out, and back.
+//!
+//! ```text
+//!  pack:   input ─scan─▶ entries ─StreamFiles─▶ stripe batch ─Reed–Solomon─▶ k+m blocks
+//!          ─hash (all cores)─▶ block roots ─▶ slot-NNN.bin / .roots ─▶ manifest.bin ─▶ rename
+//!  unpack: manifest.bin ─▶ check slots (size, roots → slot root) ─▶ per batch: read k slots,
+//!          check each block against its root, decode if a data slot is missing ─▶ files ─▶ rename
+//! ```
+//!
+//! - [`manifest`]: the canonical manifest and the dataset id.
+//! - [`pack()`] / [`unpack()`]: the two directions; [`PackedDataset`]: a packed folder's slots.
+//! - Memory is one stripe batch (about 32 MiB) whatever the dataset size.
+
+mod error;
+mod hashing;
+pub mod manifest;
+mod pack;
+mod packed;
+mod progress;
+mod stream;
+mod unpack;
+
+pub use error::{DatasetError, SlotProblem};
+pub use manifest::{DatasetId, Entry, EntryKind, Manifest};
+pub use pack::{BATCH_BYTES, Packed, pack};
+pub use packed::{MANIFEST_FILE, PackedDataset, SlotFiles, slot_data_file, slot_roots_file};
+pub use progress::{NoProgress, Progress};
+pub use unpack::{Unpacked, unpack};

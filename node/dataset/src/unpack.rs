@@ -1,0 +1,259 @@
+//! Restoring a dataset from any `k` good slots of a packed folder, byte-identical.
+//!
+//! Every slot is checked before use (size, block roots against its slot root) and every block
+//! against its root as it is read; a slot that fails anywhere is dropped and another takes its
+//! place for the same stripes, so damaged data is never decoded or written. Data slots are
+//! preferred: when they are all good nothing is decoded. Output goes to a temporary path renamed
+//! into place when complete.
+
+use std::{
+    fs::{self, File},
+    path::{Path, PathBuf},
+};
+
+use hoard_prover::{BLOCK_SIZE, Hash, SlotIndex};
+use reed_solomon_simd::ReedSolomonDecoder;
+
+use crate::{
+    error::{DatasetError, IoContext, SlotProblem},
+    hashing,
+    manifest::{DatasetId, EntryKind},
+    pack::batch_stripes,
+    packed::{PackedDataset, PendingDir, SlotFiles, parent_of, sync_dir},
+    progress::Progress,
+    stream::StreamFiles,
+};
+
+/// What `unpack` did.
+#[derive(Debug, Clone)]
+pub struct Unpacked {
+    /// The dataset id.
+    pub id: DatasetId,
+    /// Where the dataset was written.
+    pub out: PathBuf,
+    /// Bytes restored.
+    pub size: u64,
+    /// Stripes that needed Reed–Solomon decoding.
+    pub decoded_stripes: u64,
+    /// Slots found unusable, and why.
+    pub problems: Vec<(SlotIndex, SlotProblem)>,
+}
+
+/// Restores the dataset packed in `dir` to `out`.
+///
+/// A directory dataset is written to the folder `out` (absent or empty). A single-file dataset
+/// is written to the file `out`, or under its own name inside `out` if that is a folder.
+pub fn unpack(dir: &Path, out: &Path, progress: &dyn Progress) -> Result<Unpacked, DatasetError> {
+    let packed = PackedDataset::open(dir)?;
+    let manifest = packed.manifest();
+    let layout = manifest.layout;
+    let k = layout.data_slots();
+
+    let mut problems = Vec::new();
+    let mut usable: Vec<(SlotIndex, SlotFiles)> = Vec::new();
+    for i in 0..layout.slots() {
+        let index = SlotIndex(i as u16);
+        match packed.open_slot(index) {
+            Ok(files) => usable.push((index, files)),
+            Err(p) => problems.push((index, p)),
+        }
+    }
+    let not_enough = |usable: usize, problems: &[(SlotIndex, SlotProblem)]| {
+        let mut problems = problems.to_vec();
+        problems.sort_by_key(|(i, _)| *i);
+        DatasetError::NotEnoughSlots {
+            needed: k,
+            usable,
+            problems,
+        }
+    };
+    if usable.len() < k {
+        return Err(not_enough(usable.len(), &problems));
+    }
+
+    let output = Output::new(out, manifest)?;
+    let mut writer = StreamFiles::new(
+        &output.stream_root(),
+        manifest.directory,
+        &manifest.entries,
+        true,
+    );
+
+    let stripes = batch_stripes(k, layout.slot_blocks());
+    let mut buffers = vec![vec![0u8; stripes * BLOCK_SIZE]; k];
+    let mut roots = vec![Hash::default(); stripes];
+    let mut decoded_stripes = 0;
+    progress.phase("restoring", manifest.size);
+    let mut first = 0u64;
+    while first < layout.slot_blocks() {
+        let n = (layout.slot_blocks() - first).min(stripes as u64) as usize;
+        let len = n * BLOCK_SIZE;
+        // Read and check the first k usable slots; on a bad block drop that slot and retry.
+        'choose: loop {
+            if usable.len() < k {
+                return Err(not_enough(usable.len(), &problems));
+            }
+            for c in 0..k {
+                let (index, files) = &usable[c];
+                let read = files
+                    .read_blocks(first, &mut buffers[c][..len])
+                    .and_then(|()| files.read_roots(first, &mut roots[..n]));
+                let bad = match read {
+                    Err(p) => Some(p),
+                    Ok(()) => hashing::block_roots(&[&buffers[c][..len]])[0]
+                        .iter()
+                        .zip(&roots)
+                        .position(|(got, want)| got != want)
+                        .map(|b| SlotProblem::CorruptBlock {
+                            block: first + b as u64,
+                        }),
+                };
+                if let Some(problem) = bad {
+                    problems.push((*index, problem));
+                    usable.remove(c);
+                    continue 'choose;
+                }
+            }
+            break;
+        }
+        let chosen: Vec<usize> = usable[..k].iter().map(|(i, _)| usize::from(i.0)).collect();
+        if chosen.iter().any(|i| *i >= k) {
+            decode(k, layout.parity_slots(), &chosen, &mut buffers, len)?;
+            decoded_stripes += n as u64;
+        }
+        // buffers[i] now holds data slot i's blocks for these stripes.
+        for (i, buf) in buffers.iter().enumerate() {
+            let offset = (i as u64 * layout.slot_blocks() + first) * BLOCK_SIZE as u64;
+            writer.write_at(offset, &buf[..len])?;
+        }
+        first += n as u64;
+        progress.advance(
+            ((first * BLOCK_SIZE as u64) * k as u64).min(manifest.size)
+                - (((first - n as u64) * BLOCK_SIZE as u64) * k as u64).min(manifest.size),
+        );
+    }
+    writer.sync_all()?;
+    let out = output.commit()?;
+    problems.sort_by_key(|(i, _)| *i);
+    Ok(Unpacked {
+        id: packed.id(),
+        out,
+        size: manifest.size,
+        decoded_stripes,
+        problems,
+    })
+}
+
+/// Rebuilds the data shards in place: on entry `buffers[c]` holds slot `chosen[c]`; on return
+/// `buffers[i]` holds data slot `i`.
+fn decode(
+    k: usize,
+    m: usize,
+    chosen: &[usize],
+    buffers: &mut [Vec<u8>],
+    len: usize,
+) -> Result<(), DatasetError> {
+    let bug = |e: reed_solomon_simd::Error| DatasetError::Io {
+        action: "erasure decoding (this is a bug, please report it)",
+        path: PathBuf::new(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    let mut decoder = ReedSolomonDecoder::new(k, m, len).map_err(bug)?;
+    for (c, slot) in chosen.iter().enumerate() {
+        let shard = &buffers[c][..len];
+        if *slot < k {
+            decoder.add_original_shard(*slot, shard).map_err(bug)?;
+        } else {
+            decoder.add_recovery_shard(slot - k, shard).map_err(bug)?;
+        }
+    }
+    let result = decoder.decode().map_err(bug)?;
+    let mut restored: Vec<(usize, Vec<u8>)> = result
+        .restored_original_iter()
+        .map(|(i, d)| (i, d.to_vec()))
+        .collect();
+    drop(result);
+    // Move the chosen data shards to their own index, then fill the gaps with restored ones.
+    let mut by_index: Vec<Option<Vec<u8>>> = vec![None; k];
+    for (c, slot) in chosen.iter().enumerate() {
+        if *slot < k {
+            by_index[*slot] = Some(std::mem::take(&mut buffers[c]));
+        }
+    }
+    for (i, d) in restored.drain(..) {
+        let mut buf = vec![0u8; buffers[0].len().max(len)];
+        buf[..len].copy_from_slice(&d);
+        by_index[i] = Some(buf);
+    }
+    for (i, b) in by_index.into_iter().enumerate() {
+        buffers[i] = b.expect("k shards restore every data shard");
+    }
+    Ok(())
+}
+
+/// The output being written: a temporary folder or file next to the final path.
+enum Output {
+    Dir(PendingDir),
+    File {
+        tmp: tempfile::NamedTempFile,
+        target: PathBuf,
+    },
+}
+
+impl Output {
+    fn new(out: &Path, manifest: &crate::Manifest) -> Result<Self, DatasetError> {
+        if manifest.directory {
+            let pending = PendingDir::new(out)?;
+            for e in &manifest.entries {
+                let path = pending.path().join(&e.path);
+                match e.kind {
+                    EntryKind::Directory => fs::create_dir(&path).ctx("creating", &path)?,
+                    EntryKind::File { size, .. } => File::create(&path)
+                        .and_then(|f| f.set_len(size))
+                        .ctx("creating", &path)?,
+                }
+            }
+            return Ok(Self::Dir(pending));
+        }
+        let name = &manifest.entries[0].path;
+        let target = if out.is_dir() {
+            out.join(name)
+        } else {
+            out.to_owned()
+        };
+        if target.exists() {
+            return Err(DatasetError::OutputExists(target));
+        }
+        let parent = parent_of(&target)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".hoard-partial-")
+            .tempfile_in(&parent)
+            .ctx("creating a temporary file in", &parent)?;
+        tmp.as_file()
+            .set_len(manifest.size)
+            .ctx("creating", tmp.path())?;
+        Ok(Self::File { tmp, target })
+    }
+
+    /// The path the stream's files are relative to.
+    fn stream_root(&self) -> PathBuf {
+        match self {
+            Self::Dir(p) => p.path().to_owned(),
+            Self::File { tmp, .. } => tmp.path().to_owned(),
+        }
+    }
+
+    fn commit(self) -> Result<PathBuf, DatasetError> {
+        match self {
+            Self::Dir(p) => p.commit(),
+            Self::File { tmp, target } => {
+                tmp.as_file().sync_all().ctx("syncing", tmp.path())?;
+                tmp.persist_noclobber(&target)
+                    .map_err(|e| e.error)
+                    .ctx("moving the finished output to", &target)?;
+                sync_dir(&parent_of(&target)?)?;
+                Ok(target)
+            }
+        }
+    }
+}
