@@ -1,0 +1,792 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity 0.8.34;
+
+import {IMarketplace} from "./IMarketplace.sol";
+import {
+    MarketplaceConfig,
+    ProofScheme,
+    ProofStatus,
+    RequestInfo,
+    RequestParams,
+    RequestState,
+    SlotInfo,
+    SlotState
+} from "./MarketplaceTypes.sol";
+import {Challenges} from "./libraries/Challenges.sol";
+import {DatasetTree} from "./libraries/DatasetTree.sol";
+import {DirectProof} from "./libraries/DirectProof.sol";
+import {Periods} from "./libraries/Periods.sol";
+import {IRandomness} from "./randomness/IRandomness.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+/// @title hoard Marketplace
+/// @notice See `IMarketplace` for the interface and docs/contracts.md for the design.
+/// @dev Money is never stored per request: escrow, forfeited collateral and payouts all follow from
+/// the request's parameters and a handful of counters (see `_renterRefund`), so every token the
+/// contract holds is accounted for by construction. No owner, no admin, no upgrade path.
+contract Marketplace is IMarketplace, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    // ------------------------------------------------------------------ constants
+
+    /// @notice Most slots (k + m) a request may have: the prover's maximum.
+    uint256 public constant MAX_SLOTS = 256;
+    /// @notice Most samples per proof.
+    uint256 public constant MAX_SAMPLES = 128;
+    /// @notice Most cells per slot (2^40 cells = 256 TiB).
+    uint256 public constant MAX_CELL_COUNT = 1 << 40;
+    /// @notice Longest request duration (100 years).
+    uint256 public constant MAX_DURATION = 100 * 365 days;
+    /// @notice Bytes per cell.
+    uint256 public constant CELL_SIZE = 256;
+    /// @notice Cells per 64-KiB block; cellCount is a multiple of it.
+    uint256 public constant CELLS_PER_BLOCK = 256;
+    /// @notice Basis points in one.
+    uint256 public constant BPS = 10_000;
+    uint256 public constant MAX_PEER_ID_LENGTH = 128;
+    uint256 public constant MAX_ADDRESSES = 8;
+    uint256 public constant MAX_ADDRESS_LENGTH = 128;
+
+    // ------------------------------------------------------------------ configuration
+
+    IERC20 internal immutable _token;
+    IRandomness internal immutable _randomness;
+    uint64 internal immutable _periodLength;
+    uint64 internal immutable _graceBlocks;
+    uint8 internal immutable _maxMissed;
+    uint16 internal immutable _slashBps;
+    uint16 internal immutable _reporterRewardBps;
+    uint16 internal immutable _repairRewardBps;
+    uint256 internal immutable _deploymentBlock;
+
+    error ZeroAddress();
+    error InvalidPeriodLength(uint256 periodLength);
+    error InvalidGraceBlocks(uint256 graceBlocks, uint256 periodLength, uint256 horizon);
+    error InvalidMaxMissed(uint256 maxMissed);
+    error InvalidSlashing(uint256 slashBps, uint256 reporterRewardBps, uint256 repairRewardBps);
+    error FuturePeriod(uint256 period, uint256 currentPeriod);
+
+    // ------------------------------------------------------------------ state
+
+    struct Request {
+        // word 0
+        address renter;
+        uint40 createdAt;
+        RequestState state; // New, Started or Failed; Cancelled/Finished are written when settled
+        uint16 filledSlots;
+        bool renterWithdrawn;
+        // word 1
+        uint40 endedAt; // set when the request fails, or when a Cancelled/Finished one is settled
+        uint48 sumFilledAt; // sum of filledAt over the slots currently filled
+        uint48 missedProofs;
+        uint32 evictions;
+        uint32 repairs;
+        // words 2..7
+        RequestParams params;
+    }
+
+    struct Slot {
+        // word 0, written by requestStorage
+        bytes32 requestId;
+        // word 1, written by requestStorage (index, Free) and by every fill and eviction
+        address host;
+        uint40 filledAt;
+        uint32 filledPeriod;
+        SlotState state; // None, Free, Filled, Repair or Paid; the end states come from the request
+        uint8 missedProofs;
+        uint8 index;
+        // word 2
+        bytes32 slotRoot;
+    }
+
+    struct Host {
+        bytes peerId;
+        bytes[] addrs;
+        uint64 updatedAt;
+        uint64 position; // 1-based index in `_hostList`
+    }
+
+    mapping(bytes32 requestId => Request) internal _requests;
+    mapping(bytes32 slotId => Slot) internal _slots;
+    /// Two bits per (slot, period): 128 periods per word. See `ProofStatus`.
+    mapping(bytes32 slotId => mapping(uint256 word => uint256 bits)) internal _proofMarks;
+    mapping(address host => bytes32[]) internal _hostSlots;
+    mapping(address renter => bytes32[]) internal _renterRequests;
+    mapping(address reporter => uint256) internal _rewards;
+    mapping(address host => Host) internal _hosts;
+    address[] internal _hostList;
+
+    /// @param cfg see `MarketplaceConfig`. The grace window must end while the period's seed is
+    /// still readable: `periodLength + graceBlocks <= randomness.horizon()`.
+    constructor(MarketplaceConfig memory cfg) {
+        if (cfg.token == address(0) || cfg.randomness == address(0)) revert ZeroAddress();
+        if (cfg.periodLength < 2) revert InvalidPeriodLength(cfg.periodLength);
+        uint256 horizon = IRandomness(cfg.randomness).horizon();
+        if (cfg.graceBlocks == 0 || uint256(cfg.periodLength) + cfg.graceBlocks > horizon) {
+            revert InvalidGraceBlocks(cfg.graceBlocks, cfg.periodLength, horizon);
+        }
+        if (cfg.maxMissed == 0) revert InvalidMaxMissed(cfg.maxMissed);
+        // The reporter gets less than the slash; the slashes before eviction fit in the collateral;
+        // each eviction forfeits at least one repair reward after the reporters are paid.
+        if (
+            cfg.slashBps == 0 || cfg.reporterRewardBps >= BPS || uint256(cfg.maxMissed) * cfg.slashBps > BPS
+                || uint256(cfg.repairRewardBps) * BPS + uint256(cfg.maxMissed) * cfg.slashBps
+                        * cfg.reporterRewardBps > BPS * BPS
+        ) revert InvalidSlashing(cfg.slashBps, cfg.reporterRewardBps, cfg.repairRewardBps);
+
+        _token = IERC20(cfg.token);
+        _randomness = IRandomness(cfg.randomness);
+        _periodLength = cfg.periodLength;
+        _graceBlocks = cfg.graceBlocks;
+        _maxMissed = cfg.maxMissed;
+        _slashBps = cfg.slashBps;
+        _reporterRewardBps = cfg.reporterRewardBps;
+        _repairRewardBps = cfg.repairRewardBps;
+        _deploymentBlock = block.number;
+    }
+
+    // ================================================================== hosts
+
+    /// @inheritdoc IMarketplace
+    function announceHost(bytes calldata peerId, bytes[] calldata addrs) external {
+        if (peerId.length == 0 || peerId.length > MAX_PEER_ID_LENGTH) revert InvalidPeerId();
+        if (addrs.length == 0 || addrs.length > MAX_ADDRESSES) revert InvalidAddresses();
+        Host storage h = _hosts[msg.sender];
+        if (h.position == 0) {
+            _hostList.push(msg.sender);
+            // forge-lint: disable-next-line(unsafe-typecast) one entry per address: far below 2^64
+            h.position = uint64(_hostList.length);
+        }
+        h.peerId = peerId;
+        delete h.addrs;
+        for (uint256 i; i < addrs.length; ++i) {
+            if (addrs[i].length == 0 || addrs[i].length > MAX_ADDRESS_LENGTH) revert InvalidAddresses();
+            h.addrs.push(addrs[i]);
+        }
+        h.updatedAt = uint64(block.timestamp);
+        emit HostAnnounced(msg.sender, peerId, addrs);
+    }
+
+    /// @inheritdoc IMarketplace
+    function removeHost() external {
+        uint256 position = _hosts[msg.sender].position;
+        if (position == 0) revert HostNotAnnounced(msg.sender);
+        address last = _hostList[_hostList.length - 1];
+        _hostList[position - 1] = last;
+        // forge-lint: disable-next-line(unsafe-typecast) position came from a uint64
+        _hosts[last].position = uint64(position);
+        _hostList.pop();
+        delete _hosts[msg.sender].addrs;
+        delete _hosts[msg.sender];
+        emit HostRemoved(msg.sender);
+    }
+
+    /// @inheritdoc IMarketplace
+    function hostInfo(address host) external view returns (bytes memory, bytes[] memory, uint64) {
+        Host storage h = _hosts[host];
+        return (h.peerId, h.addrs, h.updatedAt);
+    }
+
+    /// @inheritdoc IMarketplace
+    function hostCount() external view returns (uint256) {
+        return _hostList.length;
+    }
+
+    /// @inheritdoc IMarketplace
+    function hosts(uint256 offset, uint256 limit) external view returns (address[] memory page) {
+        (uint256 start, uint256 n) = _page(_hostList.length, offset, limit);
+        page = new address[](n);
+        for (uint256 i; i < n; ++i) {
+            page[i] = _hostList[start + i];
+        }
+    }
+
+    // ================================================================== requests
+
+    /// @inheritdoc IMarketplace
+    function requestStorage(RequestParams calldata params) external nonReentrant returns (bytes32 requestId) {
+        uint256 escrow = _validate(params);
+        requestId = nextRequestId(msg.sender);
+        _createRequest(requestId, params, escrow);
+    }
+
+    /// @inheritdoc IMarketplace
+    function fillSlot(
+        bytes32 requestId,
+        uint256 slotIndex,
+        bytes32 slotRoot,
+        bytes32[] calldata rootPath,
+        bytes calldata proof
+    ) external nonReentrant {
+        Request storage r = _requests[requestId];
+        if (r.renter == address(0)) revert UnknownRequest(requestId);
+        _requireActive(requestId, r);
+        RequestParams storage p = r.params;
+        if (slotIndex >= p.slots) revert InvalidSlotIndex(slotIndex, p.slots);
+        bytes32 id = Challenges.slotId(requestId, slotIndex);
+        SlotState previous = _slots[id].state;
+        if (previous != SlotState.Free && previous != SlotState.Repair) revert SlotNotFree(id, previous);
+        if (slotRoot == bytes32(0)) revert ZeroSlotRoot();
+        if (!DatasetTree.verify(p.datasetRoot, p.slots, slotIndex, slotRoot, rootPath)) {
+            revert InvalidSlotRootPath();
+        }
+        uint256 period = currentPeriod();
+        if (!_verify(id, slotRoot, p.cellCount, p.samples, _seed(period), proof)) revert InvalidProof();
+
+        uint256 collateral = _occupy(requestId, id, slotRoot, period, previous == SlotState.Repair);
+
+        _token.safeTransferFrom(msg.sender, address(this), collateral);
+    }
+
+    /// @inheritdoc IMarketplace
+    function submitProof(bytes32 id, bytes calldata proof) external nonReentrant {
+        Slot storage s = _slots[id];
+        _requireFilled(id, s.state);
+        address host = s.host;
+        if (msg.sender != host) revert NotSlotHost(msg.sender, host);
+        bytes32 requestId = s.requestId;
+        Request storage r = _requests[requestId];
+        _requireActive(requestId, r);
+
+        uint256 period = currentPeriod();
+        if (period == s.filledPeriod || _proofStatus(id, period) != ProofStatus.None) {
+            revert ProofAlreadySubmitted(id, period);
+        }
+        RequestParams storage p = r.params;
+        bytes32 seed = _seed(period);
+        if (!Challenges.isRequired(seed, id, p.proofProbability)) revert ProofNotRequired(id, period);
+        if (!_verify(id, s.slotRoot, p.cellCount, p.samples, seed, proof)) revert InvalidProof();
+
+        _setProofStatus(id, period, ProofStatus.Submitted);
+        emit ProofSubmitted(id, host, period);
+    }
+
+    /// @inheritdoc IMarketplace
+    function markProofMissing(bytes32 id, uint256 period) external nonReentrant {
+        Slot storage s = _slots[id];
+        _requireFilled(id, s.state);
+        bytes32 requestId = s.requestId;
+        Request storage r = _requests[requestId];
+        RequestState state = _requireActive(requestId, r);
+        _requireMissing(id, period, s.filledPeriod, r.params.proofProbability);
+
+        _setProofStatus(id, period, ProofStatus.Missed);
+        uint256 collateral = _slotCollateral(r.params);
+        uint256 slash = _slash(collateral);
+        uint256 reward = _reporterReward(slash);
+        uint256 missed = s.missedProofs + 1;
+        // forge-lint: disable-next-line(unsafe-typecast) missed <= maxMissed (uint8): eviction resets it
+        s.missedProofs = uint8(missed);
+        r.missedProofs += 1;
+        _rewards[msg.sender] += reward;
+        emit ProofMissed(id, s.host, period, msg.sender, slash, reward, missed);
+
+        if (missed >= _maxMissed) _evict(requestId, id, state);
+    }
+
+    // ================================================================== withdrawals
+
+    /// @inheritdoc IMarketplace
+    function withdrawSlot(bytes32 id) external nonReentrant {
+        Slot storage s = _slots[id];
+        if (s.state == SlotState.None) revert UnknownSlot(id);
+        if (msg.sender != s.host) revert NotSlotHost(msg.sender, s.host);
+        if (s.state == SlotState.Paid) revert AlreadyWithdrawn();
+        bytes32 requestId = s.requestId;
+        Request storage r = _requests[requestId];
+        uint256 end = _settle(requestId, r);
+
+        RequestParams storage p = r.params;
+        uint256 collateral = _slotCollateral(p);
+        uint256 amount = _earned(p, s.filledAt, end) + collateral - s.missedProofs * _slash(collateral);
+        s.state = SlotState.Paid;
+        emit Withdrawn(msg.sender, requestId, id, amount);
+
+        _token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc IMarketplace
+    function withdrawRequest(bytes32 requestId) external nonReentrant {
+        Request storage r = _requests[requestId];
+        address renter = r.renter;
+        if (renter == address(0)) revert UnknownRequest(requestId);
+        if (msg.sender != renter) revert NotRenter(msg.sender, renter);
+        if (r.renterWithdrawn) revert AlreadyWithdrawn();
+        uint256 end = _settle(requestId, r);
+
+        uint256 amount = _renterRefund(r, end);
+        r.renterWithdrawn = true;
+        emit Withdrawn(msg.sender, requestId, bytes32(0), amount);
+
+        if (amount != 0) _token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc IMarketplace
+    function withdrawReward() external nonReentrant {
+        uint256 amount = _rewards[msg.sender];
+        if (amount == 0) revert NothingToWithdraw();
+        _rewards[msg.sender] = 0;
+        emit Withdrawn(msg.sender, bytes32(0), bytes32(0), amount);
+
+        _token.safeTransfer(msg.sender, amount);
+    }
+
+    // ================================================================== views
+
+    /// @inheritdoc IMarketplace
+    function config() external view returns (MarketplaceConfig memory) {
+        return MarketplaceConfig({
+            token: address(_token),
+            randomness: address(_randomness),
+            periodLength: _periodLength,
+            graceBlocks: _graceBlocks,
+            maxMissed: _maxMissed,
+            slashBps: _slashBps,
+            reporterRewardBps: _reporterRewardBps,
+            repairRewardBps: _repairRewardBps
+        });
+    }
+
+    /// @inheritdoc IMarketplace
+    function deploymentBlock() external view returns (uint256) {
+        return _deploymentBlock;
+    }
+
+    /// @inheritdoc IMarketplace
+    function currentPeriod() public view returns (uint256) {
+        return Periods.periodOf(block.number, _periodLength);
+    }
+
+    /// @inheritdoc IMarketplace
+    function periodSeed(uint256 period) external view returns (bytes32) {
+        uint256 current = currentPeriod();
+        if (period > current) revert FuturePeriod(period, current);
+        return _seed(period);
+    }
+
+    /// @inheritdoc IMarketplace
+    function slotId(bytes32 requestId, uint256 slotIndex) external pure returns (bytes32) {
+        return Challenges.slotId(requestId, slotIndex);
+    }
+
+    /// @inheritdoc IMarketplace
+    function nextRequestId(address renter) public view returns (bytes32) {
+        return keccak256(abi.encode(block.chainid, address(this), renter, _renterRequests[renter].length));
+    }
+
+    /// @inheritdoc IMarketplace
+    function getRequest(bytes32 requestId) external view returns (RequestInfo memory info) {
+        Request storage r = _requests[requestId];
+        if (r.renter == address(0)) return info;
+        (RequestState state, uint256 end) = _requestState(r);
+        info.params = r.params;
+        info.renter = r.renter;
+        info.state = state;
+        info.createdAt = r.createdAt;
+        info.expiresAt = uint64(r.createdAt + r.params.expiry);
+        info.endsAt = uint64(r.createdAt + r.params.duration);
+        // forge-lint: disable-next-line(unsafe-typecast) end is a uint40 time or createdAt + a bounded duration
+        info.endedAt = uint64(end);
+        info.filledSlots = r.filledSlots;
+        info.missedProofs = r.missedProofs;
+        info.evictions = r.evictions;
+        info.repairs = r.repairs;
+        info.renterWithdrawn = r.renterWithdrawn;
+    }
+
+    /// @inheritdoc IMarketplace
+    function requestState(bytes32 requestId) external view returns (RequestState state) {
+        Request storage r = _requests[requestId];
+        if (r.renter != address(0)) (state,) = _requestState(r);
+    }
+
+    /// @inheritdoc IMarketplace
+    function getSlot(bytes32 id) external view returns (SlotInfo memory info) {
+        Slot storage s = _slots[id];
+        if (s.state == SlotState.None) return info;
+        info.requestId = s.requestId;
+        info.slotIndex = s.index;
+        info.state = _slotState(s);
+        info.host = s.host;
+        info.filledAt = s.filledAt;
+        info.filledPeriod = s.filledPeriod;
+        info.missedProofs = s.missedProofs;
+        info.slotRoot = s.slotRoot;
+    }
+
+    /// @inheritdoc IMarketplace
+    function slotState(bytes32 id) external view returns (SlotState) {
+        return _slotState(_slots[id]);
+    }
+
+    /// @inheritdoc IMarketplace
+    function isProofRequired(bytes32 id) external view returns (bool) {
+        Slot storage s = _slots[id];
+        if (_slotState(s) != SlotState.Filled) return false;
+        uint256 period = currentPeriod();
+        if (period == s.filledPeriod || _proofStatus(id, period) != ProofStatus.None) return false;
+        return Challenges.isRequired(_seed(period), id, _requests[s.requestId].params.proofProbability);
+    }
+
+    /// @inheritdoc IMarketplace
+    function challenge(bytes32 id, uint256 period)
+        external
+        view
+        returns (bytes32 seed, bool required, uint256[] memory indices)
+    {
+        Slot storage s = _slots[id];
+        if (s.state == SlotState.None) revert UnknownSlot(id);
+        uint256 current = currentPeriod();
+        if (period > current) revert FuturePeriod(period, current);
+        RequestParams storage p = _requests[s.requestId].params;
+        seed = _seed(period);
+        required = Challenges.isRequired(seed, id, p.proofProbability);
+        indices = Challenges.sampleIndices(seed, id, p.samples, p.cellCount);
+    }
+
+    /// @inheritdoc IMarketplace
+    function proofStatus(bytes32 id, uint256 period) external view returns (ProofStatus) {
+        return _proofStatus(id, period);
+    }
+
+    /// @inheritdoc IMarketplace
+    function hostSlots(address host, uint256 offset, uint256 limit) external view returns (bytes32[] memory) {
+        return _slice(_hostSlots[host], offset, limit);
+    }
+
+    /// @inheritdoc IMarketplace
+    function hostSlotCount(address host) external view returns (uint256) {
+        return _hostSlots[host].length;
+    }
+
+    /// @inheritdoc IMarketplace
+    function renterRequests(address renter, uint256 offset, uint256 limit)
+        external
+        view
+        returns (bytes32[] memory)
+    {
+        return _slice(_renterRequests[renter], offset, limit);
+    }
+
+    /// @inheritdoc IMarketplace
+    function renterRequestCount(address renter) external view returns (uint256) {
+        return _renterRequests[renter].length;
+    }
+
+    /// @inheritdoc IMarketplace
+    function escrowFor(RequestParams calldata params) external pure returns (uint256) {
+        return _validate(params);
+    }
+
+    /// @inheritdoc IMarketplace
+    function slotCollateral(bytes32 requestId) external view returns (uint256) {
+        return _slotCollateral(_requests[requestId].params);
+    }
+
+    /// @inheritdoc IMarketplace
+    function slotPayout(bytes32 id) external view returns (uint256 earned, uint256 collateral) {
+        Slot storage s = _slots[id];
+        if (s.state != SlotState.Filled) return (0, 0);
+        Request storage r = _requests[s.requestId];
+        (RequestState state, uint256 end) = _requestState(r);
+        if (state == RequestState.New || state == RequestState.Started) end = block.timestamp;
+        RequestParams storage p = r.params;
+        uint256 full = _slotCollateral(p);
+        earned = _earned(p, s.filledAt, end);
+        collateral = full - s.missedProofs * _slash(full);
+    }
+
+    /// @inheritdoc IMarketplace
+    function renterRefund(bytes32 requestId) external view returns (uint256) {
+        Request storage r = _requests[requestId];
+        if (r.renter == address(0) || r.renterWithdrawn) return 0;
+        (RequestState state, uint256 end) = _requestState(r);
+        if (state == RequestState.New || state == RequestState.Started) return 0;
+        return _renterRefund(r, end);
+    }
+
+    /// @inheritdoc IMarketplace
+    function rewardOf(address account) external view returns (uint256) {
+        return _rewards[account];
+    }
+
+    // ================================================================== internals
+
+    /// @dev Checks every parameter and returns the escrow.
+    function _validate(RequestParams calldata p) internal pure returns (uint256 escrow) {
+        if (p.slots == 0) revert ZeroSlots();
+        if (p.slots > MAX_SLOTS) revert TooManySlots(p.slots, MAX_SLOTS);
+        if (p.maxSlotLoss >= p.slots) revert InvalidMaxSlotLoss(p.maxSlotLoss, p.slots);
+        if (p.cellCount == 0 || p.cellCount % CELLS_PER_BLOCK != 0 || p.cellCount > MAX_CELL_COUNT) {
+            revert InvalidCellCount(p.cellCount);
+        }
+        if (p.slotSize != uint256(p.cellCount) * CELL_SIZE) revert SlotSizeMismatch(p.slotSize, p.cellCount);
+        if (p.duration == 0 || p.duration > MAX_DURATION) revert InvalidDuration(p.duration);
+        if (p.expiry == 0 || p.expiry >= p.duration) revert InvalidExpiry(p.expiry, p.duration);
+        if (p.pricePerBytePerSecond == 0) revert ZeroPrice();
+        if (p.collateralPerByte == 0) revert ZeroCollateral();
+        if (p.proofProbability == 0) revert ZeroProofProbability();
+        if (p.samples == 0 || p.samples > MAX_SAMPLES) revert InvalidSamples(p.samples, MAX_SAMPLES);
+        if (p.scheme != ProofScheme.Direct) revert SchemeNotSupported(p.scheme);
+        if (p.datasetRoot == bytes32(0)) revert ZeroDatasetRoot();
+        if (p.manifestId == bytes32(0)) revert ZeroManifestId();
+        (bool ok, uint256 collateral) = Math.tryMul(p.collateralPerByte, p.slotSize);
+        if (!ok || collateral > type(uint128).max) revert CollateralOverflow();
+        // Every later product (a host's pay, the sum of all pays) is bounded by the escrow.
+        (ok, escrow) = Math.tryMul(p.pricePerBytePerSecond, p.slotSize);
+        bool ok2;
+        (ok2, escrow) = Math.tryMul(escrow, uint256(p.slots) * p.duration);
+        if (!ok || !ok2) revert PriceOverflow();
+    }
+
+    /// @dev Stores a validated request, creates its slots and pulls the escrow. Split out so a test
+    /// harness can create a request under a chosen id.
+    function _createRequest(bytes32 requestId, RequestParams calldata params, uint256 escrow) internal {
+        Request storage r = _requests[requestId];
+        r.renter = msg.sender;
+        // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit in 40 bits until the year 36812
+        r.createdAt = uint40(block.timestamp);
+        r.state = RequestState.New;
+        r.params = params;
+        for (uint256 i; i < params.slots; ++i) {
+            Slot storage s = _slots[Challenges.slotId(requestId, i)];
+            s.requestId = requestId;
+            // forge-lint: disable-next-line(unsafe-typecast) i < slots <= MAX_SLOTS = 256
+            s.index = uint8(i);
+            s.state = SlotState.Free;
+        }
+        _renterRequests[msg.sender].push(requestId);
+        emit StorageRequested(
+            requestId,
+            msg.sender,
+            params,
+            escrow,
+            uint64(block.timestamp + params.expiry),
+            uint64(block.timestamp + params.duration)
+        );
+
+        _token.safeTransferFrom(msg.sender, address(this), escrow);
+    }
+
+    /// @dev Effects of a checked fill: the caller takes the slot. Returns the collateral to pull.
+    function _occupy(bytes32 requestId, bytes32 id, bytes32 slotRoot, uint256 period, bool repair)
+        internal
+        returns (uint256 collateral)
+    {
+        Request storage r = _requests[requestId];
+        Slot storage s = _slots[id];
+        s.host = msg.sender;
+        // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit in 40 bits until the year 36812
+        s.filledAt = uint40(block.timestamp);
+        s.filledPeriod = SafeCast.toUint32(period);
+        s.state = SlotState.Filled;
+        s.slotRoot = slotRoot;
+        uint256 filled = r.filledSlots + 1;
+        // forge-lint: disable-next-line(unsafe-typecast) filled <= slots <= MAX_SLOTS
+        r.filledSlots = uint16(filled);
+        // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit in 40 bits until the year 36812
+        r.sumFilledAt += uint40(block.timestamp);
+        collateral = _slotCollateral(r.params);
+        if (repair) {
+            // The repair reward comes out of forfeited collateral: the host brings less and gets
+            // the full collateral back at the end.
+            r.repairs += 1;
+            collateral -= _repairReward(collateral);
+        }
+        _hostSlots[msg.sender].push(id);
+        emit SlotFilled(requestId, id, msg.sender, s.index, repair);
+        if (r.state == RequestState.New && filled == r.params.slots) {
+            r.state = RequestState.Started;
+            emit RequestStarted(requestId);
+        }
+    }
+
+    /// @dev Reverts unless the proof of `period` was required of the current host, is absent, and
+    /// may still be marked.
+    function _requireMissing(bytes32 id, uint256 period, uint256 filledPeriod, uint256 proofProbability)
+        internal
+        view
+    {
+        uint256 current = currentPeriod();
+        if (period >= current) revert PeriodNotEnded(period, current);
+        uint256 lastBlock = Periods.lastBlock(period, _periodLength) + _graceBlocks;
+        if (block.number > lastBlock) revert MarkingWindowClosed(period, lastBlock);
+        if (period < filledPeriod) revert PeriodBeforeFill(period, filledPeriod);
+        ProofStatus status = _proofStatus(id, period);
+        // The fill's proof counts for the fill period.
+        if (period == filledPeriod || status == ProofStatus.Submitted) revert ProofWasSubmitted(id, period);
+        if (status == ProofStatus.Missed) revert ProofAlreadyMarked(id, period);
+        if (!Challenges.isRequired(_seed(period), id, proofProbability)) revert ProofNotRequired(id, period);
+    }
+
+    /// @dev Evicts the host of slot `id`: the slot goes to Repair, the host forfeits its pay and what
+    /// is left of its collateral, and a started request fails if too many slots are empty.
+    function _evict(bytes32 requestId, bytes32 id, RequestState state) internal {
+        Request storage r = _requests[requestId];
+        Slot storage s = _slots[id];
+        address host = s.host;
+        uint256 filled = r.filledSlots - 1;
+        // forge-lint: disable-next-line(unsafe-typecast) filled < slots <= MAX_SLOTS
+        r.filledSlots = uint16(filled);
+        r.sumFilledAt -= s.filledAt;
+        r.evictions += 1;
+        s.host = address(0);
+        s.filledAt = 0;
+        s.filledPeriod = 0;
+        s.missedProofs = 0;
+        s.state = SlotState.Repair;
+        emit SlotFreed(requestId, id, host, s.index);
+        if (state == RequestState.Started && r.params.slots - filled > r.params.maxSlotLoss) {
+            r.state = RequestState.Failed;
+            // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit in 40 bits until the year 36812
+            r.endedAt = uint40(block.timestamp);
+            emit RequestFailed(requestId);
+        }
+    }
+
+    /// @dev The request's state as of now, and when it ended (0 while it runs).
+    function _requestState(Request storage r) internal view returns (RequestState state, uint256 end) {
+        state = r.state;
+        if (state == RequestState.New) {
+            uint256 expiresAt = uint256(r.createdAt) + r.params.expiry;
+            if (block.timestamp > expiresAt) return (RequestState.Cancelled, expiresAt);
+        } else if (state == RequestState.Started) {
+            uint256 endsAt = uint256(r.createdAt) + r.params.duration;
+            if (block.timestamp >= endsAt) return (RequestState.Finished, endsAt);
+        } else {
+            end = r.endedAt; // Failed, or a settled Cancelled/Finished
+        }
+    }
+
+    /// @dev Reverts unless the request runs; returns its state (New or Started).
+    function _requireActive(bytes32 requestId, Request storage r) internal view returns (RequestState state) {
+        (state,) = _requestState(r);
+        if (state != RequestState.New && state != RequestState.Started) {
+            revert RequestNotActive(requestId, state);
+        }
+    }
+
+    function _requireFilled(bytes32 id, SlotState state) internal pure {
+        if (state == SlotState.None) revert UnknownSlot(id);
+        if (state != SlotState.Filled) revert SlotNotFilled(id, state);
+    }
+
+    /// @dev Reverts unless the request has ended; records a time-based end (Cancelled, Finished)
+    /// the first time, with its event. Returns the end time.
+    function _settle(bytes32 requestId, Request storage r) internal returns (uint256 end) {
+        RequestState state;
+        (state, end) = _requestState(r);
+        if (state == RequestState.New || state == RequestState.Started) {
+            revert RequestNotEnded(requestId, state);
+        }
+        if (state != r.state) {
+            r.state = state;
+            // forge-lint: disable-next-line(unsafe-typecast) end = createdAt (uint40) + expiry or duration (< 2^32)
+            r.endedAt = uint40(end);
+            if (state == RequestState.Cancelled) emit RequestCancelled(requestId);
+            else emit RequestFinished(requestId);
+        }
+    }
+
+    function _slotState(Slot storage s) internal view returns (SlotState state) {
+        state = s.state;
+        if (state == SlotState.None || state == SlotState.Paid) return state;
+        (RequestState rs,) = _requestState(_requests[s.requestId]);
+        if (rs == RequestState.Cancelled) return SlotState.Cancelled;
+        if (rs == RequestState.Finished) return SlotState.Finished;
+        if (rs == RequestState.Failed) return SlotState.Failed;
+    }
+
+    function _seed(uint256 period) internal view returns (bytes32) {
+        return _randomness.seedAt(Periods.seedBlock(period, _periodLength));
+    }
+
+    /// @dev Checks a direct proof of the challenge that `seed` sets for slot `id`.
+    function _verify(
+        bytes32 id,
+        bytes32 root,
+        uint256 cellCount,
+        uint256 samples,
+        bytes32 seed,
+        bytes calldata proof
+    ) internal view returns (bool) {
+        uint256[] memory indices =
+            Challenges.sortUnique(Challenges.sampleIndices(seed, id, samples, cellCount));
+        return DirectProof.verify(root, cellCount, indices, proof);
+    }
+
+    function _proofStatus(bytes32 id, uint256 period) internal view returns (ProofStatus) {
+        return ProofStatus((_proofMarks[id][period >> 7] >> ((period & 127) << 1)) & 3);
+    }
+
+    function _setProofStatus(bytes32 id, uint256 period, ProofStatus status) internal {
+        _proofMarks[id][period >> 7] |= uint256(status) << ((period & 127) << 1);
+    }
+
+    // ------------------------------------------------------------------ money
+
+    /// @dev collateralPerByte * slotSize (validated to fit in 128 bits).
+    function _slotCollateral(RequestParams storage p) internal view returns (uint256) {
+        return p.collateralPerByte * p.slotSize;
+    }
+
+    function _slash(uint256 collateral) internal view returns (uint256) {
+        return collateral * _slashBps / BPS;
+    }
+
+    function _reporterReward(uint256 slash) internal view returns (uint256) {
+        return slash * _reporterRewardBps / BPS;
+    }
+
+    function _repairReward(uint256 collateral) internal view returns (uint256) {
+        return collateral * _repairRewardBps / BPS;
+    }
+
+    /// @dev price * slotSize * (end - filledAt).
+    function _earned(RequestParams storage p, uint256 filledAt, uint256 end) internal view returns (uint256) {
+        return p.pricePerBytePerSecond * p.slotSize * (end - filledAt);
+    }
+
+    /// @dev What the renter gets back once the request ended at `end`:
+    ///   escrow − Σ pay of the hosts holding a slot at the end + forfeited collateral, where
+    ///   forfeited = misses·(slash − reward) + evictions·(collateral − maxMissed·slash) − repairs·repairReward.
+    /// Evicted hosts hold no slot, so their time is refunded.
+    function _renterRefund(Request storage r, uint256 end) internal view returns (uint256) {
+        RequestParams storage p = r.params;
+        uint256 perSecond = p.pricePerBytePerSecond * p.slotSize;
+        uint256 escrow = perSecond * p.slots * p.duration;
+        uint256 owed = perSecond * (r.filledSlots * end - r.sumFilledAt);
+        uint256 collateral = _slotCollateral(p);
+        uint256 slash = _slash(collateral);
+        uint256 forfeited = r.missedProofs * (slash - _reporterReward(slash)) + r.evictions
+            * (collateral - _maxMissed * slash) - r.repairs * _repairReward(collateral);
+        return escrow - owed + forfeited;
+    }
+
+    // ------------------------------------------------------------------ lists
+
+    function _page(uint256 length, uint256 offset, uint256 limit)
+        internal
+        pure
+        returns (uint256 start, uint256 n)
+    {
+        if (offset >= length) return (length, 0);
+        return (offset, Math.min(limit, length - offset));
+    }
+
+    function _slice(bytes32[] storage list, uint256 offset, uint256 limit)
+        internal
+        view
+        returns (bytes32[] memory out)
+    {
+        (uint256 start, uint256 n) = _page(list.length, offset, limit);
+        out = new bytes32[](n);
+        for (uint256 i; i < n; ++i) {
+            out[i] = list[start + i];
+        }
+    }
+}
