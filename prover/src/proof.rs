@@ -152,7 +152,7 @@ pub fn verify(root: &Hash, challenge: &Challenge, proof: &[u8]) -> Result<(), Ve
         return Err(VerifyError::NoSamples);
     }
     let cells_len = unique.len() * CELL_SIZE;
-    if proof.len() < cells_len || (proof.len() - cells_len) % 32 != 0 {
+    if proof.len() < cells_len || !(proof.len() - cells_len).is_multiple_of(32) {
         return Err(VerifyError::Malformed(format!(
             "{} bytes cannot hold {} cells of {CELL_SIZE} bytes followed by 32-byte siblings",
             proof.len(),
@@ -209,7 +209,7 @@ fn fold<E>(
         let mut i = 0;
         while i < known.len() {
             let (index, hash) = known[i];
-            let parent = if index % 2 == 1 {
+            let parent = if !index.is_multiple_of(2) {
                 node_hash(&sibling(level, index - 1)?, &hash)
             } else if let Some((_, right)) = known.get(i + 1).filter(|(r, _)| *r == index + 1) {
                 i += 1;

@@ -149,3 +149,5 @@ impl<T> IoContext<T> for io::Result<T> {
         })
     }
 }
+
+impl std::error::Error for SlotProblem {}

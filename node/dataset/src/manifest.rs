@@ -239,7 +239,8 @@ mod tests {
 
     #[test]
     fn rejects_tampering() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
+        type Tamper = Box<dyn Fn(&mut Manifest)>;
+        let cases: Vec<(&str, Tamper)> = vec![
             ("format", Box::new(|m| m.format = 2)),
             ("size", Box::new(|m| m.size = 11)),
             ("root", Box::new(|m| m.root = Hash([9; 32]))),

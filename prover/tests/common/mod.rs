@@ -3,15 +3,15 @@
 use hoard_prover::{BLOCK_SIZE, SlotTree, block_root};
 
 /// A slot whose bytes are a pure function of `(seed, block index)`.
-pub struct Slot {
-    pub seed: u64,
+pub(crate) struct Slot {
+    pub(crate) seed: u64,
     /// Blocks repeat with this period, so a 1 GiB slot needs only a few distinct blocks hashed.
-    pub distinct: u64,
-    pub tree: SlotTree,
+    pub(crate) distinct: u64,
+    pub(crate) tree: SlotTree,
 }
 
 impl Slot {
-    pub fn new(seed: u64, blocks: u64, distinct: u64) -> Self {
+    pub(crate) fn new(seed: u64, blocks: u64, distinct: u64) -> Self {
         let roots: Vec<_> = (0..distinct.min(blocks))
             .map(|b| block_root(&block(seed, b)))
             .collect();
@@ -26,14 +26,14 @@ impl Slot {
         }
     }
 
-    pub fn read(&self, index: u64, buf: &mut [u8; BLOCK_SIZE]) -> Result<(), String> {
+    pub(crate) fn read(&self, index: u64, buf: &mut [u8; BLOCK_SIZE]) -> Result<(), String> {
         *buf = block(self.seed, index % self.distinct);
         Ok(())
     }
 }
 
 /// splitmix64 output for `(seed, index)`, filling one block.
-pub fn block(seed: u64, index: u64) -> [u8; BLOCK_SIZE] {
+pub(crate) fn block(seed: u64, index: u64) -> [u8; BLOCK_SIZE] {
     let mut state = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut out = [0u8; BLOCK_SIZE];
     for chunk in out.as_chunks_mut::<8>().0 {
