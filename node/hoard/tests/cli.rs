@@ -1,0 +1,174 @@
+//! The `hoard` binary as a user runs it: exit codes, messages, JSON output, files left behind.
+
+use std::{fs, path::Path, process::Command};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+fn hoard(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hoard"))
+        .args(args)
+        .output()
+        .expect("hoard runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (ok, stdout, stderr) = hoard(&all);
+    assert!(ok, "hoard {args:?} failed: {stderr}");
+    serde_json::from_str(&stdout).expect("JSON on stdout")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temp path")
+}
+
+/// A 2+2 packed dataset of a directory with two files.
+fn packed(tmp: &TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
+    let input = tmp.path().join("in");
+    fs::create_dir_all(input.join("d")).expect("mkdir");
+    fs::write(input.join("a"), vec![7u8; 300_000]).expect("write");
+    fs::write(input.join("d/b"), b"hello").expect("write");
+    let out = tmp.path().join("packed");
+    let r = json(&["pack", p(&input), "-k", "2", "-m", "2", "--out", p(&out)]);
+    assert_eq!(r["dataSlots"], 2);
+    assert_eq!(r["files"], 2);
+    (input, out)
+}
+
+#[test]
+fn pack_lose_m_unpack_is_identical_and_m_plus_one_fails() {
+    let tmp = TempDir::new().expect("tmp");
+    let (input, packed) = packed(&tmp);
+    fs::remove_file(packed.join("slot-000.bin")).expect("rm");
+    fs::remove_file(packed.join("slot-001.bin")).expect("rm");
+    let out = tmp.path().join("out");
+    let r = json(&["unpack", p(&packed), "--out", p(&out)]);
+    assert_eq!(r["badSlots"].as_array().map(Vec::len), Some(2));
+    assert_eq!(fs::read(out.join("a")).ok(), fs::read(input.join("a")).ok());
+    assert_eq!(fs::read(out.join("d/b")).ok(), Some(b"hello".to_vec()));
+
+    fs::remove_file(packed.join("slot-002.bin")).expect("rm");
+    let (ok, stdout, stderr) =
+        hoard(&["unpack", p(&packed), "--out", p(&tmp.path().join("again"))]);
+    assert!(!ok);
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("2 good slots are needed, 1 usable"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("again").exists());
+}
+
+#[test]
+fn proof_round_trip_and_a_flipped_slot_byte_breaks_it() {
+    let tmp = TempDir::new().expect("tmp");
+    let (_, packed) = packed(&tmp);
+    let seed = format!("0x{}", "ab".repeat(32));
+    let proof = tmp.path().join("proof.json");
+    let create = [
+        "proof",
+        "create",
+        p(&packed),
+        "--slot",
+        "3",
+        "--seed",
+        &seed,
+        "--samples",
+        "64",
+        "--out",
+    ];
+    let mut args = create.to_vec();
+    args.push(p(&proof));
+    json(&args);
+    let r = json(&["proof", "verify", p(&proof), "--dir", p(&packed)]);
+    assert_eq!(r["valid"], true);
+
+    // A forged cell is rejected.
+    let mut doc: Value =
+        serde_json::from_str(&fs::read_to_string(&proof).expect("read")).expect("json");
+    let hex = doc["proof"].as_str().expect("hex").to_owned();
+    let flipped = if &hex[2..3] == "0" { "1" } else { "0" };
+    doc["proof"] = Value::String(format!("0x{flipped}{}", &hex[3..]));
+    let forged = tmp.path().join("forged.json");
+    fs::write(&forged, doc.to_string()).expect("write");
+    let (ok, _, stderr) = hoard(&["proof", "verify", p(&forged)]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("proof does not match the slot root"),
+        "{stderr}"
+    );
+
+    // Damage every block of slot 3: the host cannot prove it any more.
+    let slot = packed.join("slot-003.bin");
+    let mut bytes = fs::read(&slot).expect("read");
+    for b in bytes.iter_mut().step_by(256) {
+        *b ^= 1;
+    }
+    fs::write(&slot, bytes).expect("write");
+    let mut args = create.to_vec();
+    let again = tmp.path().join("again.json");
+    args.push(p(&again));
+    let (ok, _, stderr) = hoard(&args);
+    assert!(!ok);
+    assert!(
+        stderr.contains("does not match its committed root"),
+        "{stderr}"
+    );
+    assert!(!again.exists());
+}
+
+#[test]
+fn bad_input_gets_a_clear_message_and_non_zero_exit() {
+    let tmp = TempDir::new().expect("tmp");
+    let file = tmp.path().join("f");
+    fs::write(&file, b"data").expect("write");
+    let out = tmp.path().join("o");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["pack", "/nonexistent/x", "--out", p(&out)],
+            "does not exist",
+        ),
+        (
+            &["pack", p(&file), "-k", "0", "--out", p(&out)],
+            "data slots (k) must be at least 1",
+        ),
+        (
+            &["pack", p(&file), "-m", "0", "--out", p(&out)],
+            "parity slots (m) must be at least 1",
+        ),
+        (
+            &["pack", p(&file), "-k", "250", "-m", "7", "--out", p(&out)],
+            "supported maximum of 256",
+        ),
+        (
+            &["unpack", p(tmp.path()), "--out", p(&out)],
+            "has no manifest",
+        ),
+        (&["proof", "verify", p(&file)], "is not a proof document"),
+        (
+            &[
+                "proof",
+                "create",
+                p(tmp.path()),
+                "--slot",
+                "0",
+                "--seed",
+                "0x12",
+            ],
+            "expected 32 bytes",
+        ),
+    ];
+    for (args, want) in cases {
+        let (ok, _, stderr) = hoard(args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(stderr.contains(want), "{args:?}: {stderr:?} lacks {want:?}");
+    }
+    assert!(!out.exists(), "nothing written for refused input");
+}
