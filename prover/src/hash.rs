@@ -2,7 +2,7 @@
 
 #[doc(hidden)]
 pub use hex;
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, digest::generic_array::GenericArray};
 
 use crate::layout::CELL_SIZE;
 
@@ -94,21 +94,58 @@ bytes32! {
     Hash
 }
 
-/// `SHA-256(0x00 ‖ cell)`.
-pub fn leaf_hash(cell: &[u8; CELL_SIZE]) -> Hash {
-    let mut h = Sha256::new();
-    h.update([LEAF_PREFIX]);
-    h.update(cell);
-    Hash(h.finalize().into())
+/// SHA-256's initial state.
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// SHA-256 of a message already laid out with its padding in `N` 64-byte blocks.
+///
+/// Leaves and nodes are fixed-length messages, so their padding is known in advance and each
+/// hash is one `compress256` call; sha2's streaming API (buffering, length tracking, padding per
+/// call) made block hashing about a third slower, and block hashing is the hot path of packing,
+/// restoring and proving. The tests check both against the streaming API.
+fn sha256_padded<const N: usize>(blocks: &[[u8; 64]; N]) -> Hash {
+    let mut state = SHA256_IV;
+    let blocks = blocks.map(GenericArray::from);
+    sha2::compress256(&mut state, &blocks);
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.as_chunks_mut::<4>().0.iter_mut().zip(state) {
+        *chunk = word.to_be_bytes();
+    }
+    Hash(out)
 }
 
-/// `SHA-256(0x01 ‖ left ‖ right)`.
+/// Lays out `message` with SHA-256 padding (0x80, zeros, bit length) in `N` blocks.
+fn pad<const N: usize>(parts: &[&[u8]]) -> [[u8; 64]; N] {
+    let mut flat = [[0u8; 64]; N];
+    let bytes = flat.as_flattened_mut();
+    let mut len = 0;
+    for p in parts {
+        bytes[len..len + p.len()].copy_from_slice(p);
+        len += p.len();
+    }
+    bytes[len] = 0x80;
+    let total = bytes.len();
+    bytes[total - 8..].copy_from_slice(&(len as u64 * 8).to_be_bytes());
+    flat
+}
+
+/// `SHA-256(0x00 ‖ cell)`: 257 bytes, five blocks with padding.
+pub fn leaf_hash(cell: &[u8; CELL_SIZE]) -> Hash {
+    sha256_padded(&pad::<5>(&[&[LEAF_PREFIX], cell]))
+}
+
+/// `SHA-256(0x01 ‖ left ‖ right)`: 65 bytes, two blocks with padding.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([NODE_PREFIX]);
-    h.update(left.0);
-    h.update(right.0);
-    Hash(h.finalize().into())
+    sha256_padded(&pad::<2>(&[&[NODE_PREFIX], &left.0, &right.0]))
 }
 
 /// merkle_light's hashing, pinned to our scheme.
@@ -139,6 +176,10 @@ impl merkle_light::hash::Algorithm<[u8; 32]> for TreeHasher {
     fn leaf(&mut self, leaf: [u8; 32]) -> [u8; 32] {
         leaf
     }
+
+    fn node(&mut self, left: [u8; 32], right: [u8; 32]) -> [u8; 32] {
+        node_hash(&Hash(left), &Hash(right)).0
+    }
 }
 
 #[cfg(test)]
@@ -146,11 +187,30 @@ mod tests {
     use super::*;
     use merkle_light::hash::Algorithm;
 
+    fn streaming(parts: &[&[u8]]) -> Hash {
+        let mut h = Sha256::new();
+        parts.iter().for_each(|p| h.update(p));
+        Hash(h.finalize().into())
+    }
+
+    #[test]
+    fn fixed_length_hashes_match_the_streaming_api() {
+        let mut cell = [0u8; CELL_SIZE];
+        for seed in 0..=255u8 {
+            cell.iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| *b = seed ^ i as u8);
+            assert_eq!(leaf_hash(&cell), streaming(&[&[0x00], &cell]));
+            let (l, r) = (Hash([seed; 32]), Hash([seed.wrapping_mul(7); 32]));
+            assert_eq!(node_hash(&l, &r), streaming(&[&[0x01], &l.0, &r.0]));
+        }
+    }
+
     #[test]
     fn merkle_light_node_matches_node_hash() {
         let (l, r) = (Hash([1; 32]), Hash([2; 32]));
         let mut a = TreeHasher::default();
-        assert_eq!(Hash(a.node(l.0, r.0)), node_hash(&l, &r));
+        assert_eq!(Hash(a.node(l.0, r.0)), streaming(&[&[0x01], &l.0, &r.0]));
         assert_eq!(a.leaf([7; 32]), [7; 32]);
     }
 
