@@ -3,13 +3,16 @@
 //!
 //! Work goes stripe batch by stripe batch: read `n` blocks of each data slot's stretch of the
 //! stream, Reed–Solomon encode them into `n` blocks of each parity slot, hash every block, append
-//! the blocks and roots to the slot files. Memory is the batch (about [`BATCH_BYTES`]) plus
-//! O(log S) per slot for the roots, whatever the dataset size.
+//! the blocks and roots to the slot files (on a writer thread, overlapping the next batch).
+//! Memory is two batches (about 2 × [`BATCH_BYTES`]) plus O(log S) per slot for the roots,
+//! whatever the dataset size.
 
 use std::{
     fs::File,
     io::{BufWriter, Write},
     path::Path,
+    sync::mpsc,
+    thread,
 };
 
 use hoard_prover::{BLOCK_SIZE, DatasetTree, Layout, RootAccumulator, SlotIndex};
@@ -58,52 +61,60 @@ pub fn pack(
     let mut stream = StreamFiles::new(input, scanned.directory, &scanned.entries, false);
 
     let slots = layout.slots();
-    let mut writers = (0..slots)
+    let writers = (0..slots)
         .map(|i| SlotWriter::create(pending.path(), SlotIndex(i as u16)))
         .collect::<Result<Vec<_>, _>>()?;
     let stripes = batch_stripes(slots, layout.slot_blocks());
-    let mut buffers = vec![vec![0u8; stripes * BLOCK_SIZE]; slots];
     let mut encoder = ReedSolomonEncoder::new(k, m, stripes * BLOCK_SIZE)
         .map_err(|e| rs_bug("creating the encoder", e))?;
 
-    progress.phase("packing", scanned.size);
-    let mut first = 0u64;
-    while first < layout.slot_blocks() {
-        let n = (layout.slot_blocks() - first).min(stripes as u64) as usize;
-        let len = n * BLOCK_SIZE;
-        for (i, buf) in buffers[..k].iter_mut().enumerate() {
-            let offset = (i as u64 * layout.slot_blocks() + first) * BLOCK_SIZE as u64;
-            stream.read_at(offset, &mut buf[..len])?;
-        }
-        encoder
-            .reset(k, m, len)
-            .map_err(|e| rs_bug("resetting the encoder", e))?;
-        for buf in &buffers[..k] {
-            encoder
-                .add_original_shard(&buf[..len])
-                .map_err(|e| rs_bug("adding a shard", e))?;
-        }
-        let encoded = encoder.encode().map_err(|e| rs_bug("encoding", e))?;
-        for (buf, parity) in buffers[k..].iter_mut().zip(encoded.recovery_iter()) {
-            buf[..len].copy_from_slice(parity);
-        }
-        drop(encoded);
-
-        let views: Vec<&[u8]> = buffers.iter().map(|b| &b[..len]).collect();
-        let roots = hashing::block_roots(&views);
-        for ((w, data), roots) in writers.iter_mut().zip(&views).zip(roots) {
-            w.append(data, &roots)?;
-        }
-        first += n as u64;
-        let stream_done = (first * BLOCK_SIZE as u64 * k as u64).min(scanned.size);
-        let before = ((first - n as u64) * BLOCK_SIZE as u64 * k as u64).min(scanned.size);
-        progress.advance(stream_done - before);
+    // Two buffer sets rotate between this thread (read, encode, hash) and a writer thread
+    // (append to the slot files), so the writes overlap the next batch's work.
+    let (to_writer, batches) = mpsc::sync_channel::<Batch>(1);
+    let (recycle, free) = mpsc::channel::<Vec<Vec<u8>>>();
+    for _ in 0..2 {
+        recycle
+            .send(vec![vec![0u8; stripes * BLOCK_SIZE]; slots])
+            .expect("the receiver is alive");
     }
+    progress.phase("packing", scanned.size);
+    let slot_roots = thread::scope(|s| {
+        let writer = s.spawn(move || write_batches(writers, batches, recycle));
+        let produced = (|| {
+            let mut first = 0u64;
+            while first < layout.slot_blocks() {
+                let n = (layout.slot_blocks() - first).min(stripes as u64) as usize;
+                let len = n * BLOCK_SIZE;
+                // A closed channel means the writer failed; its error is reported below.
+                let Ok(mut buffers) = free.recv() else { break };
+                for (i, buf) in buffers[..k].iter_mut().enumerate() {
+                    let offset = (i as u64 * layout.slot_blocks() + first) * BLOCK_SIZE as u64;
+                    stream.read_at(offset, &mut buf[..len])?;
+                }
+                encode(&mut encoder, k, m, &mut buffers, len)?;
+                let views: Vec<&[u8]> = buffers.iter().map(|b| &b[..len]).collect();
+                let roots = hashing::block_roots(&views);
+                if to_writer
+                    .send(Batch {
+                        buffers,
+                        roots,
+                        len,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+                let done = |blocks: u64| (blocks * BLOCK_SIZE as u64 * k as u64).min(scanned.size);
+                progress.advance(done(first + n as u64) - done(first));
+                first += n as u64;
+            }
+            Ok::<_, DatasetError>(())
+        })();
+        drop(to_writer);
+        let written = writer.join().expect("the writer thread does not panic");
+        produced.and(written)
+    })?;
 
-    let slot_roots = writers
-        .into_iter()
-        .map(SlotWriter::finish)
-        .collect::<Result<Vec<_>, _>>()?;
     let root = DatasetTree::new(&slot_roots)
         .expect("a layout has at least two slots")
         .root();
@@ -127,6 +138,53 @@ pub fn pack(
         id: manifest.id(),
         manifest,
     })
+}
+
+/// Fills the parity buffers `k..k+m` from the data buffers `0..k` (first `len` bytes of each).
+fn encode(
+    encoder: &mut ReedSolomonEncoder,
+    k: usize,
+    m: usize,
+    buffers: &mut [Vec<u8>],
+    len: usize,
+) -> Result<(), DatasetError> {
+    encoder
+        .reset(k, m, len)
+        .map_err(|e| rs_bug("resetting the encoder", e))?;
+    for buf in &buffers[..k] {
+        encoder
+            .add_original_shard(&buf[..len])
+            .map_err(|e| rs_bug("adding a shard", e))?;
+    }
+    let encoded = encoder.encode().map_err(|e| rs_bug("encoding", e))?;
+    for (buf, parity) in buffers[k..].iter_mut().zip(encoded.recovery_iter()) {
+        buf[..len].copy_from_slice(parity);
+    }
+    Ok(())
+}
+
+/// One stripe batch on its way to the slot files.
+struct Batch {
+    buffers: Vec<Vec<u8>>,
+    roots: Vec<Vec<hoard_prover::Hash>>,
+    len: usize,
+}
+
+/// The writer thread: appends each batch to the slot files, hands the buffers back, and at the
+/// end syncs every file and returns the slot roots.
+fn write_batches(
+    mut writers: Vec<SlotWriter>,
+    batches: mpsc::Receiver<Batch>,
+    recycle: mpsc::Sender<Vec<Vec<u8>>>,
+) -> Result<Vec<hoard_prover::Hash>, DatasetError> {
+    for batch in batches {
+        for ((w, data), roots) in writers.iter_mut().zip(&batch.buffers).zip(&batch.roots) {
+            w.append(&data[..batch.len], roots)?;
+        }
+        // The producer may have finished; then the buffers are simply dropped.
+        let _ = recycle.send(batch.buffers);
+    }
+    writers.into_iter().map(SlotWriter::finish).collect()
 }
 
 /// The Reed–Solomon library refuses only parameters we validated; say so if it ever does.
