@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 pragma solidity 0.8.34;
 
+import {HostRegistry} from "./HostRegistry.sol";
 import {IMarketplace} from "./IMarketplace.sol";
 import {
     MarketplaceConfig,
@@ -25,10 +26,12 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /// @title hoard Marketplace
 /// @notice See `IMarketplace` for the interface and docs/contracts.md for the design.
-/// @dev Money is never stored per request: escrow, forfeited collateral and payouts all follow from
-/// the request's parameters and a handful of counters (see `_renterRefund`), so every token the
-/// contract holds is accounted for by construction. No owner, no admin, no upgrade path.
-contract Marketplace is IMarketplace, ReentrancyGuardTransient {
+/// @dev Money is never stored per request: escrow, forfeited collateral and every payout follow from
+/// the request's parameters and a few counters (see `_renterRefund`), so each token the contract
+/// holds is accounted for by construction. No owner, no admin, no upgrade path. Functions that move
+/// tokens are `nonReentrant` and follow checks-effects-interactions; `submitProof` and
+/// `markProofMissing` move none and call only the randomness source (a view).
+contract Marketplace is HostRegistry, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     // ------------------------------------------------------------------ constants
@@ -41,15 +44,14 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
     uint256 public constant MAX_CELL_COUNT = 1 << 40;
     /// @notice Longest request duration (100 years).
     uint256 public constant MAX_DURATION = 100 * 365 days;
+    /// @notice Most collateral one slot may require, in token base units (2^96 - 1).
+    uint256 public constant MAX_SLOT_COLLATERAL = type(uint96).max;
     /// @notice Bytes per cell.
     uint256 public constant CELL_SIZE = 256;
     /// @notice Cells per 64-KiB block; cellCount is a multiple of it.
     uint256 public constant CELLS_PER_BLOCK = 256;
     /// @notice Basis points in one.
     uint256 public constant BPS = 10_000;
-    uint256 public constant MAX_PEER_ID_LENGTH = 128;
-    uint256 public constant MAX_ADDRESSES = 8;
-    uint256 public constant MAX_ADDRESS_LENGTH = 128;
 
     // ------------------------------------------------------------------ configuration
 
@@ -72,20 +74,29 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ state
 
+    /// Words 0-2 are non-zero from creation on, so no later call pays for a fresh word, and they hold
+    /// everything fills, proofs and marks read; `params` keeps the request as asked, for views and
+    /// payouts.
     struct Request {
-        // word 0
+        // word 0: what fills and evictions update
         address renter;
-        uint40 createdAt;
         RequestState state; // New, Started or Failed; Cancelled/Finished are written when settled
         uint16 filledSlots;
         bool renterWithdrawn;
-        // word 1
+        uint48 sumFilledAt; // sum of filledAt over the slots filled now
+        // word 1: times and counters
+        uint40 expiresAt;
+        uint40 endsAt;
         uint40 endedAt; // set when the request fails, or when a Cancelled/Finished one is settled
-        uint48 sumFilledAt; // sum of filledAt over the slots currently filled
         uint48 missedProofs;
         uint32 evictions;
         uint32 repairs;
-        // words 2..7
+        // word 2: the challenge and the collateral
+        uint96 slotCollateral; // collateralPerByte * slotSize
+        uint64 cellCount;
+        uint64 proofProbability;
+        uint16 samples;
+        uint16 slots;
         RequestParams params;
     }
 
@@ -103,22 +114,12 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         bytes32 slotRoot;
     }
 
-    struct Host {
-        bytes peerId;
-        bytes[] addrs;
-        uint64 updatedAt;
-        uint64 position; // 1-based index in `_hostList`
-    }
-
     mapping(bytes32 requestId => Request) internal _requests;
     mapping(bytes32 slotId => Slot) internal _slots;
-    /// Two bits per (slot, period): 128 periods per word. See `ProofStatus`.
+    /// Two bits (a `ProofStatus`) per slot and period: 128 periods per word.
     mapping(bytes32 slotId => mapping(uint256 word => uint256 bits)) internal _proofMarks;
-    mapping(address host => bytes32[]) internal _hostSlots;
     mapping(address renter => bytes32[]) internal _renterRequests;
     mapping(address reporter => uint256) internal _rewards;
-    mapping(address host => Host) internal _hosts;
-    address[] internal _hostList;
 
     /// @param cfg see `MarketplaceConfig`. The grace window must end while the period's seed is
     /// still readable: `periodLength + graceBlocks <= randomness.horizon()`.
@@ -130,8 +131,8 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
             revert InvalidGraceBlocks(cfg.graceBlocks, cfg.periodLength, horizon);
         }
         if (cfg.maxMissed == 0) revert InvalidMaxMissed(cfg.maxMissed);
-        // The reporter gets less than the slash; the slashes before eviction fit in the collateral;
-        // each eviction forfeits at least one repair reward after the reporters are paid.
+        // The reporter gets less than the slash; the slashes before an eviction fit in the
+        // collateral; each eviction forfeits at least one repair reward once the reporters are paid.
         if (
             cfg.slashBps == 0 || cfg.reporterRewardBps >= BPS || uint256(cfg.maxMissed) * cfg.slashBps > BPS
                 || uint256(cfg.repairRewardBps) * BPS + uint256(cfg.maxMissed) * cfg.slashBps
@@ -149,63 +150,7 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         _deploymentBlock = block.number;
     }
 
-    // ================================================================== hosts
-
-    /// @inheritdoc IMarketplace
-    function announceHost(bytes calldata peerId, bytes[] calldata addrs) external {
-        if (peerId.length == 0 || peerId.length > MAX_PEER_ID_LENGTH) revert InvalidPeerId();
-        if (addrs.length == 0 || addrs.length > MAX_ADDRESSES) revert InvalidAddresses();
-        Host storage h = _hosts[msg.sender];
-        if (h.position == 0) {
-            _hostList.push(msg.sender);
-            // forge-lint: disable-next-line(unsafe-typecast) one entry per address: far below 2^64
-            h.position = uint64(_hostList.length);
-        }
-        h.peerId = peerId;
-        delete h.addrs;
-        for (uint256 i; i < addrs.length; ++i) {
-            if (addrs[i].length == 0 || addrs[i].length > MAX_ADDRESS_LENGTH) revert InvalidAddresses();
-            h.addrs.push(addrs[i]);
-        }
-        h.updatedAt = uint64(block.timestamp);
-        emit HostAnnounced(msg.sender, peerId, addrs);
-    }
-
-    /// @inheritdoc IMarketplace
-    function removeHost() external {
-        uint256 position = _hosts[msg.sender].position;
-        if (position == 0) revert HostNotAnnounced(msg.sender);
-        address last = _hostList[_hostList.length - 1];
-        _hostList[position - 1] = last;
-        // forge-lint: disable-next-line(unsafe-typecast) position came from a uint64
-        _hosts[last].position = uint64(position);
-        _hostList.pop();
-        delete _hosts[msg.sender].addrs;
-        delete _hosts[msg.sender];
-        emit HostRemoved(msg.sender);
-    }
-
-    /// @inheritdoc IMarketplace
-    function hostInfo(address host) external view returns (bytes memory, bytes[] memory, uint64) {
-        Host storage h = _hosts[host];
-        return (h.peerId, h.addrs, h.updatedAt);
-    }
-
-    /// @inheritdoc IMarketplace
-    function hostCount() external view returns (uint256) {
-        return _hostList.length;
-    }
-
-    /// @inheritdoc IMarketplace
-    function hosts(uint256 offset, uint256 limit) external view returns (address[] memory page) {
-        (uint256 start, uint256 n) = _page(_hostList.length, offset, limit);
-        page = new address[](n);
-        for (uint256 i; i < n; ++i) {
-            page[i] = _hostList[start + i];
-        }
-    }
-
-    // ================================================================== requests
+    // ================================================================== requests and proofs
 
     /// @inheritdoc IMarketplace
     function requestStorage(RequestParams calldata params) external nonReentrant returns (bytes32 requestId) {
@@ -225,17 +170,17 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         Request storage r = _requests[requestId];
         if (r.renter == address(0)) revert UnknownRequest(requestId);
         _requireActive(requestId, r);
-        RequestParams storage p = r.params;
-        if (slotIndex >= p.slots) revert InvalidSlotIndex(slotIndex, p.slots);
+        uint256 slots = r.slots;
+        if (slotIndex >= slots) revert InvalidSlotIndex(slotIndex, slots);
         bytes32 id = Challenges.slotId(requestId, slotIndex);
         SlotState previous = _slots[id].state;
         if (previous != SlotState.Free && previous != SlotState.Repair) revert SlotNotFree(id, previous);
         if (slotRoot == bytes32(0)) revert ZeroSlotRoot();
-        if (!DatasetTree.verify(p.datasetRoot, p.slots, slotIndex, slotRoot, rootPath)) {
+        if (!DatasetTree.verify(r.params.datasetRoot, slots, slotIndex, slotRoot, rootPath)) {
             revert InvalidSlotRootPath();
         }
         uint256 period = currentPeriod();
-        if (!_verify(id, slotRoot, p.cellCount, p.samples, _seed(period), proof)) revert InvalidProof();
+        if (!_verify(id, slotRoot, r.cellCount, r.samples, _seed(period), proof)) revert InvalidProof();
 
         uint256 collateral = _occupy(requestId, id, slotRoot, period, previous == SlotState.Repair);
 
@@ -243,7 +188,7 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IMarketplace
-    function submitProof(bytes32 id, bytes calldata proof) external nonReentrant {
+    function submitProof(bytes32 id, bytes calldata proof) external {
         Slot storage s = _slots[id];
         _requireFilled(id, s.state);
         address host = s.host;
@@ -256,30 +201,28 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         if (period == s.filledPeriod || _proofStatus(id, period) != ProofStatus.None) {
             revert ProofAlreadySubmitted(id, period);
         }
-        RequestParams storage p = r.params;
         bytes32 seed = _seed(period);
-        if (!Challenges.isRequired(seed, id, p.proofProbability)) revert ProofNotRequired(id, period);
-        if (!_verify(id, s.slotRoot, p.cellCount, p.samples, seed, proof)) revert InvalidProof();
+        if (!Challenges.isRequired(seed, id, r.proofProbability)) revert ProofNotRequired(id, period);
+        if (!_verify(id, s.slotRoot, r.cellCount, r.samples, seed, proof)) revert InvalidProof();
 
         _setProofStatus(id, period, ProofStatus.Submitted);
         emit ProofSubmitted(id, host, period);
     }
 
     /// @inheritdoc IMarketplace
-    function markProofMissing(bytes32 id, uint256 period) external nonReentrant {
+    function markProofMissing(bytes32 id, uint256 period) external {
         Slot storage s = _slots[id];
         _requireFilled(id, s.state);
         bytes32 requestId = s.requestId;
         Request storage r = _requests[requestId];
         RequestState state = _requireActive(requestId, r);
-        _requireMissing(id, period, s.filledPeriod, r.params.proofProbability);
+        _requireMissing(id, period, s.filledPeriod, r.proofProbability);
 
         _setProofStatus(id, period, ProofStatus.Missed);
-        uint256 collateral = _slotCollateral(r.params);
-        uint256 slash = _slash(collateral);
+        uint256 slash = _slash(r.slotCollateral);
         uint256 reward = _reporterReward(slash);
         uint256 missed = s.missedProofs + 1;
-        // forge-lint: disable-next-line(unsafe-typecast) missed <= maxMissed (uint8): eviction resets it
+        // forge-lint: disable-next-line(unsafe-typecast) missed <= maxMissed (a uint8): eviction resets it
         s.missedProofs = uint8(missed);
         r.missedProofs += 1;
         _rewards[msg.sender] += reward;
@@ -300,9 +243,7 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         Request storage r = _requests[requestId];
         uint256 end = _settle(requestId, r);
 
-        RequestParams storage p = r.params;
-        uint256 collateral = _slotCollateral(p);
-        uint256 amount = _earned(p, s.filledAt, end) + collateral - s.missedProofs * _slash(collateral);
+        uint256 amount = _earned(r, s.filledAt, end) + _remainingCollateral(r, s.missedProofs);
         s.state = SlotState.Paid;
         emit Withdrawn(msg.sender, requestId, id, amount);
 
@@ -386,10 +327,10 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         info.params = r.params;
         info.renter = r.renter;
         info.state = state;
-        info.createdAt = r.createdAt;
-        info.expiresAt = uint64(r.createdAt + r.params.expiry);
-        info.endsAt = uint64(r.createdAt + r.params.duration);
-        // forge-lint: disable-next-line(unsafe-typecast) end is a uint40 time or createdAt + a bounded duration
+        info.createdAt = r.endsAt - r.params.duration;
+        info.expiresAt = r.expiresAt;
+        info.endsAt = r.endsAt;
+        // forge-lint: disable-next-line(unsafe-typecast) end is one of the request's uint40 times
         info.endedAt = uint64(end);
         info.filledSlots = r.filledSlots;
         info.missedProofs = r.missedProofs;
@@ -429,7 +370,7 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         if (_slotState(s) != SlotState.Filled) return false;
         uint256 period = currentPeriod();
         if (period == s.filledPeriod || _proofStatus(id, period) != ProofStatus.None) return false;
-        return Challenges.isRequired(_seed(period), id, _requests[s.requestId].params.proofProbability);
+        return Challenges.isRequired(_seed(period), id, _requests[s.requestId].proofProbability);
     }
 
     /// @inheritdoc IMarketplace
@@ -442,10 +383,10 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         if (s.state == SlotState.None) revert UnknownSlot(id);
         uint256 current = currentPeriod();
         if (period > current) revert FuturePeriod(period, current);
-        RequestParams storage p = _requests[s.requestId].params;
+        Request storage r = _requests[s.requestId];
         seed = _seed(period);
-        required = Challenges.isRequired(seed, id, p.proofProbability);
-        indices = Challenges.sampleIndices(seed, id, p.samples, p.cellCount);
+        required = Challenges.isRequired(seed, id, r.proofProbability);
+        indices = Challenges.sampleIndices(seed, id, r.samples, r.cellCount);
     }
 
     /// @inheritdoc IMarketplace
@@ -454,22 +395,17 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IMarketplace
-    function hostSlots(address host, uint256 offset, uint256 limit) external view returns (bytes32[] memory) {
-        return _slice(_hostSlots[host], offset, limit);
-    }
-
-    /// @inheritdoc IMarketplace
-    function hostSlotCount(address host) external view returns (uint256) {
-        return _hostSlots[host].length;
-    }
-
-    /// @inheritdoc IMarketplace
     function renterRequests(address renter, uint256 offset, uint256 limit)
         external
         view
-        returns (bytes32[] memory)
+        returns (bytes32[] memory page)
     {
-        return _slice(_renterRequests[renter], offset, limit);
+        bytes32[] storage list = _renterRequests[renter];
+        (uint256 start, uint256 n) = _page(list.length, offset, limit);
+        page = new bytes32[](n);
+        for (uint256 i; i < n; ++i) {
+            page[i] = list[start + i];
+        }
     }
 
     /// @inheritdoc IMarketplace
@@ -484,7 +420,7 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
 
     /// @inheritdoc IMarketplace
     function slotCollateral(bytes32 requestId) external view returns (uint256) {
-        return _slotCollateral(_requests[requestId].params);
+        return _requests[requestId].slotCollateral;
     }
 
     /// @inheritdoc IMarketplace
@@ -494,10 +430,7 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         Request storage r = _requests[s.requestId];
         (RequestState state, uint256 end) = _requestState(r);
         if (state == RequestState.New || state == RequestState.Started) end = block.timestamp;
-        RequestParams storage p = r.params;
-        uint256 full = _slotCollateral(p);
-        earned = _earned(p, s.filledAt, end);
-        collateral = full - s.missedProofs * _slash(full);
+        return (_earned(r, s.filledAt, end), _remainingCollateral(r, s.missedProofs));
     }
 
     /// @inheritdoc IMarketplace
@@ -514,7 +447,7 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         return _rewards[account];
     }
 
-    // ================================================================== internals
+    // ================================================================== internals: requests
 
     /// @dev Checks every parameter and returns the escrow.
     function _validate(RequestParams calldata p) internal pure returns (uint256 escrow) {
@@ -535,22 +468,30 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         if (p.datasetRoot == bytes32(0)) revert ZeroDatasetRoot();
         if (p.manifestId == bytes32(0)) revert ZeroManifestId();
         (bool ok, uint256 collateral) = Math.tryMul(p.collateralPerByte, p.slotSize);
-        if (!ok || collateral > type(uint128).max) revert CollateralOverflow();
-        // Every later product (a host's pay, the sum of all pays) is bounded by the escrow.
-        (ok, escrow) = Math.tryMul(p.pricePerBytePerSecond, p.slotSize);
-        bool ok2;
-        (ok2, escrow) = Math.tryMul(escrow, uint256(p.slots) * p.duration);
-        if (!ok || !ok2) revert PriceOverflow();
+        if (!ok || collateral > MAX_SLOT_COLLATERAL) revert CollateralOverflow();
+        // Every later product (one host's pay, the sum of all pays) is bounded by the escrow.
+        (bool ok1, uint256 perSecond) = Math.tryMul(p.pricePerBytePerSecond, p.slotSize);
+        (bool ok2, uint256 total) = Math.tryMul(perSecond, uint256(p.slots) * p.duration);
+        if (!ok1 || !ok2) revert PriceOverflow();
+        return total;
     }
 
-    /// @dev Stores a validated request, creates its slots and pulls the escrow. Split out so a test
-    /// harness can create a request under a chosen id.
+    /// @dev Stores a validated request, creates its slots (Free) and pulls the escrow. Separate from
+    /// `requestStorage` so a test harness can open a request under a chosen id.
     function _createRequest(bytes32 requestId, RequestParams calldata params, uint256 escrow) internal {
         Request storage r = _requests[requestId];
         r.renter = msg.sender;
-        // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit in 40 bits until the year 36812
-        r.createdAt = uint40(block.timestamp);
         r.state = RequestState.New;
+        // forge-lint: disable-next-line(unsafe-typecast) unix seconds + a validated duration fit 40 bits
+        r.expiresAt = uint40(block.timestamp + params.expiry);
+        // forge-lint: disable-next-line(unsafe-typecast) unix seconds + a validated duration fit 40 bits
+        r.endsAt = uint40(block.timestamp + params.duration);
+        // forge-lint: disable-next-line(unsafe-typecast) validated <= MAX_SLOT_COLLATERAL = 2^96 - 1
+        r.slotCollateral = uint96(uint256(params.collateralPerByte) * params.slotSize);
+        r.cellCount = params.cellCount;
+        r.proofProbability = params.proofProbability;
+        r.samples = params.samples;
+        r.slots = params.slots;
         r.params = params;
         for (uint256 i; i < params.slots; ++i) {
             Slot storage s = _slots[Challenges.slotId(requestId, i)];
@@ -560,14 +501,7 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
             s.state = SlotState.Free;
         }
         _renterRequests[msg.sender].push(requestId);
-        emit StorageRequested(
-            requestId,
-            msg.sender,
-            params,
-            escrow,
-            uint64(block.timestamp + params.expiry),
-            uint64(block.timestamp + params.duration)
-        );
+        emit StorageRequested(requestId, msg.sender, params, escrow, r.expiresAt, r.endsAt);
 
         _token.safeTransferFrom(msg.sender, address(this), escrow);
     }
@@ -580,7 +514,7 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         Request storage r = _requests[requestId];
         Slot storage s = _slots[id];
         s.host = msg.sender;
-        // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit in 40 bits until the year 36812
+        // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit 40 bits until the year 36812
         s.filledAt = uint40(block.timestamp);
         s.filledPeriod = SafeCast.toUint32(period);
         s.state = SlotState.Filled;
@@ -588,18 +522,18 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         uint256 filled = r.filledSlots + 1;
         // forge-lint: disable-next-line(unsafe-typecast) filled <= slots <= MAX_SLOTS
         r.filledSlots = uint16(filled);
-        // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit in 40 bits until the year 36812
+        // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit 40 bits until the year 36812
         r.sumFilledAt += uint40(block.timestamp);
-        collateral = _slotCollateral(r.params);
+        collateral = r.slotCollateral;
         if (repair) {
-            // The repair reward comes out of forfeited collateral: the host brings less and gets
-            // the full collateral back at the end.
+            // The repair reward comes out of forfeited collateral: the host brings that much less and
+            // gets the full collateral back at the end.
             r.repairs += 1;
             collateral -= _repairReward(collateral);
         }
-        _hostSlots[msg.sender].push(id);
+        _recordSlot(msg.sender, id);
         emit SlotFilled(requestId, id, msg.sender, s.index, repair);
-        if (r.state == RequestState.New && filled == r.params.slots) {
+        if (r.state == RequestState.New && filled == r.slots) {
             r.state = RequestState.Started;
             emit RequestStarted(requestId);
         }
@@ -640,9 +574,9 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         s.missedProofs = 0;
         s.state = SlotState.Repair;
         emit SlotFreed(requestId, id, host, s.index);
-        if (state == RequestState.Started && r.params.slots - filled > r.params.maxSlotLoss) {
+        if (state == RequestState.Started && r.slots - filled > r.params.maxSlotLoss) {
             r.state = RequestState.Failed;
-            // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit in 40 bits until the year 36812
+            // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit 40 bits until the year 36812
             r.endedAt = uint40(block.timestamp);
             emit RequestFailed(requestId);
         }
@@ -652,11 +586,9 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
     function _requestState(Request storage r) internal view returns (RequestState state, uint256 end) {
         state = r.state;
         if (state == RequestState.New) {
-            uint256 expiresAt = uint256(r.createdAt) + r.params.expiry;
-            if (block.timestamp > expiresAt) return (RequestState.Cancelled, expiresAt);
+            if (block.timestamp > r.expiresAt) return (RequestState.Cancelled, r.expiresAt);
         } else if (state == RequestState.Started) {
-            uint256 endsAt = uint256(r.createdAt) + r.params.duration;
-            if (block.timestamp >= endsAt) return (RequestState.Finished, endsAt);
+            if (block.timestamp >= r.endsAt) return (RequestState.Finished, r.endsAt);
         } else {
             end = r.endedAt; // Failed, or a settled Cancelled/Finished
         }
@@ -675,8 +607,8 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         if (state != SlotState.Filled) revert SlotNotFilled(id, state);
     }
 
-    /// @dev Reverts unless the request has ended; records a time-based end (Cancelled, Finished)
-    /// the first time, with its event. Returns the end time.
+    /// @dev Reverts unless the request has ended; records a time-based end (Cancelled, Finished) the
+    /// first time, with its event. Returns the end time.
     function _settle(bytes32 requestId, Request storage r) internal returns (uint256 end) {
         RequestState state;
         (state, end) = _requestState(r);
@@ -685,7 +617,7 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         }
         if (state != r.state) {
             r.state = state;
-            // forge-lint: disable-next-line(unsafe-typecast) end = createdAt (uint40) + expiry or duration (< 2^32)
+            // forge-lint: disable-next-line(unsafe-typecast) end is expiresAt or endsAt (uint40)
             r.endedAt = uint40(end);
             if (state == RequestState.Cancelled) emit RequestCancelled(requestId);
             else emit RequestFinished(requestId);
@@ -700,6 +632,8 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         if (rs == RequestState.Finished) return SlotState.Finished;
         if (rs == RequestState.Failed) return SlotState.Failed;
     }
+
+    // ================================================================== internals: proofs
 
     function _seed(uint256 period) internal view returns (bytes32) {
         return _randomness.seedAt(Periods.seedBlock(period, _periodLength));
@@ -727,12 +661,7 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         _proofMarks[id][period >> 7] |= uint256(status) << ((period & 127) << 1);
     }
 
-    // ------------------------------------------------------------------ money
-
-    /// @dev collateralPerByte * slotSize (validated to fit in 128 bits).
-    function _slotCollateral(RequestParams storage p) internal view returns (uint256) {
-        return p.collateralPerByte * p.slotSize;
-    }
+    // ================================================================== internals: money
 
     function _slash(uint256 collateral) internal view returns (uint256) {
         return collateral * _slashBps / BPS;
@@ -746,47 +675,31 @@ contract Marketplace is IMarketplace, ReentrancyGuardTransient {
         return collateral * _repairRewardBps / BPS;
     }
 
-    /// @dev price * slotSize * (end - filledAt).
-    function _earned(RequestParams storage p, uint256 filledAt, uint256 end) internal view returns (uint256) {
-        return p.pricePerBytePerSecond * p.slotSize * (end - filledAt);
+    /// @dev Collateral a host with `missed` marks gets back: collateral − missed·slash.
+    function _remainingCollateral(Request storage r, uint256 missed) internal view returns (uint256) {
+        uint256 collateral = r.slotCollateral;
+        return collateral - missed * _slash(collateral);
+    }
+
+    /// @dev A host's pay: price · slotSize · (end − filledAt).
+    function _earned(Request storage r, uint256 filledAt, uint256 end) internal view returns (uint256) {
+        return r.params.pricePerBytePerSecond * r.params.slotSize * (end - filledAt);
     }
 
     /// @dev What the renter gets back once the request ended at `end`:
     ///   escrow − Σ pay of the hosts holding a slot at the end + forfeited collateral, where
-    ///   forfeited = misses·(slash − reward) + evictions·(collateral − maxMissed·slash) − repairs·repairReward.
-    /// Evicted hosts hold no slot, so their time is refunded.
+    ///   forfeited = misses·(slash − reward) + evictions·(collateral − maxMissed·slash)
+    ///             − repairs·repairReward.
+    /// Evicted hosts hold no slot at the end, so the time they held is refunded too.
     function _renterRefund(Request storage r, uint256 end) internal view returns (uint256) {
         RequestParams storage p = r.params;
         uint256 perSecond = p.pricePerBytePerSecond * p.slotSize;
         uint256 escrow = perSecond * p.slots * p.duration;
         uint256 owed = perSecond * (r.filledSlots * end - r.sumFilledAt);
-        uint256 collateral = _slotCollateral(p);
+        uint256 collateral = r.slotCollateral;
         uint256 slash = _slash(collateral);
         uint256 forfeited = r.missedProofs * (slash - _reporterReward(slash)) + r.evictions
             * (collateral - _maxMissed * slash) - r.repairs * _repairReward(collateral);
         return escrow - owed + forfeited;
-    }
-
-    // ------------------------------------------------------------------ lists
-
-    function _page(uint256 length, uint256 offset, uint256 limit)
-        internal
-        pure
-        returns (uint256 start, uint256 n)
-    {
-        if (offset >= length) return (length, 0);
-        return (offset, Math.min(limit, length - offset));
-    }
-
-    function _slice(bytes32[] storage list, uint256 offset, uint256 limit)
-        internal
-        view
-        returns (bytes32[] memory out)
-    {
-        (uint256 start, uint256 n) = _page(list.length, offset, limit);
-        out = new bytes32[](n);
-        for (uint256 i; i < n; ++i) {
-            out[i] = list[start + i];
-        }
     }
 }

@@ -46,6 +46,8 @@ library DirectProof {
 
     /// @dev Replaces the `n` known nodes of one level by their parents, in place. Returns the number
     /// of parents and the new sibling offset, or n = 0 when the proof runs out of siblings.
+    /// Assembly because it is the hot loop of every proof (about 300 nodes for 16 samples of a
+    /// 1 GiB slot); the Solidity above it is the specification it follows.
     function _climb(
         uint256[] memory indices,
         bytes32[] memory hashes,
@@ -53,24 +55,51 @@ library DirectProof {
         bytes calldata proof,
         uint256 next
     ) private view returns (uint256 k, uint256) {
-        uint256 i;
-        while (i < n) {
-            uint256 index = indices[i];
-            bytes32 parent;
-            if (index & 1 == 0 && i + 1 < n && indices[i + 1] == index + 1) {
-                parent = TreeHash.node(hashes[i], hashes[i + 1]);
-                i += 2;
-            } else {
-                if (next == proof.length) return (0, next);
-                bytes32 sibling = bytes32(proof[next:next + 32]);
-                next += 32;
-                parent =
-                    index & 1 == 0 ? TreeHash.node(hashes[i], sibling) : TreeHash.node(sibling, hashes[i]);
-                i += 1;
+        assembly ("memory-safe") {
+            let idx := add(indices, 0x20)
+            let hs := add(hashes, 0x20)
+            // Scratch past the free memory pointer: 0x01 ‖ left ‖ right.
+            let p := mload(0x40)
+            mstore8(p, 0x01)
+            let i := 0
+            for {} lt(i, n) {} {
+                let index := mload(add(idx, shl(5, i)))
+                let step := 1
+                switch and(index, 1)
+                case 0 {
+                    mstore(add(p, 0x01), mload(add(hs, shl(5, i))))
+                    // A known right neighbour: the parent needs no sibling from the proof.
+                    switch and(lt(add(i, 1), n), eq(mload(add(idx, shl(5, add(i, 1)))), add(index, 1)))
+                    case 1 {
+                        mstore(add(p, 0x21), mload(add(hs, shl(5, add(i, 1)))))
+                        step := 2
+                    }
+                    default {
+                        if eq(next, proof.length) {
+                            k := 0
+                            break
+                        }
+                        mstore(add(p, 0x21), calldataload(add(proof.offset, next)))
+                        next := add(next, 0x20)
+                    }
+                }
+                default {
+                    if eq(next, proof.length) {
+                        k := 0
+                        break
+                    }
+                    mstore(add(p, 0x21), mload(add(hs, shl(5, i))))
+                    mstore(add(p, 0x01), calldataload(add(proof.offset, next)))
+                    next := add(next, 0x20)
+                }
+                // k <= i: the parent overwrites an entry already read.
+                if iszero(staticcall(gas(), 0x02, p, 0x41, add(hs, shl(5, k)), 0x20)) {
+                    revert(0x00, 0x00)
+                }
+                mstore(add(idx, shl(5, k)), shr(1, index))
+                k := add(k, 1)
+                i := add(i, step)
             }
-            indices[k] = index >> 1;
-            hashes[k] = parent;
-            ++k;
         }
         return (k, next);
     }

@@ -85,7 +85,7 @@ abstract contract MarketplaceTestBase {
 
     function _slotTree(bytes32 tag, uint256 index, uint64 cellCount)
         internal
-        pure
+        view
         returns (SlotBuilder.Slot memory)
     {
         return SlotBuilder.build(keccak256(abi.encode(tag, index)), cellCount);
@@ -93,7 +93,7 @@ abstract contract MarketplaceTestBase {
 
     function _roots(bytes32 tag, uint16 slots, uint64 cellCount)
         internal
-        pure
+        view
         returns (bytes32[] memory roots)
     {
         roots = new bytes32[](slots);
@@ -122,7 +122,7 @@ abstract contract MarketplaceTestBase {
     }
 
     /// @notice `p` with the dataset root of slots built from `tag`.
-    function _params(bytes32 tag, RequestParams memory p) internal pure returns (RequestParams memory) {
+    function _params(bytes32 tag, RequestParams memory p) internal view returns (RequestParams memory) {
         p.datasetRoot = SlotBuilder.datasetRoot(_roots(tag, p.slots, p.cellCount));
         return p;
     }
