@@ -3,7 +3,7 @@
 # the 1 GiB cases of testdata/vectors.json. Starts anvil from the real binary, deploys the
 # Marketplace (through a harness that can open a request under a vector's request id) with a
 # randomness source that replays the vectors' seeds, sends the transactions with cast, prints a
-# Markdown table on stdout and writes the figures to ${GAS_JSON:-gas-anvil.json}. Kills anvil by pid.
+# Markdown table on stdout and writes the figures to ${GAS_JSON:-out/gas-anvil.json}. Kills anvil by pid.
 #
 #   script/gas-anvil.sh            # from contracts/ (or anywhere)
 set -euo pipefail
@@ -13,7 +13,7 @@ case "$(uname -m)" in x86_64 | amd64) arch=amd64 ;; aarch64 | arm64) arch=arm64 
 bin() { echo "$PWD/node_modules/@foundry-rs/$1-linux-$arch/bin/$1"; }
 FORGE=$(bin forge) ANVIL=$(bin anvil) CAST=$(bin cast)
 VECTORS=../testdata/vectors.json
-OUT=${GAS_JSON:-gas-anvil.json}
+OUT=${GAS_JSON:-out/gas-anvil.json}
 PORT=${ANVIL_PORT:-$((20000 + RANDOM % 20000))}
 RPC=http://127.0.0.1:$PORT
 PERIOD=10

@@ -116,6 +116,10 @@ interface IMarketplace {
     error InvalidPeerId();
     error InvalidAddresses();
     error HostNotAnnounced(address host);
+    error FuturePeriod(uint256 period, uint256 currentPeriod);
+    /// @notice From the randomness source (`IRandomness`), passed through: the seed of a period is not,
+    /// or no longer, readable on chain.
+    error SeedUnavailable(uint256 blockNumber);
 
     // ------------------------------------------------------------------ hosts
 

@@ -70,7 +70,6 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
     error InvalidGraceBlocks(uint256 graceBlocks, uint256 periodLength, uint256 horizon);
     error InvalidMaxMissed(uint256 maxMissed);
     error InvalidSlashing(uint256 slashBps, uint256 reporterRewardBps, uint256 repairRewardBps);
-    error FuturePeriod(uint256 period, uint256 currentPeriod);
 
     // ------------------------------------------------------------------ state
 

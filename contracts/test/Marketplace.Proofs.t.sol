@@ -72,7 +72,7 @@ contract MarketplaceProofsTest is MarketplaceTestBase {
 
     function test_RevertWhen_PeriodSeedOfFuturePeriod() public {
         uint256 period = market.currentPeriod();
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.FuturePeriod.selector, period + 1, period));
+        vm.expectRevert(abi.encodeWithSelector(IMarketplace.FuturePeriod.selector, period + 1, period));
         market.periodSeed(period + 1);
     }
 
@@ -101,7 +101,7 @@ contract MarketplaceProofsTest is MarketplaceTestBase {
 
     function test_RevertWhen_ChallengeOfFuturePeriod() public {
         uint256 period = market.currentPeriod();
-        vm.expectRevert(abi.encodeWithSelector(Marketplace.FuturePeriod.selector, period + 1, period));
+        vm.expectRevert(abi.encodeWithSelector(IMarketplace.FuturePeriod.selector, period + 1, period));
         market.challenge(slot0, period + 1);
     }
 

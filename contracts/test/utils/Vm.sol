@@ -66,6 +66,7 @@ interface Vm {
     function parseJsonUint(string calldata json, string calldata key) external pure returns (uint256);
     function parseJsonBool(string calldata json, string calldata key) external pure returns (bool);
     function parseJsonBytes32(string calldata json, string calldata key) external pure returns (bytes32);
+    function parseJsonAddress(string calldata json, string calldata key) external pure returns (address);
     function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
     function parseJsonString(string calldata json, string calldata key) external pure returns (string memory);
     function parseJsonUintArray(string calldata json, string calldata key)
@@ -78,11 +79,17 @@ interface Vm {
         returns (bytes32[] memory);
     function parseJsonKeys(string calldata json, string calldata key) external pure returns (string[] memory);
     function toString(uint256 value) external pure returns (string memory);
+    function toString(address value) external pure returns (string memory);
 
     // scripts
     function envOr(string calldata name, uint256 defaultValue) external view returns (uint256);
     function envOr(string calldata name, address defaultValue) external view returns (address);
     function envOr(string calldata name, string calldata defaultValue) external view returns (string memory);
+    function setEnv(string calldata name, string calldata value) external;
+    function deployCode(string calldata artifactPath) external returns (address);
+    function deployCode(string calldata artifactPath, bytes calldata constructorArgs)
+        external
+        returns (address);
     function startBroadcast() external;
     function stopBroadcast() external;
     function serializeUint(string calldata objectKey, string calldata valueKey, uint256 value)
