@@ -131,8 +131,24 @@ for m in 0 1 2; do
   [[ -n ${TRACE:-} ]] && node script/lib/opstats.mjs "$RPC" "$tx" >&2
 done
 
-node - "$OUT" "$probe_gas" "${results[@]}" <<'JS'
-const [out, probeGas, ...rows] = process.argv.slice(2);
+# Past the end of every request (they were never fully filled, so they are Cancelled): withdrawals.
+"$CAST" rpc --rpc-url "$RPC" evm_increaseTime 2678400 >/dev/null
+"$CAST" rpc --rpc-url "$RPC" evm_mine >/dev/null
+tx=$(send "${HOST_KEYS[1]}" "$MARKET" "withdrawSlot(bytes32)" "${SLOT[gib16]}")
+record "withdrawSlot" "$tx" 0
+tx=$(send "$RENTER_KEY" "$MARKET" "withdrawRequest(bytes32)" "$REQUEST_ID")
+record "withdrawRequest" "$tx" 0
+tx=$(send "$REPORTER_KEY" "$MARKET" "withdrawReward()")
+record "withdrawReward" "$tx" 0
+
+node - "$OUT" "$probe_gas" "$probe_input" "${PROOF[block1]}" "${results[@]}" <<'JS'
+const [out, probeGas, probeInput, blockProof, ...rows] = process.argv.slice(2);
+// Standard (pre-floor) calldata gas: 16 per non-zero byte, 4 per zero byte.
+const calldataGas = (hex) => {
+  let g = 0;
+  for (let i = 2; i < hex.length; i += 2) g += hex.slice(i, i + 2) === '00' ? 4 : 16;
+  return g;
+};
 const fs = require('fs');
 const figures = {};
 console.log('| transaction | gasUsed | calldata bytes | proof bytes | gas per sample |');
@@ -145,6 +161,14 @@ for (const row of rows) {
   figures[name] = { gasUsed: +gas, calldataBytes: +calldata, proofBytes: +proof };
   console.log(`| ${name} | ${gas} | ${calldata} | ${proof || ''} | ${perSample} |`);
 }
-figures.verifyProbeEstimate = +probeGas;
+// The one-block, 1-sample proof's own share of its fill: its bytes in calldata, plus its
+// verification (estimated alone, less the base cost and the probe's own calldata).
+const verifyExec = +probeGas - 21000 - calldataGas(probeInput);
+const proofCalldata = calldataGas(blockProof);
+const fill = figures['fillSlot (block1)'].gasUsed;
+figures.fillSlotWithoutProof = { gasUsed: fill - verifyExec - proofCalldata, proofVerification: verifyExec,
+  proofCalldata };
+console.log(`| fillSlot (block1) without its proof (${proofCalldata} calldata + ~${verifyExec} verification) | ` +
+  `${fill - verifyExec - proofCalldata} | | | |`);
 fs.writeFileSync(out, JSON.stringify(figures, null, 2) + '\n');
 JS
