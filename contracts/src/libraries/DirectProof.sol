@@ -8,7 +8,7 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 /// @notice A direct proof is `cells ‖ siblings`: the challenged 256-byte cells in ascending index
 /// order (duplicates removed), then the 32-byte sibling hashes the multiproof needs, in the order
 /// the verifier consumes them. Nodes that two samples share are computed, not sent.
-/// @dev Mirrors the prover crate's algorithm exactly (see /docs/contracts.md, "Direct proofs"):
+/// @dev Mirrors the prover crate's algorithm exactly (docs/protocol.md, "Wire form" and "Verification"):
 /// level by level, a known node at an even index merges with a known right neighbour, otherwise
 /// it takes its sibling from the proof. The proof is valid iff the walk ends in the slot root and
 /// consumes every byte.
@@ -47,7 +47,7 @@ library DirectProof {
     /// @dev Replaces the `n` known nodes of one level by their parents, in place. Returns the number
     /// of parents and the new sibling offset, or n = 0 when the proof runs out of siblings.
     /// Assembly because it is the hot loop of every proof (about 300 nodes for 16 samples of a
-    /// 1 GiB slot); the Solidity above it is the specification it follows.
+    /// 1 GiB slot). docs/protocol.md ("Verification") is the specification it follows.
     function _climb(
         uint256[] memory indices,
         bytes32[] memory hashes,

@@ -49,7 +49,6 @@ contract GasTest {
             vm.prank(actors[i]);
             token.approve(address(market), type(uint256).max);
         }
-        // Warm the host's and the reporter's balances like a running node's would be.
         json = Vectors.load();
     }
 
