@@ -179,7 +179,9 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
             revert InvalidSlotRootPath();
         }
         uint256 period = currentPeriod();
-        if (!_verify(id, slotRoot, r.cellCount, r.samples, _seed(period), proof)) revert InvalidProof();
+        if (!DirectProof.verifyChallenge(slotRoot, r.cellCount, _seed(period), id, r.samples, proof)) {
+            revert InvalidProof();
+        }
 
         uint256 collateral = _occupy(requestId, id, slotRoot, period, previous == SlotState.Repair);
 
@@ -202,7 +204,9 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
         }
         bytes32 seed = _seed(period);
         if (!Challenges.isRequired(seed, id, r.proofProbability)) revert ProofNotRequired(id, period);
-        if (!_verify(id, s.slotRoot, r.cellCount, r.samples, seed, proof)) revert InvalidProof();
+        if (!DirectProof.verifyChallenge(s.slotRoot, r.cellCount, seed, id, r.samples, proof)) {
+            revert InvalidProof();
+        }
 
         _setProofStatus(id, period, ProofStatus.Submitted);
         emit ProofSubmitted(id, host, period);
@@ -636,20 +640,6 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
 
     function _seed(uint256 period) internal view returns (bytes32) {
         return _randomness.seedAt(Periods.seedBlock(period, _periodLength));
-    }
-
-    /// @dev Checks a direct proof of the challenge that `seed` sets for slot `id`.
-    function _verify(
-        bytes32 id,
-        bytes32 root,
-        uint256 cellCount,
-        uint256 samples,
-        bytes32 seed,
-        bytes calldata proof
-    ) internal view returns (bool) {
-        uint256[] memory indices =
-            Challenges.sortUnique(Challenges.sampleIndices(seed, id, samples, cellCount));
-        return DirectProof.verify(root, cellCount, indices, proof);
     }
 
     function _proofStatus(bytes32 id, uint256 period) internal view returns (ProofStatus) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 pragma solidity ^0.8.28;
 
+import {Challenges} from "./Challenges.sol";
 import {TreeHash} from "./TreeHash.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
@@ -16,6 +17,21 @@ library DirectProof {
     /// @notice Depth of the slot tree: ceil(log2(cellCount)).
     function depth(uint256 cellCount) internal pure returns (uint256) {
         return Math.log2(cellCount, Math.Rounding.Ceil);
+    }
+
+    /// @notice Whether `proof` answers the challenge `seed` sets for slot `slotId`: derives the
+    /// sample indices (docs/protocol.md §5), sorts and dedups them, and verifies.
+    function verifyChallenge(
+        bytes32 root,
+        uint256 cellCount,
+        bytes32 seed,
+        bytes32 slotId,
+        uint256 samples,
+        bytes calldata proof
+    ) internal view returns (bool) {
+        uint256[] memory indices =
+            Challenges.sortUnique(Challenges.sampleIndices(seed, slotId, samples, cellCount));
+        return verify(root, cellCount, indices, proof);
     }
 
     /// @notice Whether `proof` shows the cells at `indices` under `root`.

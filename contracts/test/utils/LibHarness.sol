@@ -24,9 +24,7 @@ contract LibHarness {
         uint256 samples,
         bytes calldata proof
     ) external view returns (bool) {
-        uint256[] memory indices =
-            Challenges.sortUnique(Challenges.sampleIndices(seed, slotId, samples, cellCount));
-        return DirectProof.verify(root, cellCount, indices, proof);
+        return DirectProof.verifyChallenge(root, cellCount, seed, slotId, samples, proof);
     }
 
     function verifyPath(

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {Challenges} from "../../src/libraries/Challenges.sol";
+import {TreeHash} from "../../src/libraries/TreeHash.sol";
 
 /// @notice A prover for tests: builds whole slot trees over deterministic cell contents and makes
 /// direct proofs and dataset paths the way the prover crate does (see the protocol brief). Slow
@@ -47,17 +48,6 @@ library SlotBuilder {
         }
     }
 
-    function nodeHash(bytes32 left, bytes32 right) internal view returns (bytes32 h) {
-        assembly ("memory-safe") {
-            let p := mload(0x40)
-            mstore8(p, 0x01)
-            mstore(add(p, 0x01), left)
-            mstore(add(p, 0x21), right)
-            if iszero(staticcall(gas(), 0x02, p, 0x41, 0x00, 0x20)) { revert(0x00, 0x00) }
-            h := mload(0x00)
-        }
-    }
-
     function build(bytes32 content, uint256 cellCount) internal view returns (Slot memory slot) {
         slot.content = content;
         slot.cellCount = cellCount;
@@ -78,7 +68,7 @@ library SlotBuilder {
             bytes32[] memory below = slot.levels[l - 1];
             bytes32[] memory level = new bytes32[](below.length / 2);
             for (uint256 i; i < level.length; ++i) {
-                level[i] = nodeHash(below[2 * i], below[2 * i + 1]);
+                level[i] = TreeHash.node(below[2 * i], below[2 * i + 1]);
             }
             slot.levels[l] = level;
         }
@@ -171,7 +161,7 @@ library SlotBuilder {
     function _up(bytes32[] memory below) private view returns (bytes32[] memory level) {
         level = new bytes32[](below.length / 2);
         for (uint256 i; i < level.length; ++i) {
-            level[i] = nodeHash(below[2 * i], below[2 * i + 1]);
+            level[i] = TreeHash.node(below[2 * i], below[2 * i + 1]);
         }
     }
 }
