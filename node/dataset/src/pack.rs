@@ -37,6 +37,11 @@ pub(crate) fn batch_stripes(slots: usize, slot_blocks: u64) -> usize {
         .min(slot_blocks as usize)
 }
 
+/// Dataset bytes covered once the first `stripes` stripes of every data slot are done.
+pub(crate) fn stream_bytes_done(stripes: u64, k: usize, size: u64) -> u64 {
+    (stripes * BLOCK_SIZE as u64 * k as u64).min(size)
+}
+
 /// What `pack` produced.
 #[derive(Debug, Clone)]
 pub struct Packed {
@@ -104,7 +109,7 @@ pub fn pack(
                 {
                     break;
                 }
-                let done = |blocks: u64| (blocks * BLOCK_SIZE as u64 * k as u64).min(scanned.size);
+                let done = |stripes| stream_bytes_done(stripes, k, scanned.size);
                 progress.advance(done(first + n as u64) - done(first));
                 first += n as u64;
             }

@@ -18,7 +18,7 @@ use crate::{
     error::{DatasetError, IoContext, SlotProblem},
     hashing,
     manifest::{DatasetId, EntryKind},
-    pack::batch_stripes,
+    pack::{batch_stripes, stream_bytes_done},
     packed::{PackedDataset, PendingDir, SlotFiles, parent_of, sync_dir},
     progress::Progress,
     stream::StreamFiles,
@@ -127,10 +127,8 @@ pub fn unpack(dir: &Path, out: &Path, progress: &dyn Progress) -> Result<Unpacke
             writer.write_at(offset, &buf[..len])?;
         }
         first += n as u64;
-        progress.advance(
-            ((first * BLOCK_SIZE as u64) * k as u64).min(manifest.size)
-                - (((first - n as u64) * BLOCK_SIZE as u64) * k as u64).min(manifest.size),
-        );
+        let done = |stripes| stream_bytes_done(stripes, k, manifest.size);
+        progress.advance(done(first) - done(first - n as u64));
     }
     writer.sync_all()?;
     let out = output.commit()?;
@@ -168,21 +166,27 @@ fn decode(
         }
     }
     let result = decoder.decode().map_err(bug)?;
-    let mut restored: Vec<(usize, Vec<u8>)> = result
+    let restored: Vec<(usize, Vec<u8>)> = result
         .restored_original_iter()
         .map(|(i, d)| (i, d.to_vec()))
         .collect();
     drop(result);
-    // Move the chosen data shards to their own index, then fill the gaps with restored ones.
+    // Chosen data shards move to their own index; the buffers of the chosen parity shards, no
+    // longer needed, take the restored data shards. Every buffer keeps its full batch size.
     let mut by_index: Vec<Option<Vec<u8>>> = vec![None; k];
+    let mut spare = Vec::new();
     for (c, slot) in chosen.iter().enumerate() {
-        if *slot < k {
-            by_index[*slot] = Some(std::mem::take(&mut buffers[c]));
+        let buf = std::mem::take(&mut buffers[c]);
+        match by_index.get_mut(*slot) {
+            Some(place) => *place = Some(buf),
+            None => spare.push(buf),
         }
     }
-    for (i, d) in restored.drain(..) {
-        let mut buf = vec![0u8; buffers[0].len().max(len)];
-        buf[..len].copy_from_slice(&d);
+    for (i, data) in restored {
+        let mut buf = spare
+            .pop()
+            .expect("one parity buffer per missing data shard");
+        buf[..len].copy_from_slice(&data);
         by_index[i] = Some(buf);
     }
     for (i, b) in by_index.into_iter().enumerate() {
