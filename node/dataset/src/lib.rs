@@ -17,6 +17,7 @@ pub mod manifest;
 mod pack;
 mod packed;
 mod progress;
+mod rebuild;
 mod stream;
 mod unpack;
 
@@ -25,4 +26,5 @@ pub use manifest::{DatasetId, Entry, EntryKind, Manifest};
 pub use pack::{BATCH_BYTES, Packed, pack};
 pub use packed::{MANIFEST_FILE, PackedDataset, SlotFiles, slot_data_file, slot_roots_file};
 pub use progress::{NoProgress, Progress};
+pub use rebuild::rebuild_slot;
 pub use unpack::{Unpacked, unpack};

@@ -146,7 +146,7 @@ pub fn pack(
 }
 
 /// Fills the parity buffers `k..k+m` from the data buffers `0..k` (first `len` bytes of each).
-fn encode(
+pub(crate) fn encode(
     encoder: &mut ReedSolomonEncoder,
     k: usize,
     m: usize,
@@ -193,7 +193,7 @@ fn write_batches(
 }
 
 /// The Reed–Solomon library refuses only parameters we validated; say so if it ever does.
-fn rs_bug(what: &str, e: reed_solomon_simd::Error) -> DatasetError {
+pub(crate) fn rs_bug(what: &str, e: reed_solomon_simd::Error) -> DatasetError {
     DatasetError::Io {
         action: "erasure coding (this is a bug, please report it)",
         path: what.into(),
@@ -202,7 +202,7 @@ fn rs_bug(what: &str, e: reed_solomon_simd::Error) -> DatasetError {
 }
 
 /// Appends one slot's blocks and block roots, accumulating its slot root.
-struct SlotWriter {
+pub(crate) struct SlotWriter {
     data: BufWriter<File>,
     roots: BufWriter<File>,
     acc: RootAccumulator,
@@ -210,7 +210,7 @@ struct SlotWriter {
 }
 
 impl SlotWriter {
-    fn create(dir: &Path, index: SlotIndex) -> Result<Self, DatasetError> {
+    pub(crate) fn create(dir: &Path, index: SlotIndex) -> Result<Self, DatasetError> {
         let data_path = dir.join(slot_data_file(index));
         let roots_path = dir.join(slot_roots_file(index));
         Ok(Self {
@@ -221,7 +221,7 @@ impl SlotWriter {
         })
     }
 
-    fn append(&mut self, data: &[u8], roots: &[hoard_prover::Hash]) -> Result<(), DatasetError> {
+    pub(crate) fn append(&mut self, data: &[u8], roots: &[hoard_prover::Hash]) -> Result<(), DatasetError> {
         self.data.write_all(data).ctx("writing", &self.paths[0])?;
         for r in roots {
             self.roots.write_all(&r.0).ctx("writing", &self.paths[1])?;
@@ -231,7 +231,7 @@ impl SlotWriter {
     }
 
     /// Syncs both files and returns the slot root.
-    fn finish(self) -> Result<hoard_prover::Hash, DatasetError> {
+    pub(crate) fn finish(self) -> Result<hoard_prover::Hash, DatasetError> {
         let [data_path, roots_path] = self.paths;
         for (w, path) in [(self.data, data_path), (self.roots, roots_path)] {
             w.into_inner()

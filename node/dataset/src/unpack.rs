@@ -144,7 +144,7 @@ pub fn unpack(dir: &Path, out: &Path, progress: &dyn Progress) -> Result<Unpacke
 
 /// Rebuilds the data shards in place: on entry `buffers[c]` holds slot `chosen[c]`; on return
 /// `buffers[i]` holds data slot `i`.
-fn decode(
+pub(crate) fn decode(
     k: usize,
     m: usize,
     chosen: &[usize],

@@ -6,10 +6,14 @@
 //!  hoard unpack ─▶ hoard_dataset::unpack  (any k slots ─▶ the original bytes)
 //!  hoard proof  ─▶ hoard_prover           (slot + seed ─▶ proof JSON ─▶ verdict)
 //!  hoard bench  ─▶ all of the above, timed, with peak memory
+//!  hoard node run ─▶ hoard_node::Node (libp2p + chain + store + roles + REST API)
+//!  hoard put/get/status/withdraw/host/validate/audit ─▶ REST calls to a running node
 //! ```
 
 mod bench;
+mod client;
 mod dataset;
+mod node_cmd;
 mod output;
 mod proof;
 
@@ -25,6 +29,8 @@ struct Cli {
     /// Print machine-readable JSON on stdout instead of text (progress bars are never shown).
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    api: client::ApiArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +46,64 @@ enum Command {
     Proof(proof::ProofCommand),
     /// Measure pack and unpack speed, peak memory and proof time on this machine.
     Bench(bench::BenchArgs),
+    /// Run a node (host, renter and validator roles, REST API, /metrics).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Store a file or folder on the network: pack it, buy storage, serve it until hosts fill it.
+    Put(client::PutArgs),
+    /// Download a dataset by its id from its hosts, verifying every block.
+    Get(client::GetArgs),
+    /// Show a dataset's storage request: state, each slot's host and missed proofs.
+    Status {
+        /// Dataset id or request id.
+        id: alloy::primitives::B256,
+    },
+    /// Withdraw the renter's refund of an ended request.
+    Withdraw {
+        /// Request id.
+        request: alloy::primitives::B256,
+    },
+    /// Host operations: status, offer, withdraw.
+    #[command(subcommand)]
+    Host(client::HostCommand),
+    /// Turn the node's validator on (or off): it marks missed proofs and earns the reporter reward.
+    Validate {
+        /// Turn it off instead.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Spot-check every host of a dataset now with a fresh random challenge (off chain, no gas).
+    Audit {
+        /// Dataset id.
+        dataset: alloy::primitives::B256,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Start a node in the foreground (Ctrl-C stops it cleanly).
+    Run(node_cmd::RunArgs),
+    /// Show a running node's identity, chain and roles.
+    Info,
+}
+
+/// Runs a command that talks to a node's API.
+fn api_command(cmd: Command, api: &client::ApiArgs, out: &output::Output) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let c = client::Client::new(api);
+    rt.block_on(async move {
+        match cmd {
+            Command::Put(a) => client::put(&c, a, out).await,
+            Command::Get(a) => client::get(&c, a, out).await,
+            Command::Status { id } => client::status(&c, id, out).await,
+            Command::Withdraw { request } => client::withdraw(&c, request, out).await,
+            Command::Host(h) => client::host(&c, h, out).await,
+            Command::Validate { off } => client::validate(&c, off, out).await,
+            Command::Audit { dataset } => client::audit(&c, dataset, out).await,
+            Command::Node(NodeCommand::Info) => client::info(&c, out).await,
+            _ => unreachable!("local commands are dispatched in main"),
+        }
+    })
 }
 
 fn main() -> ExitCode {
@@ -50,6 +114,8 @@ fn main() -> ExitCode {
         Command::Unpack(args) => dataset::unpack(args, &out),
         Command::Proof(cmd) => proof::run(cmd, &out),
         Command::Bench(args) => bench::run(args, &out),
+        Command::Node(NodeCommand::Run(args)) => node_cmd::run(args),
+        other => api_command(other, &cli.api, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,11 @@ impl Output {
         Self { json }
     }
 
+    /// Whether output is JSON.
+    pub(crate) fn is_json(&self) -> bool {
+        self.json
+    }
+
     /// Prints `value` as JSON, or `text()` as text.
     pub(crate) fn result<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
         if self.json {

@@ -1,0 +1,362 @@
+//! The commands that talk to a running node over its REST API (`put`, `get`, `status`,
+//! `withdraw`, `host …`, `validate`, `audit`, `node info`): thin clients, as with kubo or hostd.
+
+use std::{path::PathBuf, time::Duration};
+
+use alloy::primitives::{B256, U256};
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use hoard_node::{
+    AuditResult, HostStatus, JobStatus, NodeInfo, Offer, PutRequest, RequestStatus, ValidatorState,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use crate::output::Output;
+
+/// Where the node's API is and how to authenticate.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ApiArgs {
+    /// The node's API address.
+    #[arg(long = "node", env = "HOARD_NODE", default_value = "http://127.0.0.1:8650", global = true)]
+    url: String,
+    /// API token for calls that change things. Default: read from `<data-dir>/api-token`.
+    #[arg(long, env = "HOARD_API_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// The node's data folder, to read the API token from.
+    #[arg(long = "node-data-dir", env = "HOARD_DATA_DIR", default_value = ".hoard", global = true)]
+    data_dir: PathBuf,
+}
+
+/// A client of one node.
+pub(crate) struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub(crate) fn new(args: &ApiArgs) -> Self {
+        let token = args.token.clone().or_else(|| {
+            std::fs::read_to_string(args.data_dir.join("api-token"))
+                .ok()
+                .map(|t| t.trim().to_string())
+        });
+        Self {
+            http: reqwest::Client::new(),
+            url: args.url.trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> anyhow::Result<T> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().await.with_context(|| {
+            format!("cannot reach the node at {} — is `hoard node run` running? (set --node)", self.url)
+        })?;
+        let status = resp.status();
+        let body: Value = resp.json().await.context("the node sent a non-JSON answer")?;
+        if !status.is_success() {
+            let msg = body.get("error").and_then(Value::as_str).unwrap_or("unknown error");
+            bail!("{msg}");
+        }
+        Ok(serde_json::from_value(body)?)
+    }
+
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(self.http.get(format!("{}{path}", self.url))).await
+    }
+
+    pub(crate) async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> anyhow::Result<T> {
+        self.send(self.http.post(format!("{}{path}", self.url)).json(body)).await
+    }
+
+    pub(crate) async fn put<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> anyhow::Result<T> {
+        self.send(self.http.put(format!("{}{path}", self.url)).json(body)).await
+    }
+
+    /// Polls a job until it finishes, showing its progress.
+    async fn follow(&self, job: &str, out: &Output) -> anyhow::Result<JobStatus> {
+        let bar = if out.is_json() { ProgressBar::hidden() } else { ProgressBar::new(0) };
+        let mut phase = String::new();
+        loop {
+            let s: JobStatus = self.get(&format!("/api/v1/jobs/{job}")).await?;
+            if s.phase != phase {
+                phase = s.phase.clone();
+                let template = if phase == "waiting for hosts" || phase == "finding hosts" || phase == "requesting storage" {
+                    "{msg:>18} [{bar:30}] {pos}/{len} slots filled, {elapsed}"
+                } else {
+                    "{msg:>18} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"
+                };
+                bar.set_style(
+                    ProgressStyle::with_template(template)
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                bar.set_message(phase.clone());
+                bar.set_length(s.total);
+            }
+            bar.set_position(s.done);
+            if s.finished {
+                bar.finish_and_clear();
+                if let Some(e) = &s.error {
+                    bail!("{e}");
+                }
+                return Ok(s);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// `hoard put`.
+#[derive(Debug, Args)]
+pub(crate) struct PutArgs {
+    /// File or folder to store (a path on the node's machine).
+    path: PathBuf,
+    /// Data slots k: any k of the k+m slots rebuild the dataset.
+    #[arg(long, short = 'k', default_value_t = 4)]
+    data_slots: u16,
+    /// Parity slots m: how many slots (hosts) may be lost.
+    #[arg(long, short = 'm', default_value_t = 2)]
+    parity_slots: u16,
+    /// How long to store it, seconds.
+    #[arg(long, default_value_t = 30 * 24 * 3600)]
+    duration: u64,
+    /// Seconds hosts have to fill every slot before the request is cancelled and refunded.
+    #[arg(long, default_value_t = 3600)]
+    expiry: u64,
+    /// Price per byte per second, token base units.
+    #[arg(long, default_value = "1")]
+    price: U256,
+    /// Collateral each host puts up, token base units per byte.
+    #[arg(long, default_value = "1000")]
+    collateral: U256,
+    /// One period in this many requires a proof of each slot, on average (1 = every period).
+    #[arg(long, default_value_t = 1)]
+    proof_probability: u64,
+    /// Cells sampled per proof.
+    #[arg(long, default_value_t = 16)]
+    samples: u16,
+    /// Return once the request is posted instead of waiting for every slot to be filled.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+/// `hoard get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// Dataset id (from `hoard put`).
+    dataset: B256,
+    /// Where to write it (absent or an empty folder, on the node's machine).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `hoard host …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum HostCommand {
+    /// Slots held, proofs, collateral at risk and earnings.
+    Status,
+    /// Show or change the offer requests are matched against.
+    Offer {
+        /// Bytes of slot data to hold.
+        #[arg(long)]
+        capacity: Option<u64>,
+        /// Lowest price accepted, token base units per byte per second.
+        #[arg(long)]
+        min_price: Option<U256>,
+        /// Most collateral per slot, token base units.
+        #[arg(long)]
+        max_collateral: Option<U256>,
+    },
+    /// Withdraw pay and collateral of every slot whose request has ended.
+    Withdraw,
+}
+
+pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<()> {
+    let path = std::path::absolute(&a.path).unwrap_or(a.path.clone());
+    let req = PutRequest {
+        path,
+        data_slots: a.data_slots,
+        parity_slots: a.parity_slots,
+        duration: a.duration,
+        expiry: a.expiry,
+        price_per_byte_per_second: a.price,
+        collateral_per_byte: a.collateral,
+        proof_probability: a.proof_probability,
+        samples: a.samples,
+    };
+    let started: Value = c.post("/api/v1/datasets", &req).await?;
+    let job = started["job"].as_str().context("no job id")?.to_string();
+    let status = if a.no_wait {
+        loop {
+            let s: JobStatus = c.get(&format!("/api/v1/jobs/{job}")).await?;
+            if s.result.get("request").is_some() || s.finished {
+                if let Some(e) = s.error {
+                    bail!("{e}");
+                }
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    } else {
+        c.follow(&job, out).await?
+    };
+    out.result(&status.result, || {
+        format!(
+            "dataset {}\nrequest {}\n{}",
+            status.result["dataset"].as_str().unwrap_or("?"),
+            status.result["request"].as_str().unwrap_or("?"),
+            if a.no_wait { "posted; hosts are filling its slots (see `hoard status`)" } else { "every slot is filled and proven by its host" }
+        )
+    });
+    Ok(())
+}
+
+pub(crate) async fn get(c: &Client, a: GetArgs, out: &Output) -> anyhow::Result<()> {
+    let path = std::path::absolute(&a.out).unwrap_or(a.out.clone());
+    let started: Value = c
+        .post("/api/v1/downloads", &json!({ "dataset": a.dataset, "out": path }))
+        .await?;
+    let job = started["job"].as_str().context("no job id")?.to_string();
+    let s = c.follow(&job, out).await?;
+    out.result(&s.result, || {
+        format!(
+            "wrote {} ({} bytes, {} stripes decoded), every block verified",
+            s.result["out"].as_str().unwrap_or("?"),
+            s.result["size"],
+            s.result["decoded_stripes"]
+        )
+    });
+    Ok(())
+}
+
+pub(crate) async fn status(c: &Client, id: B256, out: &Output) -> anyhow::Result<()> {
+    let s: Vec<RequestStatus> = c.get(&format!("/api/v1/datasets/{id}")).await?;
+    out.result(&s, || {
+        let mut t = String::new();
+        for r in &s {
+            let filled = r.slots.iter().filter(|x| x.state == "filled").count();
+            t += &format!(
+                "request {}  {}  {}/{} slots filled (needs {})  period {}\n",
+                r.request, r.state, filled, r.slots.len(), r.needed, r.period
+            );
+            for x in &r.slots {
+                t += &format!(
+                    "  slot {:>3}  {:<9} host {}  missed proofs {}\n",
+                    x.index,
+                    x.state,
+                    x.host.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+                    x.missed_proofs
+                );
+            }
+        }
+        t.trim_end().to_string()
+    });
+    Ok(())
+}
+
+pub(crate) async fn withdraw(c: &Client, request: B256, out: &Output) -> anyhow::Result<()> {
+    let r: Value = c.post(&format!("/api/v1/requests/{request}/withdraw"), &json!({})).await?;
+    out.result(&r, || format!("refunded {} token units (tx {})", r["refund"], r["tx"]));
+    Ok(())
+}
+
+pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::Result<()> {
+    match cmd {
+        HostCommand::Status => {
+            let s: HostStatus = c.get("/api/v1/host").await?;
+            out.result(&s, || {
+                let mut t = format!(
+                    "host role {}; capacity {} bytes, min price {}/B/s, max collateral {}\nbalance {}  collateral at risk {}  earned so far {}\n",
+                    if s.enabled { "on" } else { "off" },
+                    s.offer.capacity_bytes,
+                    s.offer.min_price_per_byte_per_second,
+                    s.offer.max_collateral_per_slot,
+                    s.balance,
+                    s.collateral_at_risk,
+                    s.earned
+                );
+                for x in &s.slots {
+                    t += &format!(
+                        "  slot {} (request {} #{})  {:<8} proofs {} ok / {} failed / {} missed  earned {}\n",
+                        &x.slot_id.to_string()[..10],
+                        &x.request_id.to_string()[..10],
+                        x.index,
+                        x.state,
+                        x.proofs_submitted,
+                        x.proofs_failed,
+                        x.missed_proofs,
+                        x.earned
+                    );
+                }
+                t.trim_end().to_string()
+            });
+        }
+        HostCommand::Offer { capacity, min_price, max_collateral } => {
+            let mut offer: Offer = c.get::<HostStatus>("/api/v1/host").await?.offer;
+            let change = capacity.is_some() || min_price.is_some() || max_collateral.is_some();
+            if let Some(v) = capacity {
+                offer.capacity_bytes = v;
+            }
+            if let Some(v) = min_price {
+                offer.min_price_per_byte_per_second = v;
+            }
+            if let Some(v) = max_collateral {
+                offer.max_collateral_per_slot = v;
+            }
+            if change {
+                offer = c.put("/api/v1/host/offer", &offer).await?;
+            }
+            out.result(&offer, || format!("{offer:#?}"));
+        }
+        HostCommand::Withdraw => {
+            let r: Value = c.post("/api/v1/host/withdraw", &json!({})).await?;
+            out.result(&r, || "withdrew every ended slot".into());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn validate(c: &Client, off: bool, out: &Output) -> anyhow::Result<()> {
+    let s: ValidatorState = c.put("/api/v1/validator", &json!({ "enabled": !off })).await?;
+    out.result(&s, || {
+        format!(
+            "validator {} (missed proofs marked so far: {}); watch hoard_validator_marks_total",
+            if s.enabled { "on" } else { "off" },
+            s.marks
+        )
+    });
+    Ok(())
+}
+
+pub(crate) async fn audit(c: &Client, dataset: B256, out: &Output) -> anyhow::Result<()> {
+    let r: Vec<AuditResult> = c.post(&format!("/api/v1/datasets/{dataset}/audit"), &json!({})).await?;
+    let ok = r.iter().filter(|x| x.outcome == "ok").count();
+    out.result(&r, || {
+        let mut t = format!("{ok}/{} slots answered a fresh challenge with a valid proof\n", r.len());
+        for x in &r {
+            t += &format!(
+                "  slot {:>3}  {:<11} {:>5} ms  {}  {}\n",
+                x.slot,
+                x.outcome,
+                x.millis,
+                x.host.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+                x.detail
+            );
+        }
+        t.trim_end().to_string()
+    });
+    Ok(())
+}
+
+pub(crate) async fn info(c: &Client, out: &Output) -> anyhow::Result<()> {
+    let i: NodeInfo = c.get("/api/v1/node").await?;
+    out.result(&i, || format!("{i:#?}"));
+    Ok(())
+}

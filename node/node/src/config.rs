@@ -1,0 +1,359 @@
+//! Node configuration: a TOML file, environment variables and command-line flags.
+//!
+//! Precedence is flag > environment > file > default, decided in one place
+//! ([`NodeConfig::resolve`]). clap reads flags and their `HOARD_*` environment variables into
+//! [`Overrides`] (so clap already ranks flag over env); `resolve` lays those over the file.
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use alloy::primitives::U256;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Folder for the database, keys, the API token and (unless `volumes` is set) slot data.
+    pub data_dir: PathBuf,
+    /// Folders that hold slot data (hosts) and packed datasets (renters). Default: `<data_dir>/data`.
+    pub volumes: Vec<PathBuf>,
+    /// HTTP API and `/metrics`.
+    pub api: ApiConfig,
+    /// libp2p.
+    pub p2p: P2pConfig,
+    /// The chain.
+    pub chain: ChainSettings,
+    /// Host role.
+    pub host: HostConfig,
+    /// Validator role: mark missed proofs for the reward.
+    pub validator: ValidatorConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".hoard"),
+            volumes: Vec::new(),
+            api: ApiConfig::default(),
+            p2p: P2pConfig::default(),
+            chain: ChainSettings::default(),
+            host: HostConfig::default(),
+            validator: ValidatorConfig::default(),
+        }
+    }
+}
+
+/// HTTP API settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on; localhost by default (the API moves money).
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8650)),
+        }
+    }
+}
+
+/// libp2p settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pConfig {
+    /// Multiaddrs to listen on.
+    pub listen: Vec<String>,
+    /// Addresses to announce on chain instead of the listen addresses (e.g. a public IP).
+    pub announce: Vec<String>,
+    /// Seconds before a request to a peer times out.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec!["/ip4/127.0.0.1/tcp/8651".into()],
+            announce: Vec::new(),
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// Chain settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainSettings {
+    /// JSON-RPC endpoint.
+    pub rpc_url: Url,
+    /// Deployment file written by `contracts/script/deploy.sh` or `hoard devnet`.
+    pub deployment: PathBuf,
+    /// Encrypted keystore file (password from `HOARD_KEYSTORE_PASSWORD`). `HOARD_PRIVATE_KEY`
+    /// wins over it.
+    pub keystore: Option<PathBuf>,
+    /// Seconds to wait for a receipt before looking the transaction up again.
+    pub receipt_timeout_secs: u64,
+    /// Milliseconds between polls of the chain head.
+    pub poll_interval_ms: u64,
+    /// Blocks an event must be deep before the node acts on it.
+    pub confirmations: u64,
+}
+
+impl Default for ChainSettings {
+    fn default() -> Self {
+        Self {
+            rpc_url: Url::parse("http://127.0.0.1:8545").expect("a valid literal URL"),
+            deployment: PathBuf::from("contracts/deployments/31337.json"),
+            keystore: None,
+            receipt_timeout_secs: 60,
+            poll_interval_ms: 1000,
+            confirmations: 0,
+        }
+    }
+}
+
+impl ChainSettings {
+    /// Time between head polls.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(50))
+    }
+}
+
+/// The host's offer and behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    /// Take storage requests.
+    pub enabled: bool,
+    /// The offer hosts match requests against.
+    pub offer: Offer,
+    /// Seconds a host waits per step of its preference order before trying a slot another host
+    /// prefers (see docs/architecture.md, "Who fills which slot").
+    pub fill_backoff_secs: u64,
+    /// Warn (log + `hoard_proofs_at_risk`) when a required proof is still unsent this many
+    /// blocks before its period ends.
+    pub deadline_margin_blocks: u64,
+    /// Proofs built at once on the blocking pool.
+    pub prove_parallelism: usize,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            offer: Offer::default(),
+            fill_backoff_secs: 8,
+            deadline_margin_blocks: 8,
+            prove_parallelism: 2,
+        }
+    }
+}
+
+/// What a host accepts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Offer {
+    /// Bytes of slot data this host will hold.
+    pub capacity_bytes: u64,
+    /// Lowest price accepted, token base units per byte per second.
+    pub min_price_per_byte_per_second: U256,
+    /// Most collateral put up for one slot, token base units.
+    pub max_collateral_per_slot: U256,
+}
+
+impl Default for Offer {
+    fn default() -> Self {
+        Self {
+            capacity_bytes: 10 << 30,
+            min_price_per_byte_per_second: U256::from(1),
+            max_collateral_per_slot: U256::from(10u64).pow(U256::from(21)),
+        }
+    }
+}
+
+/// Validator settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidatorConfig {
+    /// Watch every request and mark missed proofs.
+    pub enabled: bool,
+}
+
+/// Values from flags or the environment; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--data-dir` / `HOARD_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--api` / `HOARD_API`.
+    pub api_listen: Option<SocketAddr>,
+    /// `--listen` / `HOARD_LISTEN` (replaces the list).
+    pub p2p_listen: Option<Vec<String>>,
+    /// `--rpc-url` / `HOARD_RPC_URL`.
+    pub rpc_url: Option<Url>,
+    /// `--deployment` / `HOARD_DEPLOYMENT`.
+    pub deployment: Option<PathBuf>,
+    /// `--host` / `HOARD_HOST`.
+    pub host: Option<bool>,
+    /// `--validate` / `HOARD_VALIDATE`.
+    pub validator: Option<bool>,
+    /// `--capacity` / `HOARD_CAPACITY`.
+    pub capacity_bytes: Option<u64>,
+}
+
+/// A configuration problem, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a node config.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml said (line and column included).
+        message: String,
+    },
+}
+
+impl NodeConfig {
+    /// Reads `file` (if given) and lays `overrides` over it. This is the one place where
+    /// precedence is decided.
+    pub fn resolve(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.into(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.into(),
+                    message: e.to_string(),
+                })?
+            }
+            None => NodeConfig::default(),
+        };
+        let o = overrides.clone();
+        if let Some(v) = o.data_dir {
+            config.data_dir = v;
+        }
+        if let Some(v) = o.api_listen {
+            config.api.listen = v;
+        }
+        if let Some(v) = o.p2p_listen {
+            config.p2p.listen = v;
+        }
+        if let Some(v) = o.rpc_url {
+            config.chain.rpc_url = v;
+        }
+        if let Some(v) = o.deployment {
+            config.chain.deployment = v;
+        }
+        if let Some(v) = o.host {
+            config.host.enabled = v;
+        }
+        if let Some(v) = o.validator {
+            config.validator.enabled = v;
+        }
+        if let Some(v) = o.capacity_bytes {
+            config.host.offer.capacity_bytes = v;
+        }
+        Ok(config)
+    }
+
+    /// The data folders, defaulting to `<data_dir>/data`.
+    pub fn volumes(&self) -> Vec<PathBuf> {
+        if self.volumes.is_empty() {
+            vec![self.data_dir.join("data")]
+        } else {
+            self.volumes.clone()
+        }
+    }
+
+    /// Where the API token lives (read by the CLI, like bitcoind's cookie).
+    pub fn token_path(&self) -> PathBuf {
+        self.data_dir.join("api-token")
+    }
+}
+
+/// A secret string (API token, password) that never shows in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `s`.
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/file\"\n[chain]\nrpc_url = \"http://file:1\"\n[host]\nenabled = true\n",
+        )
+        .expect("write");
+        let overrides = Overrides {
+            rpc_url: Some(Url::parse("http://flag:2").expect("url")),
+            ..Overrides::default()
+        };
+        let c = NodeConfig::resolve(Some(&path), &overrides).expect("resolve");
+        assert_eq!(c.chain.rpc_url.as_str(), "http://flag:2/");
+        assert_eq!(c.data_dir, PathBuf::from("/file"));
+        assert!(c.host.enabled);
+        assert_eq!(c.api, ApiConfig::default());
+
+        let none = NodeConfig::resolve(None, &Overrides::default()).expect("defaults");
+        assert_eq!(none, NodeConfig::default());
+        assert_eq!(none.volumes(), vec![PathBuf::from(".hoard/data")]);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "[host]\ncapacity = 5\n").expect("write");
+        let err = NodeConfig::resolve(Some(&path), &Overrides::default())
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains("capacity") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn secrets_stay_hidden() {
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2".into())),
+            "Secret(***)"
+        );
+    }
+}

@@ -1,0 +1,250 @@
+//! Downloading from peers: manifests (checked against their id) and whole slots, block by block,
+//! each block checked against the slot root by its Merkle path as it arrives.
+//!
+//! A slot is fetched in requests of [`MAX_BLOCKS_PER_REQUEST`] blocks, [`IN_FLIGHT`] of them at
+//! once, spread over the peers that hold it. A peer that sends a block that does not verify is
+//! penalised and dropped for this slot; its batch goes to another peer. Hashing and writing run
+//! on the blocking pool.
+
+use std::{
+    fs::File,
+    os::unix::fs::FileExt,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use futures::{StreamExt, stream::FuturesUnordered};
+use hoard_dataset::{MANIFEST_FILE, Manifest, slot_data_file, slot_roots_file};
+use hoard_p2p::{BlockRequest, BlockResponse, BlockWithPath, MAX_BLOCKS_PER_REQUEST};
+use hoard_prover::{BLOCK_SIZE, Hash, SlotIndex, tree};
+use libp2p::PeerId;
+use sha2::{Digest, Sha256};
+
+use crate::node::Ctx;
+
+/// Block requests in flight per slot download.
+pub(crate) const IN_FLIGHT: usize = 8;
+
+/// Why a download failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    /// Nobody that was asked had it (or every peer misbehaved).
+    #[error("no peer could serve {what}: {last}")]
+    Unavailable {
+        /// What was wanted.
+        what: String,
+        /// The last peer's error.
+        last: String,
+    },
+    /// Writing locally failed.
+    #[error("writing {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Fetches and checks the manifest with id `dataset` from any of `peers`.
+pub(crate) async fn manifest(
+    ctx: &Ctx,
+    dataset: [u8; 32],
+    peers: &[PeerId],
+) -> Result<(Manifest, Vec<u8>), FetchError> {
+    let mut last = String::from("no peers known");
+    for peer in peers {
+        match ctx.net.request_block(*peer, BlockRequest::Manifest { dataset }).await {
+            Ok(BlockResponse::Manifest(bytes)) => {
+                let bytes = bytes.into_vec();
+                if <[u8; 32]>::from(Sha256::digest(&bytes)) != dataset {
+                    ctx.net.penalise(*peer, "sent a manifest that does not hash to its id").await;
+                    last = format!("{peer} sent a wrong manifest");
+                    continue;
+                }
+                match Manifest::decode(&bytes) {
+                    Ok(m) => return Ok((m, bytes)),
+                    Err(e) => last = format!("{peer}: invalid manifest: {e}"),
+                }
+            }
+            Ok(BlockResponse::Error(e)) => last = format!("{peer}: {e}"),
+            Ok(_) => last = format!("{peer}: unexpected answer"),
+            Err(e) => last = format!("{peer}: {e}"),
+        }
+    }
+    Err(FetchError::Unavailable {
+        what: format!("manifest {}", hex::encode(&dataset[..4])),
+        last,
+    })
+}
+
+/// Writes `manifest.bin` into `dir`.
+pub(crate) fn write_manifest(dir: &Path, bytes: &[u8]) -> Result<(), FetchError> {
+    let path = dir.join(MANIFEST_FILE);
+    let io = |source| FetchError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let f = File::create(&path).map_err(io)?;
+    f.write_all_at(bytes, 0).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+/// Downloads slot `index` of the dataset into the packed folder `dir` (`slot-NNN.bin` and
+/// `slot-NNN.roots`, synced), from `peers`, verifying every block against the manifest's slot
+/// root. `progress` counts bytes received.
+pub(crate) async fn slot(
+    ctx: &Ctx,
+    manifest: &Manifest,
+    dataset: [u8; 32],
+    index: u16,
+    peers: &[PeerId],
+    dir: &Path,
+    progress: Arc<AtomicU64>,
+) -> Result<(), FetchError> {
+    let slot_root = *manifest
+        .slot_roots
+        .get(usize::from(index))
+        .ok_or_else(|| FetchError::Unavailable {
+            what: format!("slot {index}"),
+            last: "no such slot in the manifest".into(),
+        })?;
+    let blocks = manifest.layout.slot_blocks();
+    let data_path = dir.join(slot_data_file(SlotIndex(index)));
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| FetchError::Io { path, source }
+    };
+    let data = Arc::new(File::create(&data_path).map_err(io(&data_path))?);
+    data.set_len(blocks * BLOCK_SIZE as u64).map_err(io(&data_path))?;
+
+    let mut roots = vec![Hash::default(); blocks as usize];
+    let mut good: Vec<PeerId> = peers.to_vec();
+    let mut last_error = String::from("no peers known");
+    let batch = u64::from(MAX_BLOCKS_PER_REQUEST);
+    let mut queue: std::collections::VecDeque<u64> = (0..blocks.div_ceil(batch)).collect();
+    let mut in_flight = FuturesUnordered::new();
+    let mut turn = 0usize;
+    loop {
+        while in_flight.len() < IN_FLIGHT && !good.is_empty() {
+            let Some(b) = queue.pop_front() else { break };
+            let peer = good[turn % good.len()];
+            turn += 1;
+            let first = b * batch;
+            let count = (blocks - first).min(batch) as u32;
+            let net = ctx.net.clone();
+            let data = data.clone();
+            in_flight.push(async move {
+                let r = net
+                    .request_block(peer, BlockRequest::Blocks { dataset, slot: index, first, count })
+                    .await;
+                let checked = match r {
+                    Ok(BlockResponse::Blocks(got)) => {
+                        tokio::task::spawn_blocking(move || check_and_write(&data, &slot_root, first, count, got))
+                            .await
+                            .unwrap_or_else(|e| Err(Bad::Local(e.to_string())))
+                    }
+                    Ok(BlockResponse::Error(e)) => Err(Bad::Refused(e)),
+                    Ok(_) => Err(Bad::Data("unexpected answer".into())),
+                    Err(e) => Err(Bad::Refused(e.to_string())),
+                };
+                (b, peer, checked)
+            });
+        }
+        let Some((b, peer, result)) = in_flight.next().await else {
+            break;
+        };
+        match result {
+            Ok(batch_roots) => {
+                let first = (b * batch) as usize;
+                roots[first..first + batch_roots.len()].copy_from_slice(&batch_roots);
+                progress.fetch_add((batch_roots.len() * BLOCK_SIZE) as u64, Ordering::Relaxed);
+            }
+            Err(bad) => {
+                queue.push_back(b);
+                last_error = format!("{peer}: {bad}");
+                match bad {
+                    Bad::Data(reason) => {
+                        ctx.metrics.blocks_rejected.inc();
+                        tracing::warn!(%peer, slot = index, reason, "peer sent bad blocks; dropping it");
+                        ctx.net.penalise(peer, &reason).await;
+                        good.retain(|p| *p != peer);
+                    }
+                    Bad::Refused(reason) => {
+                        tracing::debug!(%peer, slot = index, reason, "block request failed");
+                        good.retain(|p| *p != peer);
+                    }
+                    Bad::Local(e) => {
+                        return Err(FetchError::Io {
+                            path: data_path.display().to_string(),
+                            source: std::io::Error::other(e),
+                        });
+                    }
+                }
+            }
+        }
+        if good.is_empty() && in_flight.is_empty() {
+            break;
+        }
+    }
+    if !queue.is_empty() {
+        return Err(FetchError::Unavailable {
+            what: format!("slot {index}"),
+            last: last_error,
+        });
+    }
+    data.sync_all().map_err(io(&data_path))?;
+    let roots_path = dir.join(slot_roots_file(SlotIndex(index)));
+    let bytes: Vec<u8> = roots.iter().flat_map(|r| r.0).collect();
+    let f = File::create(&roots_path).map_err(io(&roots_path))?;
+    f.write_all_at(&bytes, 0).map_err(io(&roots_path))?;
+    f.sync_all().map_err(io(&roots_path))?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Bad {
+    /// The peer sent something that does not verify: penalise it.
+    #[error("bad data: {0}")]
+    Data(String),
+    /// The peer could not answer (busy, not found, timeout).
+    #[error("{0}")]
+    Refused(String),
+    /// A local failure.
+    #[error("local: {0}")]
+    Local(String),
+}
+
+/// Checks a batch against the slot root and writes it; returns the block roots.
+fn check_and_write(
+    data: &File,
+    slot_root: &Hash,
+    first: u64,
+    count: u32,
+    got: Vec<BlockWithPath>,
+) -> Result<Vec<Hash>, Bad> {
+    if got.len() != count as usize {
+        return Err(Bad::Data(format!("{} blocks instead of {count}", got.len())));
+    }
+    let mut roots = Vec::with_capacity(got.len());
+    for (i, b) in got.iter().enumerate() {
+        let want = first + i as u64;
+        let block: &[u8; BLOCK_SIZE] = b
+            .data
+            .as_slice()
+            .try_into()
+            .map_err(|_| Bad::Data(format!("block {want} has {} bytes", b.data.len())))?;
+        let root = tree::block_root(block);
+        let path: Vec<Hash> = b.path.iter().map(|h| Hash(*h)).collect();
+        if b.index != want || tree::root_from_path(root, want, &path) != *slot_root {
+            return Err(Bad::Data(format!("block {want} does not match the slot root")));
+        }
+        data.write_all_at(block, want * BLOCK_SIZE as u64)
+            .map_err(|e| Bad::Local(e.to_string()))?;
+        roots.push(root);
+    }
+    Ok(roots)
+}

@@ -1,0 +1,283 @@
+//! The node's own Prometheus metrics (chain and p2p metrics live in their crates and share the
+//! node's registry). Every series is registered at start, so counters read 0 before their first
+//! event and dashboards have data. Names and meanings: `docs/metrics.md`.
+
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
+};
+
+/// Metrics of the node's roles.
+#[derive(Debug, Clone)]
+pub struct NodeMetrics {
+    /// `hoard_node_info`.
+    pub info: IntGaugeVec,
+    /// `hoard_storage_capacity_bytes`.
+    pub storage_capacity: IntGauge,
+    /// `hoard_storage_used_bytes`.
+    pub storage_used: IntGauge,
+    /// `hoard_storage_free_bytes`.
+    pub storage_free: IntGauge,
+    /// `hoard_slots{state}`.
+    pub slots: IntGaugeVec,
+    /// `hoard_slots_evicted_total`.
+    pub slots_evicted: IntCounter,
+    /// `hoard_integrity_failures_total`.
+    pub integrity_failures: IntCounter,
+    /// `hoard_proofs_required_total`.
+    pub proofs_required: IntCounter,
+    /// `hoard_proofs_submitted_total`.
+    pub proofs_submitted: IntCounter,
+    /// `hoard_proofs_failed_total{reason}`.
+    pub proofs_failed: IntCounterVec,
+    /// `hoard_proofs_missed_total`.
+    pub proofs_missed: IntCounter,
+    /// `hoard_proofs_at_risk`.
+    pub proofs_at_risk: IntGauge,
+    /// `hoard_proof_latency_blocks`.
+    pub proof_latency_blocks: Histogram,
+    /// `hoard_period_length_blocks`.
+    pub period_length_blocks: IntGauge,
+    /// `hoard_proof_build_seconds`.
+    pub proof_build_seconds: Histogram,
+    /// `hoard_collateral_locked_tokens`.
+    pub collateral_locked: Gauge,
+    /// `hoard_collateral_slashed_tokens_total`.
+    pub collateral_slashed: prometheus::Counter,
+    /// `hoard_earnings_accrued_tokens`.
+    pub earnings_accrued: Gauge,
+    /// `hoard_earnings_withdrawn_tokens_total`.
+    pub earnings_withdrawn: prometheus::Counter,
+    /// `hoard_token_balance_tokens`.
+    pub token_balance: Gauge,
+    /// `hoard_chain_synced_block`.
+    pub synced_block: IntGauge,
+    /// `hoard_blocks_rejected_total`.
+    pub blocks_rejected: IntCounter,
+    /// `hoard_dataset_slots{dataset,state}`.
+    pub dataset_slots: IntGaugeVec,
+    /// `hoard_dataset_slots_needed{dataset}`.
+    pub dataset_slots_needed: IntGaugeVec,
+    /// `hoard_dataset_proofs_total{dataset,outcome}`.
+    pub dataset_proofs: IntCounterVec,
+    /// `hoard_dataset_repairs_total{dataset}`.
+    pub dataset_repairs: IntCounterVec,
+    /// `hoard_repair_duration_seconds`.
+    pub repair_duration: Histogram,
+    /// `hoard_validator_marks_total`.
+    pub validator_marks: IntCounter,
+    /// `hoard_validator_rewards_tokens_total`.
+    pub validator_rewards: prometheus::Counter,
+    /// `hoard_audit_checks_total{outcome}`.
+    pub audit_checks: IntCounterVec,
+}
+
+impl NodeMetrics {
+    /// Creates and registers every metric in `registry`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let r = Reg(registry);
+        let m = Self {
+            info: r.int_gauge_vec(
+                "hoard_node_info",
+                "Constant 1, labelled with the node's version, libp2p peer id and chain address.",
+                &["version", "peer_id", "address"],
+            )?,
+            storage_capacity: r.int_gauge(
+                "hoard_storage_capacity_bytes",
+                "Bytes of slot data the host offers to store.",
+            )?,
+            storage_used: r.int_gauge(
+                "hoard_storage_used_bytes",
+                "Bytes of slot data the host stores now.",
+            )?,
+            storage_free: r.int_gauge(
+                "hoard_storage_free_bytes",
+                "Free disk space left in the node's data folders, bytes.",
+            )?,
+            slots: r.int_gauge_vec(
+                "hoard_slots",
+                "Slots this host holds, by state (filling, filled, finished, failed).",
+                &["state"],
+            )?,
+            slots_evicted: r.int_counter(
+                "hoard_slots_evicted_total",
+                "Slots this host lost by eviction after too many missed proofs.",
+            )?,
+            integrity_failures: r.int_counter(
+                "hoard_integrity_failures_total",
+                "Times local slot data failed its integrity check (block roots or slot root).",
+            )?,
+            proofs_required: r.int_counter(
+                "hoard_proofs_required_total",
+                "Proofs the chain required of this host.",
+            )?,
+            proofs_submitted: r.int_counter(
+                "hoard_proofs_submitted_total",
+                "Proofs this host got mined.",
+            )?,
+            proofs_failed: r.int_counter_vec(
+                "hoard_proofs_failed_total",
+                "Proof attempts that failed, by reason (local_verify, revert, io).",
+                &["reason"],
+            )?,
+            proofs_missed: r.int_counter(
+                "hoard_proofs_missed_total",
+                "Proofs of this host marked missing on chain.",
+            )?,
+            proofs_at_risk: r.int_gauge(
+                "hoard_proofs_at_risk",
+                "Required proofs not yet mined whose period ends within the warning margin.",
+            )?,
+            proof_latency_blocks: r.histogram(
+                "hoard_proof_latency_blocks",
+                "Blocks after the period start at which this host's proof was mined.",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+            )?,
+            period_length_blocks: r.int_gauge(
+                "hoard_period_length_blocks",
+                "Blocks per proof period (the deadline the latency is measured against).",
+            )?,
+            proof_build_seconds: r.histogram(
+                "hoard_proof_build_seconds",
+                "Time to read the challenged cells and build a proof, seconds.",
+                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+            )?,
+            collateral_locked: r.gauge(
+                "hoard_collateral_locked_tokens",
+                "Collateral locked in held slots, tokens (less slashes).",
+            )?,
+            collateral_slashed: r.counter(
+                "hoard_collateral_slashed_tokens_total",
+                "Collateral this host lost to missed-proof slashes, tokens.",
+            )?,
+            earnings_accrued: r.gauge(
+                "hoard_earnings_accrued_tokens",
+                "Pay earned so far on slots held, not yet withdrawn, tokens.",
+            )?,
+            earnings_withdrawn: r.counter(
+                "hoard_earnings_withdrawn_tokens_total",
+                "Pay and collateral withdrawn by this node, tokens.",
+            )?,
+            token_balance: r.gauge(
+                "hoard_token_balance_tokens",
+                "Token balance of the node's account, tokens.",
+            )?,
+            synced_block: r.int_gauge(
+                "hoard_chain_synced_block",
+                "Last block whose marketplace events the node has handled.",
+            )?,
+            blocks_rejected: r.int_counter(
+                "hoard_blocks_rejected_total",
+                "Downloaded blocks that failed verification against their slot root.",
+            )?,
+            dataset_slots: r.int_gauge_vec(
+                "hoard_dataset_slots",
+                "Slots of each watched request by state (free, filled, repair).",
+                &["dataset", "state"],
+            )?,
+            dataset_slots_needed: r.int_gauge_vec(
+                "hoard_dataset_slots_needed",
+                "Slots a watched request needs to rebuild its dataset (k = slots - maxSlotLoss).",
+                &["dataset"],
+            )?,
+            dataset_proofs: r.int_counter_vec(
+                "hoard_dataset_proofs_total",
+                "Proofs of each watched request, by outcome (submitted, missed).",
+                &["dataset", "outcome"],
+            )?,
+            dataset_repairs: r.int_counter_vec(
+                "hoard_dataset_repairs_total",
+                "Freed slots of each watched request that were filled again.",
+                &["dataset"],
+            )?,
+            repair_duration: r.histogram(
+                "hoard_repair_duration_seconds",
+                "Time from a slot being freed to its refill, seconds.",
+                vec![10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0],
+            )?,
+            validator_marks: r.int_counter(
+                "hoard_validator_marks_total",
+                "Missed proofs this node marked on chain.",
+            )?,
+            validator_rewards: r.counter(
+                "hoard_validator_rewards_tokens_total",
+                "Reporter rewards earned by this node's marks, tokens.",
+            )?,
+            audit_checks: r.int_counter_vec(
+                "hoard_audit_checks_total",
+                "Off-chain spot checks of hosts, by outcome (ok, failed, unreachable).",
+                &["outcome"],
+            )?,
+        };
+        for state in ["filling", "filled", "finished", "failed"] {
+            m.slots.with_label_values(&[state]).set(0);
+        }
+        for reason in ["local_verify", "revert", "io"] {
+            m.proofs_failed.with_label_values(&[reason]);
+        }
+        for outcome in ["ok", "failed", "unreachable"] {
+            m.audit_checks.with_label_values(&[outcome]);
+        }
+        Ok(m)
+    }
+}
+
+/// Token base units (18 decimals) as whole tokens, for gauges.
+pub fn tokens(units: alloy::primitives::U256) -> f64 {
+    // f64 keeps 15–16 significant digits: plenty for a dashboard, never used for accounting.
+    let s = units.to_string();
+    s.parse::<f64>().unwrap_or(f64::MAX) / 1e18
+}
+
+struct Reg<'a>(&'a Registry);
+
+impl Reg<'_> {
+    fn add<T: prometheus::core::Collector + Clone + 'static>(&self, c: T) -> prometheus::Result<T> {
+        self.0.register(Box::new(c.clone()))?;
+        Ok(c)
+    }
+    fn int_gauge(&self, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+        self.add(IntGauge::new(name, help)?)
+    }
+    fn gauge(&self, name: &str, help: &str) -> prometheus::Result<Gauge> {
+        self.add(Gauge::new(name, help)?)
+    }
+    fn counter(&self, name: &str, help: &str) -> prometheus::Result<prometheus::Counter> {
+        self.add(prometheus::Counter::new(name, help)?)
+    }
+    fn int_counter(&self, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+        self.add(IntCounter::new(name, help)?)
+    }
+    fn int_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels)?)
+    }
+    fn int_counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+    fn histogram(&self, name: &str, help: &str, buckets: Vec<f64>) -> prometheus::Result<Histogram> {
+        self.add(Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_exported_from_the_start() {
+        let registry = Registry::new();
+        NodeMetrics::new(&registry).expect("register");
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .expect("encode");
+        for name in [
+            "hoard_slots{state=\"filled\"} 0",
+            "hoard_proofs_missed_total 0",
+            "hoard_proofs_failed_total{reason=\"revert\"} 0",
+            "# HELP hoard_proof_latency_blocks ",
+        ] {
+            assert!(text.contains(name), "missing {name}");
+        }
+        assert_eq!(tokens(alloy::primitives::U256::from(15u64) * alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(17))), 1.5);
+    }
+}

@@ -1,0 +1,280 @@
+//! The proof scheduler: each period, for every filled slot, decide whether a proof is required
+//! (locally, from the period's seed), build it on the blocking pool, check it, submit it, and
+//! retry until the period ends. Warns before a deadline is missed.
+//!
+//! Idempotent across restarts: a proof is sent only while the chain still requires it
+//! (`isProofRequired` turns false once one is mined), so a host killed between building and
+//! sending simply proves again when it comes back within the period.
+
+use std::{
+    collections::HashSet,
+    num::NonZeroU64,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy::primitives::B256;
+use hoard_dataset::PackedDataset;
+use hoard_prover::{Seed, SlotId, SlotIndex, proof_required};
+use tokio::sync::Semaphore;
+
+use crate::{
+    ids,
+    metrics::tokens,
+    node::Ctx,
+    store::{HostSlot, HostSlotState, ProofOutcome},
+    sync::short,
+};
+
+pub(crate) async fn run(ctx: Arc<Ctx>) {
+    let mut head = ctx.head.clone();
+    let permits = Arc::new(Semaphore::new(ctx.config.host.prove_parallelism.max(1)));
+    // Slots with a proof task running for the current period.
+    let mut running: HashSet<(B256, u64)> = HashSet::new();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(B256, u64)>();
+    let mut seed_cache: Option<(u64, B256)> = None;
+    loop {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            changed = head.changed() => if changed.is_err() { return },
+            Some(key) = done_rx.recv() => { running.remove(&key); continue; }
+        }
+        let now = *head.borrow_and_update();
+        let Ok(slots) = ctx.store.host_slots() else {
+            continue;
+        };
+        let seed = match seed_cache {
+            Some((p, s)) if p == now.period => s,
+            _ => match ctx.chain.period_seed(now.period).await {
+                Ok(s) => {
+                    seed_cache = Some((now.period, s));
+                    s
+                }
+                Err(e) => {
+                    tracing::warn!(err = %e, period = now.period, "cannot read the period seed");
+                    continue;
+                }
+            },
+        };
+        let mut at_risk = 0;
+        for slot in slots.into_iter().filter(|s| s.state == HostSlotState::Filled) {
+            if slot.filled_period >= now.period {
+                continue; // the fill's proof counts for its own period
+            }
+            let Ok(Some(r)) = ctx.store.request(&slot.request_id) else {
+                continue;
+            };
+            if now.timestamp >= r.ends_at {
+                continue;
+            }
+            let Some(prob) = NonZeroU64::new(r.proof_probability) else {
+                continue;
+            };
+            if !proof_required(&Seed(seed.0), &SlotId(slot.slot_id.0), prob) {
+                continue;
+            }
+            let done = matches!(
+                ctx.store.proof(&slot.slot_id, now.period),
+                Ok(Some(ProofOutcome::Submitted { .. }))
+            );
+            if done {
+                continue;
+            }
+            if now.blocks_left < ctx.config.host.deadline_margin_blocks {
+                at_risk += 1;
+            }
+            let key = (slot.slot_id, now.period);
+            if running.insert(key) {
+                ctx.metrics.proofs_required.inc();
+                let ctx = ctx.clone();
+                let permits = permits.clone();
+                let done_tx = done_tx.clone();
+                tokio::spawn(async move {
+                    prove_slot(&ctx, &slot, now.period, seed, &permits).await;
+                    let _ = done_tx.send(key);
+                });
+            }
+        }
+        if at_risk > 0 {
+            tracing::warn!(
+                at_risk,
+                blocks_left = now.blocks_left,
+                period = now.period,
+                "required proofs not yet mined close to the period's end"
+            );
+        }
+        ctx.metrics.proofs_at_risk.set(at_risk);
+        running.retain(|(_, p)| *p >= now.period);
+    }
+}
+
+/// Proves one slot for `period`, retrying until it is mined or the period is over.
+async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, seed: B256, permits: &Semaphore) {
+    let Ok(Some(r)) = ctx.store.request(&slot.request_id) else {
+        return;
+    };
+    let dir = ctx.store.slot_dir(slot.volume, &slot.slot_id);
+    let mut delay = Duration::from_millis(500);
+    loop {
+        if ctx.cancel.is_cancelled() || ctx.head().period != period {
+            return;
+        }
+        match ctx.chain.is_proof_required(slot.slot_id).await {
+            Ok(false) => return, // mined already (by us before a restart) or not due
+            Ok(true) => {}
+            Err(e) => {
+                tracing::warn!(err = %e, "cannot ask whether a proof is required; retrying");
+                retry_sleep(ctx, &mut delay).await;
+                continue;
+            }
+        }
+        let started = Instant::now();
+        let proof = {
+            let Ok(_permit) = permits.acquire().await else {
+                return;
+            };
+            let dir2 = dir.clone();
+            let index = slot.index;
+            let tree = tokio::task::spawn_blocking(move || {
+                PackedDataset::open(&dir2).and_then(|p| p.slot_tree(SlotIndex(index)).map(|(_, t)| t))
+            })
+            .await;
+            match tree {
+                Ok(Ok(tree)) => crate::host::build_proof(&dir, slot.index, tree, seed, slot.slot_id, &r).await,
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(e.into()),
+            }
+        };
+        ctx.metrics.proof_build_seconds.observe(started.elapsed().as_secs_f64());
+        let proof = match proof {
+            Ok(p) => p,
+            Err(e) => {
+                // Local data does not prove: report loudly; retrying will not help this period.
+                ctx.metrics.proofs_failed.with_label_values(&["local_verify"]).inc();
+                ctx.metrics.integrity_failures.inc();
+                tracing::error!(slot = %short(&slot.slot_id), period, err = %e, "cannot build a valid proof from local data");
+                let _ = ctx.store.put_proof(&slot.slot_id, period, &ProofOutcome::Failed(e.to_string()));
+                return;
+            }
+        };
+        match ctx.chain.submit_proof(slot.slot_id, proof.into()).await {
+            Ok(outcome) => {
+                ctx.metrics.proofs_submitted.inc();
+                let start = period * ctx.chain.deployment().period_length;
+                ctx.metrics
+                    .proof_latency_blocks
+                    .observe(outcome.block.saturating_sub(start) as f64);
+                let _ = ctx.store.put_proof(
+                    &slot.slot_id,
+                    period,
+                    &ProofOutcome::Submitted {
+                        tx: outcome.hash,
+                        block: outcome.block,
+                    },
+                );
+                let _ = ctx.store.flush().await;
+                tracing::info!(slot = %short(&slot.slot_id), period, block = outcome.block, "proof accepted");
+                return;
+            }
+            Err(e) if e.is_transient() => {
+                ctx.metrics.proofs_failed.with_label_values(&["io"]).inc();
+                tracing::warn!(slot = %short(&slot.slot_id), period, err = %e, "sending a proof failed; retrying");
+                retry_sleep(ctx, &mut delay).await;
+            }
+            Err(e) => {
+                ctx.metrics.proofs_failed.with_label_values(&["revert"]).inc();
+                tracing::error!(slot = %short(&slot.slot_id), period, err = %e, "proof rejected by the chain");
+                let _ = ctx.store.put_proof(&slot.slot_id, period, &ProofOutcome::Failed(e.to_string()));
+                // The period may have turned while it was in flight; the next loop checks.
+                retry_sleep(ctx, &mut delay).await;
+            }
+        }
+    }
+}
+
+async fn retry_sleep(ctx: &Ctx, delay: &mut Duration) {
+    tokio::select! {
+        _ = ctx.cancel.cancelled() => {}
+        _ = tokio::time::sleep(*delay) => {}
+    }
+    *delay = (*delay * 2).min(Duration::from_secs(10));
+}
+
+/// Withdraws pay and collateral of every slot whose request has ended.
+pub(crate) async fn withdraw_ended(ctx: &Arc<Ctx>) {
+    let Ok(slots) = ctx.store.host_slots() else {
+        return;
+    };
+    for mut slot in slots.into_iter().filter(|s| s.state == HostSlotState::Filled) {
+        let Ok(state) = ctx.chain.slot_state(slot.slot_id).await else {
+            continue;
+        };
+        // Finished 4, Failed 5, Cancelled 6: payable. Paid 7: done already.
+        if !(4..=7).contains(&state) {
+            continue;
+        }
+        if state != 7 {
+            let payout = ctx.chain.slot_payout(slot.slot_id).await.ok();
+            match ctx.chain.withdraw_slot(slot.slot_id).await {
+                Ok(_) => {
+                    if let Some((earned, collateral)) = payout {
+                        ctx.metrics.earnings_withdrawn.inc_by(tokens(earned + collateral));
+                    }
+                    tracing::info!(slot = %short(&slot.slot_id), "withdrew pay and collateral");
+                }
+                Err(e) => {
+                    tracing::warn!(slot = %short(&slot.slot_id), err = %e, "withdrawing a slot failed");
+                    continue;
+                }
+            }
+        }
+        slot.state = HostSlotState::Done;
+        let dir = ctx.store.slot_dir(slot.volume, &slot.slot_id);
+        ctx.serving.remove_dir(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = ctx.store.put_host_slot(&slot);
+    }
+    let _ = ctx.store.flush().await;
+    refresh_gauges(ctx).await;
+}
+
+/// Recomputes the host's gauges (slots, storage, collateral, earnings, balance) from the store
+/// and the chain.
+pub(crate) async fn refresh_gauges(ctx: &Arc<Ctx>) {
+    let Ok(slots) = ctx.store.host_slots() else {
+        return;
+    };
+    let m = &ctx.metrics;
+    let (mut filled, mut finished, mut failed, mut used) = (0, 0, 0, 0u64);
+    let mut locked = 0.0;
+    let mut accrued = 0.0;
+    for s in &slots {
+        match s.state {
+            HostSlotState::Filled => {
+                filled += 1;
+                if let Ok(Some(r)) = ctx.store.request(&s.request_id) {
+                    used += r.slot_size;
+                }
+                if let Ok((earned, collateral)) = ctx.chain.slot_payout(s.slot_id).await {
+                    accrued += tokens(earned);
+                    locked += tokens(collateral);
+                }
+            }
+            HostSlotState::Done => finished += 1,
+            HostSlotState::Evicted => failed += 1,
+            HostSlotState::Filling => {}
+        }
+    }
+    m.slots.with_label_values(&["filled"]).set(filled);
+    m.slots.with_label_values(&["finished"]).set(finished);
+    m.slots.with_label_values(&["failed"]).set(failed);
+    m.storage_used.set(used as i64);
+    m.storage_free.set(ctx.store.free_bytes() as i64);
+    m.storage_capacity.set(ctx.offer().capacity_bytes as i64);
+    m.collateral_locked.set(locked);
+    m.earnings_accrued.set(accrued);
+    if let Ok(b) = ctx.chain.token_balance(ctx.address()).await {
+        m.token_balance.set(tokens(b));
+    }
+    let _ = ids::b256;
+}

@@ -1,0 +1,529 @@
+//! The node's local store: sled for metadata, plain files for slot data.
+//!
+//! Slot data is never in sled (its own README warns about reliability). A host keeps each slot
+//! as a one-slot packed folder (`manifest.bin`, `slot-NNN.bin`, `slot-NNN.roots`, the format of
+//! `hoard-dataset`) at `<volume>/slots/<slot id>/`, written under `<volume>/tmp/` first, synced
+//! and renamed; its metadata is written after the rename and flushed. A crash before the
+//! metadata leaves an orphan folder that [`Store::open`] removes; after it, the slot is whole.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use alloy::primitives::{Address, B256, U256};
+use hoard_chain::Cursor;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed.
+    #[error("database: {0}")]
+    Db(#[from] sled::Error),
+    /// A file operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A record did not decode (a bug or a damaged database).
+    #[error("damaged record in {tree}: {message}")]
+    Corrupt {
+        /// The sled tree.
+        tree: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The database is locked by another process.
+    #[error(
+        "the data folder {0} is in use by another hoard node (stop it, or pick another --data-dir)"
+    )]
+    Locked(PathBuf),
+}
+
+/// A storage request as the chain announced it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RequestRecord {
+    /// The request id.
+    pub id: B256,
+    /// Who pays.
+    pub renter: Address,
+    /// The manifest's SHA-256 (the dataset id).
+    pub manifest_id: B256,
+    /// Root over the slot roots.
+    pub dataset_root: B256,
+    /// k + m.
+    pub slots: u16,
+    /// m.
+    pub max_slot_loss: u16,
+    /// Bytes per slot.
+    pub slot_size: u64,
+    /// Cells per slot.
+    pub cell_count: u64,
+    /// Samples per proof.
+    pub samples: u16,
+    /// A proof is required with probability 1/`proof_probability` per period.
+    pub proof_probability: u64,
+    /// Token base units per byte per second.
+    pub price_per_byte_per_second: U256,
+    /// Token base units per byte.
+    pub collateral_per_byte: U256,
+    /// Unix seconds when unfilled slots stop being accepted (while New).
+    pub expires_at: u64,
+    /// Unix seconds when the request ends.
+    pub ends_at: u64,
+}
+
+/// Where a host's slot is in its life.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum HostSlotState {
+    /// On disk, `fillSlot` sent or about to be: after a crash the chain says which way it went.
+    Filling,
+    /// On disk and filled on chain; proofs due.
+    Filled,
+    /// Paid out (or given up): nothing more to do; files removed.
+    Done,
+    /// Evicted by the marketplace.
+    Evicted,
+}
+
+/// A slot this node hosts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostSlot {
+    /// Slot id (`keccak(requestId, index)`).
+    pub slot_id: B256,
+    /// The request.
+    pub request_id: B256,
+    /// Slot index.
+    pub index: u16,
+    /// State.
+    pub state: HostSlotState,
+    /// Which volume holds it.
+    pub volume: usize,
+    /// Period of the fill (its proof counts for that period).
+    pub filled_period: u64,
+    /// Collateral the fill pulled, token base units.
+    pub collateral: U256,
+    /// Whether this was a repair of a freed slot.
+    pub repair: bool,
+}
+
+/// How a period's proof of one slot went, as this host saw it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum ProofOutcome {
+    /// Mined.
+    Submitted {
+        /// Transaction hash.
+        tx: B256,
+        /// Block it was mined in.
+        block: u64,
+    },
+    /// Could not be built, verified or sent.
+    Failed(String),
+}
+
+/// A dataset this node packed as a renter.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatasetRecord {
+    /// The packed folder.
+    pub dir: PathBuf,
+    /// The request that pays for it, once posted.
+    pub request_id: Option<B256>,
+}
+
+/// A host announcement.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostEntry {
+    /// libp2p peer id bytes.
+    pub peer_id: Vec<u8>,
+    /// Multiaddr bytes.
+    pub addrs: Vec<Vec<u8>>,
+}
+
+/// The store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    volumes: Vec<PathBuf>,
+}
+
+const META: &str = "meta";
+const REQUESTS: &str = "requests";
+const SLOTS: &str = "host_slots";
+const PROOFS: &str = "proofs";
+const DATASETS: &str = "datasets";
+const HOSTS: &str = "hosts";
+const CURSOR: &[u8] = b"cursor";
+const OFFER: &[u8] = b"offer";
+
+impl Store {
+    /// Opens (or creates) the store under `data_dir` with slot data in `volumes`, and removes
+    /// what an interrupted write left behind.
+    pub fn open(data_dir: &Path, volumes: &[PathBuf]) -> Result<Self, StoreError> {
+        let io = |what, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { what, path, source }
+        };
+        std::fs::create_dir_all(data_dir).map_err(io("creating", data_dir))?;
+        let db_path = data_dir.join("db");
+        let db = sled::Config::new()
+            .path(&db_path)
+            .cache_capacity(64 << 20)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Locked(data_dir.into())
+                }
+                other => StoreError::Db(other),
+            })?;
+        for v in volumes {
+            for sub in ["slots", "datasets", "tmp"] {
+                let p = v.join(sub);
+                std::fs::create_dir_all(&p).map_err(io("creating", &p))?;
+            }
+            // Anything under tmp/ is an interrupted download or pack: its metadata was never
+            // written, so nothing refers to it.
+            let tmp = v.join("tmp");
+            for entry in std::fs::read_dir(&tmp).map_err(io("listing", &tmp))? {
+                let path = entry.map_err(io("listing", &tmp))?.path();
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+            }
+        }
+        let store = Self {
+            db,
+            volumes: volumes.to_vec(),
+        };
+        store.remove_orphan_slots()?;
+        Ok(store)
+    }
+
+    /// The data folders.
+    pub fn volumes(&self) -> &[PathBuf] {
+        &self.volumes
+    }
+
+    /// A fresh temporary folder in `volume`, removed on the next open if never renamed.
+    pub fn temp_dir(&self, volume: usize) -> Result<tempfile::TempDir, StoreError> {
+        let base = self.volumes[volume].join("tmp");
+        tempfile::Builder::new()
+            .prefix("part-")
+            .tempdir_in(&base)
+            .map_err(|source| StoreError::Io {
+                what: "creating a folder in",
+                path: base,
+                source,
+            })
+    }
+
+    /// The folder of a hosted slot.
+    pub fn slot_dir(&self, volume: usize, slot_id: &B256) -> PathBuf {
+        self.volumes[volume].join("slots").join(hex(slot_id))
+    }
+
+    /// The folder for a packed dataset of this renter.
+    pub fn dataset_dir(&self, volume: usize, id: &B256) -> PathBuf {
+        self.volumes[volume].join("datasets").join(hex(id))
+    }
+
+    /// The volume with the most free space.
+    pub fn roomiest_volume(&self) -> usize {
+        (0..self.volumes.len())
+            .max_by_key(|i| free_bytes(&self.volumes[*i]).unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Free bytes summed over the volumes.
+    pub fn free_bytes(&self) -> u64 {
+        self.volumes
+            .iter()
+            .map(|v| free_bytes(v).unwrap_or(0))
+            .sum()
+    }
+
+    fn remove_orphan_slots(&self) -> Result<(), StoreError> {
+        let known: Vec<(usize, B256)> = self
+            .host_slots()?
+            .into_iter()
+            .filter(|s| matches!(s.state, HostSlotState::Filling | HostSlotState::Filled))
+            .map(|s| (s.volume, s.slot_id))
+            .collect();
+        for (v, volume) in self.volumes.iter().enumerate() {
+            let slots = volume.join("slots");
+            let Ok(entries) = std::fs::read_dir(&slots) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let keep = known.iter().any(|(kv, id)| *kv == v && hex(id) == name);
+                if !keep {
+                    tracing::warn!(path = %entry.path().display(), "removing a slot folder with no record (interrupted fill)");
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn tree(&self, name: &'static str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
+    fn put<T: Serialize>(&self, tree: &'static str, key: &[u8], value: &T) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(value).map_err(|e| StoreError::Corrupt {
+            tree,
+            message: e.to_string(),
+        })?;
+        self.tree(tree)?.insert(key, bytes)?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(&self, tree: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.tree(tree)?.get(key)? {
+            None => Ok(None),
+            Some(bytes) => decode(tree, &bytes).map(Some),
+        }
+    }
+
+    fn all<T: DeserializeOwned>(&self, tree: &'static str) -> Result<Vec<T>, StoreError> {
+        self.tree(tree)?
+            .iter()
+            .values()
+            .map(|v| decode(tree, &v?))
+            .collect()
+    }
+
+    /// Makes everything written so far durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The event cursor.
+    pub fn cursor(&self) -> Result<Option<Cursor>, StoreError> {
+        self.get(META, CURSOR)
+    }
+
+    /// Saves the event cursor (after the events up to it were handled).
+    pub fn set_cursor(&self, cursor: &Cursor) -> Result<(), StoreError> {
+        self.put(META, CURSOR, cursor)
+    }
+
+    /// The offer set at run time, if any.
+    pub fn offer(&self) -> Result<Option<crate::config::Offer>, StoreError> {
+        // Stored as JSON: U256 fields do not round-trip through postcard's serde form.
+        match self.tree(META)?.get(OFFER)? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| StoreError::Corrupt {
+                tree: META,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Keeps the offer.
+    pub fn set_offer(&self, offer: &crate::config::Offer) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(offer).map_err(|e| StoreError::Corrupt {
+            tree: META,
+            message: e.to_string(),
+        })?;
+        self.tree(META)?.insert(OFFER, bytes)?;
+        Ok(())
+    }
+
+    /// Records a request.
+    pub fn put_request(&self, r: &RequestRecord) -> Result<(), StoreError> {
+        self.put(REQUESTS, r.id.as_slice(), r)
+    }
+
+    /// A request by id.
+    pub fn request(&self, id: &B256) -> Result<Option<RequestRecord>, StoreError> {
+        self.get(REQUESTS, id.as_slice())
+    }
+
+    /// Every request seen, oldest id order (not time order).
+    pub fn requests(&self) -> Result<Vec<RequestRecord>, StoreError> {
+        self.all(REQUESTS)
+    }
+
+    /// Requests for a dataset id.
+    pub fn requests_for_manifest(&self, manifest: &B256) -> Result<Vec<RequestRecord>, StoreError> {
+        Ok(self
+            .requests()?
+            .into_iter()
+            .filter(|r| r.manifest_id == *manifest)
+            .collect())
+    }
+
+    /// Records a hosted slot.
+    pub fn put_host_slot(&self, s: &HostSlot) -> Result<(), StoreError> {
+        self.put(SLOTS, s.slot_id.as_slice(), s)
+    }
+
+    /// A hosted slot by id.
+    pub fn host_slot(&self, id: &B256) -> Result<Option<HostSlot>, StoreError> {
+        self.get(SLOTS, id.as_slice())
+    }
+
+    /// Every slot this node hosts or hosted.
+    pub fn host_slots(&self) -> Result<Vec<HostSlot>, StoreError> {
+        self.all(SLOTS)
+    }
+
+    /// Records a proof outcome.
+    pub fn put_proof(&self, slot: &B256, period: u64, outcome: &ProofOutcome) -> Result<(), StoreError> {
+        self.put(PROOFS, &proof_key(slot, period), outcome)
+    }
+
+    /// The recorded outcome of a slot's proof for a period.
+    pub fn proof(&self, slot: &B256, period: u64) -> Result<Option<ProofOutcome>, StoreError> {
+        self.get(PROOFS, &proof_key(slot, period))
+    }
+
+    /// Recorded proofs of one slot, by period.
+    pub fn proofs_of(&self, slot: &B256) -> Result<BTreeMap<u64, ProofOutcome>, StoreError> {
+        let mut out = BTreeMap::new();
+        for item in self.tree(PROOFS)?.scan_prefix(slot.as_slice()) {
+            let (k, v) = item?;
+            let period = k
+                .get(32..40)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt {
+                    tree: PROOFS,
+                    message: "short key".into(),
+                })?;
+            out.insert(period, decode(PROOFS, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Records a dataset this renter packed.
+    pub fn put_dataset(&self, id: &B256, d: &DatasetRecord) -> Result<(), StoreError> {
+        self.put(DATASETS, id.as_slice(), d)
+    }
+
+    /// A dataset this renter packed.
+    pub fn dataset(&self, id: &B256) -> Result<Option<DatasetRecord>, StoreError> {
+        self.get(DATASETS, id.as_slice())
+    }
+
+    /// Every dataset this renter packed, with its id.
+    pub fn datasets(&self) -> Result<Vec<(B256, DatasetRecord)>, StoreError> {
+        let tree = self.tree(DATASETS)?;
+        tree.iter()
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((B256::from_slice(&k), decode(DATASETS, &v)?))
+            })
+            .collect()
+    }
+
+    /// Records (or removes, with `None`) a host announcement.
+    pub fn put_host(&self, host: &Address, entry: Option<&HostEntry>) -> Result<(), StoreError> {
+        match entry {
+            Some(e) => self.put(HOSTS, host.as_slice(), e),
+            None => {
+                self.tree(HOSTS)?.remove(host.as_slice())?;
+                Ok(())
+            }
+        }
+    }
+
+    /// A host's announcement.
+    pub fn host(&self, host: &Address) -> Result<Option<HostEntry>, StoreError> {
+        self.get(HOSTS, host.as_slice())
+    }
+
+    /// Every announced host, by address.
+    pub fn hosts(&self) -> Result<Vec<(Address, HostEntry)>, StoreError> {
+        let tree = self.tree(HOSTS)?;
+        tree.iter()
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((Address::from_slice(&k), decode(HOSTS, &v)?))
+            })
+            .collect()
+    }
+}
+
+fn proof_key(slot: &B256, period: u64) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(slot.as_slice());
+    k[32..].copy_from_slice(&period.to_be_bytes());
+    k
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        message: e.to_string(),
+    })
+}
+
+/// Lower-case hex without `0x`, for folder names.
+pub(crate) fn hex(id: &B256) -> String {
+    hex::encode(id.as_slice())
+}
+
+/// Free bytes on the file system holding `path`.
+pub(crate) fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(path)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(id: u8, state: HostSlotState) -> HostSlot {
+        HostSlot {
+            slot_id: B256::repeat_byte(id),
+            request_id: B256::repeat_byte(9),
+            index: 1,
+            state,
+            volume: 0,
+            filled_period: 3,
+            collateral: U256::from(7),
+            repair: false,
+        }
+    }
+
+    #[test]
+    fn records_survive_reopen_and_orphans_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vol = dir.path().join("vol");
+        {
+            let store = Store::open(dir.path(), std::slice::from_ref(&vol)).expect("open");
+            store.put_host_slot(&slot(1, HostSlotState::Filled)).expect("put");
+            std::fs::create_dir_all(store.slot_dir(0, &B256::repeat_byte(1))).expect("kept");
+            std::fs::create_dir_all(store.slot_dir(0, &B256::repeat_byte(2))).expect("orphan");
+            let tmp = store.temp_dir(0).expect("tmp").keep();
+            assert!(tmp.exists());
+            store
+                .put_proof(&B256::repeat_byte(1), 5, &ProofOutcome::Failed("x".into()))
+                .expect("proof");
+            store.db.flush().expect("flush");
+        }
+        let store = Store::open(dir.path(), std::slice::from_ref(&vol)).expect("reopen");
+        assert_eq!(store.host_slots().expect("slots"), vec![slot(1, HostSlotState::Filled)]);
+        assert!(store.slot_dir(0, &B256::repeat_byte(1)).exists());
+        assert!(!store.slot_dir(0, &B256::repeat_byte(2)).exists());
+        assert_eq!(std::fs::read_dir(vol.join("tmp")).expect("tmp").count(), 0);
+        let proofs = store.proofs_of(&B256::repeat_byte(1)).expect("proofs");
+        assert_eq!(proofs.keys().copied().collect::<Vec<_>>(), vec![5]);
+    }
+
+    #[test]
+    fn a_second_node_on_the_same_folder_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vol = dir.path().join("vol");
+        let _first = Store::open(dir.path(), std::slice::from_ref(&vol)).expect("open");
+        let err = Store::open(dir.path(), std::slice::from_ref(&vol)).expect_err("locked");
+        assert!(err.to_string().contains("in use"), "{err}");
+    }
+}

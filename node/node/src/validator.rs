@@ -1,0 +1,84 @@
+//! The validator role: after each period ends, find the required proofs that did not arrive and
+//! mark them missing (the reporter earns a share of each slash). Switched on by config,
+//! `--validate`, or `hoard validate` at run time.
+
+use std::{num::NonZeroU64, sync::Arc};
+
+use hoard_prover::{Seed, SlotId, proof_required};
+
+use crate::{host::REQUEST_NEW, host::REQUEST_STARTED, ids, node::Ctx, sync::short};
+
+/// Slot state Filled.
+const SLOT_FILLED: u8 = 2;
+
+pub(crate) async fn run(ctx: Arc<Ctx>) {
+    let mut head = ctx.head.clone();
+    let mut on = ctx.validator_on.subscribe();
+    let mut checked_up_to: Option<u64> = None;
+    loop {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            c = head.changed() => if c.is_err() { return },
+            c = on.changed() => if c.is_err() { return },
+        }
+        if !*on.borrow() {
+            continue;
+        }
+        let now = *head.borrow_and_update();
+        let Some(ended) = now.period.checked_sub(1) else {
+            continue;
+        };
+        if checked_up_to.is_some_and(|c| c >= ended) {
+            continue;
+        }
+        match check_period(&ctx, ended).await {
+            Ok(marked) => {
+                if marked > 0 {
+                    tracing::info!(period = ended, marked, "marked missed proofs");
+                }
+                checked_up_to = Some(ended);
+            }
+            Err(e) => tracing::warn!(period = ended, err = %e, "validating a period failed; will retry"),
+        }
+    }
+}
+
+/// Marks every missing required proof of `period`; returns how many were marked.
+async fn check_period(ctx: &Arc<Ctx>, period: u64) -> anyhow::Result<u64> {
+    let seed = ctx.chain.period_seed(period).await?;
+    let mut marked = 0;
+    for r in ctx.store.requests()? {
+        let state = ctx.chain.request_state(r.id).await?;
+        if state != REQUEST_NEW && state != REQUEST_STARTED {
+            continue;
+        }
+        let Some(prob) = NonZeroU64::new(r.proof_probability) else {
+            continue;
+        };
+        for i in 0..r.slots {
+            let slot_id = ids::slot_id(&r.id, i);
+            if !proof_required(&Seed(seed.0), &SlotId(slot_id.0), prob) {
+                continue;
+            }
+            let slot = ctx.chain.get_slot(slot_id).await?;
+            // Only slots held since before the period (the fill's proof counts for its own
+            // period), and never our own (self-reporting loses money by design).
+            if slot.state != SLOT_FILLED || slot.filledPeriod >= period || slot.host == ctx.address() {
+                continue;
+            }
+            if ctx.chain.proof_status(slot_id, period).await? != 0 {
+                continue;
+            }
+            match ctx.chain.mark_proof_missing(slot_id, alloy::primitives::U256::from(period)).await {
+                Ok(_) => {
+                    marked += 1;
+                    ctx.metrics.validator_marks.inc();
+                    tracing::warn!(slot = %short(&slot_id), host = %slot.host, period, "proof missing: marked");
+                }
+                // Another validator may have been first: not an error worth more than a note.
+                Err(e) => tracing::info!(slot = %short(&slot_id), period, err = %e, "could not mark a missed proof"),
+            }
+        }
+    }
+    Ok(marked)
+}
