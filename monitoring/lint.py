@@ -87,15 +87,15 @@ def panel_queries(dashboard: dict):
 
 
 def substitute(expr: str, values: dict[str, str] | None = None) -> str:
-    """Replaces Grafana variables: built-ins by fixed durations, template variables by `values`
-    (default `.*`, every dashboard variable is used with a regex matcher)."""
+    """Replaces Grafana variables by `values`, else built-ins by fixed durations (BUILTINS) and
+    template variables by `.*` (every dashboard variable is used with a regex matcher)."""
     values = values or {}
 
     def repl(m: re.Match) -> str:
         name = m.group(1) or m.group(2)
-        if name in BUILTINS:
-            return BUILTINS[name]
-        return values.get(name, ".*")
+        if name in values:
+            return values[name]
+        return BUILTINS.get(name, ".*")
 
     return VAR_RE.sub(repl, expr)
 
