@@ -374,6 +374,40 @@ def check_metrics(lint: Lint, dash_exprs: list[tuple[str, str]], rules: dict[Pat
                 used |= expand(r["expr"])
     for n in sorted(set(doc) - used):
         lint.err(f"docs/metrics.md: {n} is used by no dashboard panel and no alert")
+    check_used_by_column(lint, rules)
+
+
+def check_used_by_column(lint: Lint, rules: dict[Path, list[dict]]) -> None:
+    """The last column of docs/metrics.md names alerts (`alert X`, `alerts X, Y`) and panels
+    (`host: *Title*`, `auditor: *Title*`, a title's beginning is enough): they must exist."""
+    alerts = {r["name"] for rs in rules.values() for r in rs if r["kind"] == "alert"}
+    titles = {}
+    for path, d in dashboards().items():
+        key = {"host-operator.json": "host", "auditor.json": "auditor"}.get(path.name, path.stem)
+        titles[key] = [p.get("title", "") for p in all_panels(d)]
+    for ln in METRICS_DOC.read_text().splitlines():
+        m = re.match(r"^\|\s*`([\w:]+)`\s*\|.*\|\s*([^|]*?)\s*\|\s*$", ln)
+        if not m:
+            continue
+        name, used_by = m.groups()
+        for part in used_by.split(";"):
+            part = part.strip()
+            am = re.match(r"^alerts? (.+)$", part)
+            if am:
+                for a in re.split(r",\s*", am.group(1)):
+                    if a not in alerts:
+                        lint.err(f"docs/metrics.md: {name} names alert {a}, which is not defined")
+                continue
+            pm = re.match(r"^(\w+): (.+)$", part)
+            if not pm:
+                continue
+            board, names = pm.groups()
+            if board not in titles:
+                lint.err(f"docs/metrics.md: {name} names dashboard {board!r}, which does not exist")
+                continue
+            for t in re.findall(r"\*([^*]+)\*", names):
+                if not any(title.startswith(t) for title in titles[board]):
+                    lint.err(f"docs/metrics.md: {name} names panel {t!r}, not a panel of the {board} dashboard")
 
 
 def main() -> int:
