@@ -14,7 +14,8 @@ Checks:
               annotation, a promtool test case and a section in docs/auditor-guide.md
   metrics     every hoard_* name in a panel or rule is documented in docs/metrics.md (histogram
               series by their base name); every documented metric is used by a dashboard panel or
-              an alert (through recording rules too); every hoard:* recording rule used exists
+              an alert (through recording rules too); every hoard:* recording rule used exists;
+              the alerts and panels named in its "used by" column exist
 
 scripts/dashboard-queries imports the readers below (dashboards, panel_queries, substitute,
 rule_exprs), so the live check and this one see the same queries.
