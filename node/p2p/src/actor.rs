@@ -17,8 +17,7 @@ use libp2p::{
     kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey},
     multiaddr::Protocol as AddrProtocol,
     request_response::{
-        self, InboundFailure, InboundRequestId, OutboundFailure, OutboundRequestId,
-        ResponseChannel, cbor,
+        self, InboundFailure, InboundRequestId, OutboundFailure, OutboundRequestId, ResponseChannel,
     },
     swarm::SwarmEvent,
 };
@@ -30,8 +29,9 @@ use crate::{
     ban::{BAN_DURATION, BAN_THRESHOLD, PeerScores},
     behaviour::{
         AUDIT_PROTOCOL, AUDIT_RESPONSE_MAX, BLOCK_PROTOCOL, BLOCK_RESPONSE_MAX, Behaviour,
-        BehaviourEvent, KAD_PROTOCOL,
+        BehaviourEvent, KAD_PROTOCOL, Rr,
     },
+    codec::too_large,
     error::NetError,
     handle::Command,
     inbound::InboundRequest,
@@ -96,7 +96,7 @@ trait Exchange: Serialize + DeserializeOwned + Send + 'static {
     fn payload_len(&self) -> u64;
     fn is_error(&self) -> bool;
     fn validate(request: &Self::Request) -> Result<(), String>;
-    fn behaviour(behaviour: &mut Behaviour) -> &mut cbor::Behaviour<Self::Request, Self>;
+    fn behaviour(behaviour: &mut Behaviour) -> &mut Rr<Self::Request, Self>;
     fn pending(actor: &mut Actor) -> &mut Pending<Self>;
     fn inbound(
         peer: PeerId,
@@ -122,7 +122,7 @@ impl Exchange for BlockResponse {
     fn validate(request: &BlockRequest) -> Result<(), String> {
         request.validate()
     }
-    fn behaviour(behaviour: &mut Behaviour) -> &mut cbor::Behaviour<BlockRequest, Self> {
+    fn behaviour(behaviour: &mut Behaviour) -> &mut Rr<BlockRequest, Self> {
         &mut behaviour.block
     }
     fn pending(actor: &mut Actor) -> &mut Pending<Self> {
@@ -160,7 +160,7 @@ impl Exchange for AuditResponse {
     fn validate(_: &AuditRequest) -> Result<(), String> {
         Ok(())
     }
-    fn behaviour(behaviour: &mut Behaviour) -> &mut cbor::Behaviour<AuditRequest, Self> {
+    fn behaviour(behaviour: &mut Behaviour) -> &mut Rr<AuditRequest, Self> {
         &mut behaviour.audit
     }
     fn pending(actor: &mut Actor) -> &mut Pending<Self> {
@@ -473,13 +473,17 @@ impl Actor {
                 Outcome::Error,
                 NetError::Request(format!("{peer} does not speak {protocol}")),
             ),
-            OutboundFailure::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => (
+            OutboundFailure::Io(e) if too_large(&e).is_some() => (
                 Outcome::Error,
                 NetError::Request(format!(
-                    "{protocol} response from {peer} ended early: larger than the {} byte \
-                     limit, or the stream was closed ({e})",
+                    "{protocol} exchange with {peer} refused: {e} (the limits are fixed by the \
+                     protocol: {} bytes per response)",
                     R::RESPONSE_MAX
                 )),
+            ),
+            OutboundFailure::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => (
+                Outcome::Error,
+                NetError::Request(format!("{protocol} stream from {peer} ended early: {e}")),
             ),
             OutboundFailure::Io(e) => (Outcome::Error, NetError::Io(e)),
         };
@@ -603,7 +607,12 @@ impl Actor {
         id: InboundRequestId,
         error: InboundFailure,
     ) {
-        debug!(%peer, protocol = protocol.label(), err = %error, "inbound request failed");
+        match &error {
+            InboundFailure::Io(e) if too_large(e).is_some() => {
+                warn!(%peer, protocol = protocol.label(), err = %e, "answer not sent");
+            }
+            _ => debug!(%peer, protocol = protocol.label(), err = %error, "inbound request failed"),
+        }
         // Every inbound request ends in exactly one `ResponseSent` or `InboundFailure` (also
         // those that failed before reaching us), so this is where failures are counted.
         let state = self.inbound_state.remove(&(protocol, id));

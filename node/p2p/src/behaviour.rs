@@ -6,12 +6,13 @@ use libp2p::{
     identity::Keypair,
     kad::{self, store::MemoryStore, store::MemoryStoreConfig},
     ping,
-    request_response::{self, ProtocolSupport, cbor},
+    request_response::{self, ProtocolSupport},
     swarm::NetworkBehaviour,
 };
 
 use crate::{
     ban::BanList,
+    codec::CborCodec,
     config::NetworkConfig,
     messages::{AuditRequest, AuditResponse, BlockRequest, BlockResponse},
 };
@@ -39,8 +40,9 @@ const MAX_CONCURRENT_STREAMS: usize = 256;
 /// Provider keys this node may announce (one per dataset it stores). libp2p's default is 1,024.
 const MAX_PROVIDED_KEYS: usize = 16 * 1024;
 
-pub(crate) type BlockBehaviour = cbor::Behaviour<BlockRequest, BlockResponse>;
-pub(crate) type AuditBehaviour = cbor::Behaviour<AuditRequest, AuditResponse>;
+pub(crate) type Rr<Req, Resp> = request_response::Behaviour<CborCodec<Req, Resp>>;
+pub(crate) type BlockBehaviour = Rr<BlockRequest, BlockResponse>;
+pub(crate) type AuditBehaviour = Rr<AuditRequest, AuditResponse>;
 
 /// Everything the swarm runs. The ban list comes first so a banned peer's connection is refused
 /// before any other behaviour builds a handler for it.
@@ -88,16 +90,12 @@ impl Behaviour {
             .with_request_timeout(config.request_timeout)
             .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS);
         let block = BlockBehaviour::with_codec(
-            cbor::codec::Codec::default()
-                .set_request_size_maximum(BLOCK_REQUEST_MAX)
-                .set_response_size_maximum(BLOCK_RESPONSE_MAX),
+            CborCodec::new(BLOCK_REQUEST_MAX, BLOCK_RESPONSE_MAX),
             [(BLOCK_PROTOCOL, ProtocolSupport::Full)],
             rr_config.clone(),
         );
         let audit = AuditBehaviour::with_codec(
-            cbor::codec::Codec::default()
-                .set_request_size_maximum(AUDIT_REQUEST_MAX)
-                .set_response_size_maximum(AUDIT_RESPONSE_MAX),
+            CborCodec::new(AUDIT_REQUEST_MAX, AUDIT_RESPONSE_MAX),
             [(AUDIT_PROTOCOL, ProtocolSupport::Full)],
             rr_config,
         );

@@ -36,6 +36,7 @@
 mod actor;
 mod ban;
 mod behaviour;
+mod codec;
 mod config;
 mod error;
 mod handle;
@@ -53,6 +54,7 @@ pub use behaviour::{
     AUDIT_PROTOCOL, AUDIT_REQUEST_MAX, AUDIT_RESPONSE_MAX, BLOCK_PROTOCOL, BLOCK_REQUEST_MAX,
     BLOCK_RESPONSE_MAX, IDENTIFY_PROTOCOL, KAD_PROTOCOL,
 };
+pub use codec::TooLarge;
 pub use config::{DEFAULT_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, NetworkConfig, default_listen};
 pub use error::NetError;
 pub use handle::{LISTEN_ADDR_DEADLINE, NetworkHandle};
