@@ -789,7 +789,7 @@ impl Actor {
     // ---- peers ----
 
     fn penalise(&mut self, peer: PeerId, reason: &str) {
-        if self.is_banned(&peer) {
+        if peer == *self.swarm.local_peer_id() || self.is_banned(&peer) {
             return;
         }
         let score = self.scores.penalise(peer, Instant::now());

@@ -26,6 +26,9 @@
 //!   the actor; it returns a [`NetworkHandle`] and the task's `JoinHandle`.
 //! - The actor never waits on the node: inbound requests go out with `try_send`, and the node's
 //!   answers are awaited inside the loop, each bounded by the request timeout.
+//! - Requests and responses are CBOR, one message per stream (the bytes of libp2p's `cbor`
+//!   codec), under deliberate caps: block 1 KiB / 65 MiB, audit 1 KiB / 2 MiB. The codec is our
+//!   own (`codec.rs`) so reads are fast in debug builds and an oversized message names the limit.
 //! - Kademlia holds one provider record per dataset (key = the 32-byte dataset id), never per
 //!   block. Identify's listen addresses are fed to Kademlia by hand.
 //! - [`NetworkHandle::penalise`] scores peers; at [`BAN_THRESHOLD`] a peer is disconnected and its
