@@ -39,7 +39,9 @@ pub struct ChainConfig {
     pub deployment: Deployment,
     /// Key for transactions; without one, only views work.
     pub signer: Option<PrivateKeySigner>,
-    /// How long to wait for a transaction's receipt before looking it up and re-broadcasting it.
+    /// How long to wait for a transaction's receipt before looking it up and re-broadcasting it;
+    /// after two re-broadcasts (three timeouts in all) the call fails with
+    /// [`ChainError::ReceiptTimeout`].
     pub receipt_timeout: Duration,
     /// Gas limit = estimate + this many percent.
     pub gas_margin_percent: u64,
@@ -112,17 +114,6 @@ pub struct HostInfo {
     pub addrs: Vec<Vec<u8>>,
     /// Unix time of the announcement.
     pub updated_at: u64,
-}
-
-/// The seed, the coin and the sample indices of one slot in one period (`challenge`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChallengeInfo {
-    /// The period's seed.
-    pub seed: B256,
-    /// Whether the period's coin says a proof is required (whatever the slot's state).
-    pub required: bool,
-    /// Sample cell indices in `j` order, duplicates kept.
-    pub indices: Vec<u64>,
 }
 
 /// Handle to the chain. Cheap to clone; clones share the connection, the metrics and the
@@ -380,8 +371,14 @@ impl Chain {
         .await
     }
 
-    /// The challenge of `slot_id` in `period`.
-    pub async fn challenge(&self, slot_id: B256, period: u64) -> Result<ChallengeInfo, ChainError> {
+    /// The challenge of `slot_id` in `period`: its seed, whether the period's coin says a proof
+    /// is required (whatever the slot's state), and the sample cell indices in `j` order
+    /// (duplicates kept).
+    pub async fn challenge(
+        &self,
+        slot_id: B256,
+        period: u64,
+    ) -> Result<(B256, bool, Vec<u64>), ChainError> {
         let c = self
             .view("challenge", async {
                 self.inner
@@ -396,11 +393,7 @@ impl Chain {
             .into_iter()
             .map(|i| to_u64("challenge", i))
             .collect::<Result<_, _>>()?;
-        Ok(ChallengeInfo {
-            seed: c.seed,
-            required: c.required,
-            indices,
-        })
+        Ok((c.seed, c.required, indices))
     }
 
     /// Whether the host of `slot_id` must still submit a proof in the current period.
@@ -673,7 +666,21 @@ impl Chain {
         params: RequestParams,
     ) -> Result<(B256, TxOutcome), ChainError> {
         let d = &self.inner.deployment;
-        let escrow = self.escrow_for(&params).await?;
+        // escrowFor validates the parameters: its revert is requestStorage's.
+        let escrow = self.escrow_for(&params).await.map_err(|e| match e {
+            ChainError::Revert { error, .. } => {
+                let method = method_name::<Marketplace::requestStorageCall>();
+                self.metrics()
+                    .tx_reverted
+                    .with_label_values(&[method])
+                    .inc();
+                ChainError::Revert {
+                    method: method.to_owned(),
+                    error,
+                }
+            }
+            e => e,
+        })?;
         let allowance = Allowance {
             token: d.token,
             spender: d.marketplace,

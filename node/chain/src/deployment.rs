@@ -20,10 +20,13 @@ pub struct Deployment {
     /// Chain id the contracts were deployed to.
     pub chain_id: u64,
     /// The Marketplace.
+    #[serde(with = "checksummed")]
     pub marketplace: Address,
     /// The ERC-20 used for escrow, collateral and payouts.
+    #[serde(with = "checksummed")]
     pub token: Address,
     /// The randomness source (`IRandomness`).
+    #[serde(with = "checksummed")]
     pub randomness: Address,
     /// Block the Marketplace was mined in: event backfill starts here.
     pub deployment_block: u64,
@@ -154,6 +157,21 @@ impl Deployment {
         } else {
             Err(ChainError::ConfigMismatch(diffs.join(", ")))
         }
+    }
+}
+
+/// Addresses as EIP-55 checksummed hex, as `deploy.sh` writes them (alloy's serde writes
+/// lowercase).
+mod checksummed {
+    use alloy::primitives::Address;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(a: &Address, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&a.to_checksum(None))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
+        Address::deserialize(d)
     }
 }
 

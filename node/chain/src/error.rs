@@ -22,14 +22,12 @@ pub enum ChainError {
         /// The endpoint.
         url: Url,
         /// What the transport said.
-        source: TransportError,
+        source: Box<TransportError>,
     },
 
     /// The node answered with a JSON-RPC error that is neither a revert nor a known condition.
-    #[error("the node at {url} rejected {method}: {message} (code {code})")]
+    #[error("the node rejected {method}: {message} (code {code})")]
     Node {
-        /// The endpoint.
-        url: Url,
         /// What we asked for (contract method or RPC method).
         method: String,
         /// JSON-RPC error code.
@@ -178,7 +176,7 @@ impl ChainError {
             RpcError::Transport(_) => {
                 return Self::Rpc {
                     url: url.clone(),
-                    source: err,
+                    source: Box::new(err),
                 };
             }
             RpcError::NullResp => (0, "the node returned null".to_owned(), false),
@@ -205,7 +203,6 @@ impl ChainError {
             };
         }
         Self::Node {
-            url: url.clone(),
             method: method.to_owned(),
             code,
             message,
@@ -320,7 +317,7 @@ mod tests {
     #[test]
     fn falls_back_to_revert_strings_and_selectors() {
         let data = alloy::sol_types::Revert::from("plain reason").abi_encode();
-        assert_eq!(decode_revert(&data), "plain reason");
+        assert_eq!(decode_revert(&data), "revert: plain reason");
         assert_eq!(
             decode_revert(&[0xde, 0xad, 0xbe, 0xef, 0, 0]),
             "unknown custom error 0xdeadbeef (2 bytes of arguments)"
@@ -333,12 +330,12 @@ mod tests {
         let url: Url = "http://127.0.0.1:1".parse().expect("static url");
         let down = ChainError::Rpc {
             url: url.clone(),
-            source: TransportErrorKind::backend_gone(),
+            source: Box::new(TransportErrorKind::backend_gone()),
         };
         assert!(down.is_transient());
         let not_found = ChainError::Rpc {
             url: url.clone(),
-            source: TransportErrorKind::http_error(404, "no such path".into()),
+            source: Box::new(TransportErrorKind::http_error(404, "no such path".into())),
         };
         assert!(!not_found.is_transient());
         let revert = ChainError::Revert {

@@ -45,7 +45,7 @@ mod tx;
 pub use alloy::primitives::{Address, B256, Bytes, U256};
 pub use alloy::signers::local::PrivateKeySigner;
 pub use bindings::Marketplace::{MarketplaceConfig, RequestInfo, RequestParams, SlotInfo};
-pub use client::{Chain, ChainConfig, ChallengeInfo, HostInfo, TxOutcome};
+pub use client::{Chain, ChainConfig, HostInfo, TxOutcome};
 pub use deployment::Deployment;
 pub use devnet::{DeploySettings, LocalChain, deploy, find_anvil, fund};
 pub use error::{ChainError, decode_revert};
@@ -96,7 +96,7 @@ mod tests {
         let b = request.to_b256();
         assert_eq!(b, B256::repeat_byte(7));
         assert_eq!(RequestId::from_b256(b), request);
-        let prover_slot = hoard_prover::slot_id(&request, 3);
+        let prover_slot = hoard_prover::slot_id(&request, hoard_prover::SlotIndex(3));
         assert_eq!(slot_id(b, 3), prover_slot.to_b256());
         assert_eq!(SlotId::from_b256(slot_id(b, 3)), prover_slot);
     }

@@ -73,10 +73,10 @@ impl Rpc {
             Ok(result) => result.map_err(|e| e.into_chain_error(&self.url, method)),
             Err(_) => Err(ChainError::Rpc {
                 url: self.url.clone(),
-                source: TransportErrorKind::custom_str(&format!(
+                source: Box::new(TransportErrorKind::custom_str(&format!(
                     "{method}: no answer within {} s",
                     CALL_TIMEOUT.as_secs()
-                )),
+                ))),
             }),
         };
         self.metrics.observe_rpc(&result);

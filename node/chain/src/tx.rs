@@ -24,7 +24,11 @@
 //! pending nonce before the next send. (alloy's cached-nonce filler never resyncs, alloy #2385, so
 //! the provider has no fillers at all.)
 
-use std::time::Duration;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use alloy::{
     consensus::Transaction as _,
@@ -57,6 +61,19 @@ const MAX_REBROADCASTS: u32 = 2;
 /// Receipt polling starts at this interval and doubles up to [`RECEIPT_POLL_MAX`].
 const RECEIPT_POLL_MIN: Duration = Duration::from_millis(100);
 const RECEIPT_POLL_MAX: Duration = Duration::from_secs(1);
+
+/// Signed transactions kept per nonce for re-injection after a reorg (see [`Journal`]).
+const JOURNAL_DEPTH: u64 = 256;
+
+/// The last signed transaction this sender broadcast for each recent nonce.
+///
+/// A reorg can drop a mined transaction of ours from the chain, and not every node puts it back
+/// into its pool (anvil does not): every later transaction then waits behind a nonce gap. A
+/// receipt task that waits too long re-broadcasts the journal's transactions for the nonces
+/// between the chain's nonce and its own. They are our own signed bytes for those nonces, so
+/// each can execute at most once; only the latest transaction accepted for a nonce is kept, and a
+/// transaction the node refused is never recorded.
+type Journal = Arc<Mutex<BTreeMap<u64, Bytes>>>;
 
 /// Settings of the sender.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +117,7 @@ impl TxSender {
             settings,
             nonce: None,
             inflight: JoinSet::new(),
+            journal: Journal::default(),
         };
         let span = tracing::info_span!("tx_sender", %address);
         tokio::spawn(actor.run(rx).instrument(span));
@@ -144,6 +162,7 @@ struct Actor {
     nonce: Option<u64>,
     /// Receipt waits of sent transactions; each returns whether the nonce must be re-read.
     inflight: JoinSet<bool>,
+    journal: Journal,
 }
 
 impl Actor {
@@ -187,6 +206,12 @@ impl Actor {
         if reply.is_closed() {
             return; // the caller gave up before we started
         }
+        while let Some(done) = self.inflight.try_join_next() {
+            self.settled(done);
+        }
+        if self.inflight.is_empty() {
+            self.reconcile().await;
+        }
         if let Some(allowance) = allowance
             && let Err(e) = self.ensure_allowance(allowance).await
         {
@@ -207,10 +232,66 @@ impl Actor {
         }
     }
 
+    /// With nothing in flight, every transaction we sent is mined, so the chain's nonce must be
+    /// ours. If it is lower, a reorg dropped some of them: re-broadcast them from the journal and
+    /// wait (up to the receipt timeout) until they are mined again, so later transactions neither
+    /// wait behind the gap nor run before them. If it is higher, another program used the key.
+    async fn reconcile(&mut self) {
+        let Some(ours) = self.nonce else { return };
+        let rpc = self.rpc.clone();
+        let mined = || async {
+            let count = rpc
+                .provider
+                .get_transaction_count(self.address)
+                .latest()
+                .into_future();
+            rpc.call("eth_getTransactionCount", count).await
+        };
+        let Ok(mut chain) = mined().await else { return };
+        if chain > ours {
+            tracing::warn!(
+                ours,
+                chain,
+                "the key was used elsewhere; re-reading the nonce"
+            );
+            self.nonce = None;
+            return;
+        }
+        if chain == ours {
+            return;
+        }
+        let dropped: Vec<Bytes> = match self.journal.lock() {
+            Ok(journal) => journal
+                .range(chain..ours)
+                .map(|(_, raw)| raw.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        tracing::warn!(
+            ours,
+            chain,
+            dropped = dropped.len(),
+            "transactions of ours left the chain (reorg?); re-broadcasting them"
+        );
+        for raw in &dropped {
+            let _ = broadcast(&rpc, raw, alloy::primitives::keccak256(raw)).await;
+        }
+        let deadline = Instant::now() + self.settings.receipt_timeout;
+        while chain < ours && Instant::now() < deadline {
+            tokio::time::sleep(RECEIPT_POLL_MAX).await;
+            chain = mined().await.unwrap_or(chain);
+        }
+        if chain != ours {
+            tracing::warn!(ours, chain, "nonce gap remains; re-reading the nonce");
+            self.nonce = None;
+        }
+    }
+
     /// Approves exactly `a.amount` if the allowance is below it, and waits for the approval.
     async fn ensure_allowance(&mut self, a: Allowance) -> Result<(), ChainError> {
         // Earlier transactions of ours may spend allowance: let them land before reading it.
         self.settle_all().await;
+        self.reconcile().await;
         let token = HoardTestToken::new(a.token, &self.rpc.provider);
         let current = self
             .rpc
@@ -299,6 +380,11 @@ impl Actor {
             match broadcast(&rpc, &raw, hash).await {
                 Ok(()) => {
                     self.nonce = Some(nonce.saturating_add(1));
+                    if let Ok(mut journal) = self.journal.lock() {
+                        journal.insert(nonce, raw.clone());
+                        let keep = journal.split_off(&nonce.saturating_sub(JOURNAL_DEPTH));
+                        *journal = keep;
+                    }
                     rpc.metrics.tx_sent.with_label_values(&[method]).inc();
                     tracing::info!(
                         method,
@@ -316,6 +402,7 @@ impl Actor {
                         raw,
                         address: self.address,
                         timeout: self.settings.receipt_timeout,
+                        journal: self.journal.clone(),
                     });
                 }
                 Err(Broadcast::NonceTaken(message)) if attempt < NONCE_ATTEMPTS => {
@@ -428,6 +515,7 @@ struct Sent {
     raw: Bytes,
     address: Address,
     timeout: Duration,
+    journal: Journal,
 }
 
 impl Sent {
@@ -452,6 +540,7 @@ impl Sent {
             match self.lookup().await {
                 Lookup::Mined => {} // the receipt is on its way
                 Lookup::Pending | Lookup::Dropped => {
+                    self.fill_gap().await;
                     tracing::warn!(method, %hash, nonce = self.nonce, "no receipt yet; re-broadcasting");
                     match broadcast(&self.rpc, &self.raw, hash).await {
                         Ok(()) => {}
@@ -466,6 +555,35 @@ impl Sent {
                     return (Err(timeout()), true);
                 }
                 Lookup::Unknown => {} // the node is not answering; keep waiting
+            }
+        }
+    }
+
+    /// Re-broadcasts our journaled transactions for the nonces between the chain's and ours,
+    /// in case a reorg dropped them (see [`Journal`]).
+    async fn fill_gap(&self) {
+        let provider = &self.rpc.provider;
+        let count = provider
+            .get_transaction_count(self.address)
+            .latest()
+            .into_future();
+        let Ok(mined) = self.rpc.call("eth_getTransactionCount", count).await else {
+            return;
+        };
+        let missing: Vec<(u64, Bytes)> = match self.journal.lock() {
+            Ok(journal) => journal
+                .range(mined..self.nonce)
+                .map(|(n, raw)| (*n, raw.clone()))
+                .collect(),
+            Err(_) => return,
+        };
+        for (nonce, raw) in missing {
+            let hash = alloy::primitives::keccak256(&raw);
+            match broadcast(&self.rpc, &raw, hash).await {
+                Ok(()) => {
+                    tracing::warn!(nonce, %hash, "re-broadcast an earlier transaction below a nonce gap")
+                }
+                Err(_) => tracing::debug!(nonce, %hash, "earlier transaction not re-broadcast"),
             }
         }
     }
