@@ -806,6 +806,23 @@ impl Chain {
         Ok(TxOutcome::of(&receipt))
     }
 
+    /// Sets the allowance of `spender` to `amount` (e.g. collateral for several fills ahead, so
+    /// a fill does not wait a block for its own approval and miss its proof's period).
+    pub async fn token_approve(
+        &self,
+        spender: Address,
+        amount: U256,
+    ) -> Result<TxOutcome, ChainError> {
+        let call = HoardTestToken::approveCall {
+            spender,
+            value: amount,
+        };
+        let receipt = self
+            .transact(self.inner.deployment.token, call, None)
+            .await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
     /// Sends `amount` tokens to `to`.
     pub async fn token_transfer(&self, to: Address, amount: U256) -> Result<TxOutcome, ChainError> {
         let call = HoardTestToken::transferCall { to, value: amount };
