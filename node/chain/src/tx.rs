@@ -22,7 +22,9 @@
 //! cannot be sure what the node has (a send that failed ambiguously, a receipt timeout, a nonce
 //! error, a nonce taken by another sender of the same key), it forgets its nonce and re-reads the
 //! pending nonce before the next send. (alloy's cached-nonce filler never resyncs, alloy #2385, so
-//! the provider has no fillers at all.)
+//! the provider has no fillers at all.) When idle, it compares its nonce with the chain's: a
+//! higher chain nonce means another program used the key (re-read it); a lower one means a reorg
+//! dropped transactions of ours, which it broadcasts again from its [`Journal`] before going on.
 
 use std::{
     collections::BTreeMap,
@@ -68,11 +70,12 @@ const JOURNAL_DEPTH: u64 = 256;
 /// The last signed transaction this sender broadcast for each recent nonce.
 ///
 /// A reorg can drop a mined transaction of ours from the chain, and not every node puts it back
-/// into its pool (anvil does not): every later transaction then waits behind a nonce gap. A
-/// receipt task that waits too long re-broadcasts the journal's transactions for the nonces
-/// between the chain's nonce and its own. They are our own signed bytes for those nonces, so
-/// each can execute at most once; only the latest transaction accepted for a nonce is kept, and a
-/// transaction the node refused is never recorded.
+/// into its pool (anvil does not): every later transaction then waits behind a nonce gap. So
+/// when the sender is idle and the chain's nonce is below its own, and when a receipt does not
+/// come in time, the journal's transactions for the nonces in between are broadcast again. They
+/// are our own signed bytes for those nonces, so each can execute at most once; only the latest
+/// transaction accepted for a nonce is kept, and a transaction the node refused is never
+/// recorded.
 type Journal = Arc<Mutex<BTreeMap<u64, Bytes>>>;
 
 /// Settings of the sender.
@@ -206,17 +209,18 @@ impl Actor {
         if reply.is_closed() {
             return; // the caller gave up before we started
         }
-        while let Some(done) = self.inflight.try_join_next() {
-            self.settled(done);
-        }
-        if self.inflight.is_empty() {
-            self.reconcile().await;
-        }
-        if let Some(allowance) = allowance
-            && let Err(e) = self.ensure_allowance(allowance).await
-        {
-            let _ = reply.send(Err(e));
-            return;
+        if let Some(allowance) = allowance {
+            if let Err(e) = self.ensure_allowance(allowance).await {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        } else {
+            while let Some(done) = self.inflight.try_join_next() {
+                self.settled(done);
+            }
+            if self.inflight.is_empty() {
+                self.reconcile().await;
+            }
         }
         match self.submit(method, tx).await {
             Ok(sent) => {
@@ -328,19 +332,18 @@ impl Actor {
         let tx = tx.with_from(self.address);
 
         // A revert comes back here, decoded, before any gas is spent.
-        if let Err(e) = rpc
-            .retry(method, || provider.call(tx.clone()).into_future())
-            .await
-        {
+        let simulated = async {
+            rpc.retry(method, || provider.call(tx.clone()).into_future())
+                .await?;
+            rpc.retry(method, || provider.estimate_gas(tx.clone()).into_future())
+                .await
+        };
+        let estimate = simulated.await.map_err(|e| {
             if matches!(e, ChainError::Revert { .. }) {
                 rpc.metrics.tx_reverted.with_label_values(&[method]).inc();
             }
-            return Err(self.with_account(method, e));
-        }
-        let estimate = rpc
-            .retry(method, || provider.estimate_gas(tx.clone()).into_future())
-            .await
-            .map_err(|e| self.with_account(method, e))?;
+            self.with_account(method, e)
+        })?;
         let gas_limit = estimate
             .saturating_add(estimate.saturating_mul(self.settings.gas_margin_percent) / 100);
         let fees = rpc
@@ -615,12 +618,14 @@ impl Sent {
             Ok(Some(tx)) if tx.block_number.is_some() => Lookup::Mined,
             Ok(Some(_)) => Lookup::Pending,
             Ok(None) => {
+                // Unknown to the node: either our nonce is still free (dropped from the pool) or
+                // another transaction was mined with it.
                 let count = provider
                     .get_transaction_count(self.address)
-                    .pending()
+                    .latest()
                     .into_future();
                 match self.rpc.call("eth_getTransactionCount", count).await {
-                    Ok(pending) if pending > self.nonce => Lookup::Replaced,
+                    Ok(mined) if mined > self.nonce => Lookup::Replaced,
                     Ok(_) => Lookup::Dropped,
                     Err(_) => Lookup::Unknown,
                 }

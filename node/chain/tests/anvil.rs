@@ -314,6 +314,22 @@ async fn reverts_come_back_decoded_and_cost_no_nonce() {
     );
     assert_eq!(m.tx_sent.with_label_values(&["withdrawReward"]).get(), 0);
 
+    // An account without ether is told so.
+    let mut config = env.config(1);
+    config.signer = Some(PrivateKeySigner::random());
+    let broke = Chain::connect(config, &prometheus::Registry::new())
+        .await
+        .expect("connect");
+    let e = broke.faucet(tokens(1)).await.expect_err("no gas money");
+    assert!(matches!(e, ChainError::InsufficientFunds { .. }), "{e:?}");
+    assert!(e.to_string().contains("fund the account"), "{e}");
+    // It used no nonce either: once funded, its first transaction has nonce 0.
+    chain
+        .transfer_eth(broke.address().expect("signer"), tokens(1))
+        .await
+        .expect("eth");
+    broke.faucet(tokens(1)).await.expect("faucet once funded");
+
     // Without a key, views work and transactions say what is missing.
     let viewer = Chain::connect(
         ChainConfig::new(env.anvil.rpc_url(), env.deployment),
