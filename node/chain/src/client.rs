@@ -150,9 +150,12 @@ impl Chain {
         config: ChainConfig,
         registry: &prometheus::Registry,
     ) -> Result<Self, ChainError> {
-        let metrics = ChainMetrics::new(registry)?;
-        let chain = Self::connect_unchecked(config, metrics)?;
+        let metrics = ChainMetrics::unregistered();
+        let chain = Self::connect_unchecked(config, metrics.clone())?;
         chain.check_deployment().await?;
+        // Only now: a caller retrying a failed connect with the same registry must not collide
+        // with the metrics of its own earlier attempt.
+        metrics.register(registry)?;
         Ok(chain)
     }
 

@@ -242,7 +242,7 @@ impl EventFollower {
                         cursor = c.block,
                         old = %c.hash,
                         new = ?now,
-                        replay_from = base.block + 1,
+                        replay_from = base.block.saturating_add(1),
                         "reorg: re-delivering events"
                     );
                     (base, Some(base.block.saturating_add(1)))

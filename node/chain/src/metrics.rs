@@ -1,7 +1,7 @@
 //! [`ChainMetrics`]: RPC and transaction counters, registered into the registry the caller hands
 //! in (never the global one: several nodes share one test process).
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry, core::Collector};
 
 use crate::error::ChainError;
 
@@ -27,78 +27,78 @@ pub struct ChainMetrics {
 impl ChainMetrics {
     /// Creates the metrics and registers them into `registry`.
     pub fn new(registry: &Registry) -> Result<Self, ChainError> {
-        let m = Self {
-            rpc_requests: IntCounter::new(
-                "hoard_rpc_requests_total",
-                "JSON-RPC calls made to the chain node",
-            )
-            .map_err(metric_error)?,
-            rpc_errors: IntCounter::new(
-                "hoard_rpc_errors_total",
-                "JSON-RPC calls that failed at the transport or were rejected by the node \
-                 (reverts excluded)",
-            )
-            .map_err(metric_error)?,
-            tx_sent: IntCounterVec::new(
-                Opts::new(
-                    "hoard_tx_sent_total",
-                    "Transactions broadcast, by contract method",
-                ),
-                &["method"],
-            )
-            .map_err(metric_error)?,
-            tx_reverted: IntCounterVec::new(
-                Opts::new(
-                    "hoard_tx_reverted_total",
-                    "Transactions that reverted, in simulation (not sent) or mined with status 0, \
-                     by contract method",
-                ),
-                &["method"],
-            )
-            .map_err(metric_error)?,
-            tx_gas_used: IntCounterVec::new(
-                Opts::new(
-                    "hoard_tx_gas_used_total",
-                    "Gas used by mined transactions, by contract method",
-                ),
-                &["method"],
-            )
-            .map_err(metric_error)?,
-            head_block: IntGauge::new("hoard_chain_head_block", "Latest block number seen")
-                .map_err(metric_error)?,
-            head_lag_seconds: IntGauge::new(
-                "hoard_chain_head_lag_seconds",
-                "Seconds between now and the timestamp of the latest block seen",
-            )
-            .map_err(metric_error)?,
-        };
-        registry
-            .register(Box::new(m.rpc_requests.clone()))
-            .map_err(metric_error)?;
-        registry
-            .register(Box::new(m.rpc_errors.clone()))
-            .map_err(metric_error)?;
-        registry
-            .register(Box::new(m.tx_sent.clone()))
-            .map_err(metric_error)?;
-        registry
-            .register(Box::new(m.tx_reverted.clone()))
-            .map_err(metric_error)?;
-        registry
-            .register(Box::new(m.tx_gas_used.clone()))
-            .map_err(metric_error)?;
-        registry
-            .register(Box::new(m.head_block.clone()))
-            .map_err(metric_error)?;
-        registry
-            .register(Box::new(m.head_lag_seconds.clone()))
-            .map_err(metric_error)?;
+        let m = Self::unregistered();
+        m.register(registry)?;
         Ok(m)
     }
 
-    /// Metrics registered into a private registry nobody reads (devnet tooling).
+    /// Creates the metrics without registering them anywhere.
     pub(crate) fn unregistered() -> Self {
-        Self::new(&Registry::new()).expect("a fresh registry has no name to collide with")
+        // Names and help texts are static and valid: creation cannot fail.
+        let counter = |name: &str, help: &str| {
+            IntCounter::new(name, help).expect("static metric name and help")
+        };
+        let per_method = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &["method"])
+                .expect("static metric name, help and label")
+        };
+        let gauge = |name: &str, help: &str| {
+            IntGauge::new(name, help).expect("static metric name and help")
+        };
+        Self {
+            rpc_requests: counter(
+                "hoard_rpc_requests_total",
+                "JSON-RPC calls made to the chain node",
+            ),
+            rpc_errors: counter(
+                "hoard_rpc_errors_total",
+                "JSON-RPC calls that failed at the transport or were rejected by the node \
+                 (reverts excluded)",
+            ),
+            tx_sent: per_method(
+                "hoard_tx_sent_total",
+                "Transactions broadcast, by contract method",
+            ),
+            tx_reverted: per_method(
+                "hoard_tx_reverted_total",
+                "Transactions that reverted, in simulation (not sent) or mined with status 0, \
+                 by contract method",
+            ),
+            tx_gas_used: per_method(
+                "hoard_tx_gas_used_total",
+                "Gas used by mined transactions, by contract method",
+            ),
+            head_block: gauge("hoard_chain_head_block", "Latest block number seen"),
+            head_lag_seconds: gauge(
+                "hoard_chain_head_lag_seconds",
+                "Seconds between now and the timestamp of the latest block seen",
+            ),
+        }
+    }
+
+    /// Registers every metric into `registry`, or none of them.
+    pub(crate) fn register(&self, registry: &Registry) -> Result<(), ChainError> {
+        for (i, collector) in self.collectors().into_iter().enumerate() {
+            if let Err(e) = registry.register(collector) {
+                for earlier in self.collectors().into_iter().take(i) {
+                    let _ = registry.unregister(earlier);
+                }
+                return Err(metric_error(e));
+            }
+        }
+        Ok(())
+    }
+
+    fn collectors(&self) -> [Box<dyn Collector>; 7] {
+        [
+            Box::new(self.rpc_requests.clone()),
+            Box::new(self.rpc_errors.clone()),
+            Box::new(self.tx_sent.clone()),
+            Box::new(self.tx_reverted.clone()),
+            Box::new(self.tx_gas_used.clone()),
+            Box::new(self.head_block.clone()),
+            Box::new(self.head_lag_seconds.clone()),
+        ]
     }
 
     /// Counts one RPC call and, when it failed for a reason other than a revert, one error.
@@ -152,5 +152,19 @@ mod tests {
         }
         assert!(registry.gather().iter().all(|f| !f.help().is_empty()));
         assert!(ChainMetrics::new(&registry).is_err());
+    }
+
+    #[test]
+    fn a_failed_registration_registers_nothing() {
+        let registry = Registry::new();
+        let taken = IntGauge::new("hoard_chain_head_block", "taken").expect("gauge");
+        registry.register(Box::new(taken)).expect("register");
+        assert!(ChainMetrics::new(&registry).is_err());
+        let names: Vec<_> = registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        assert_eq!(names, vec!["hoard_chain_head_block"]);
     }
 }

@@ -92,10 +92,12 @@ fn tokens(n: u64) -> U256 {
 #[tokio::test]
 async fn connect_refuses_wrong_url_chain_and_addresses() {
     let env = Env::start().await;
+    // One registry for every attempt: a failed connect registers nothing, so a retry can.
+    let registry = prometheus::Registry::new();
 
     let mut config = env.config(1);
     config.rpc_url = "http://127.0.0.1:1".parse().expect("url");
-    let e = Chain::connect(config, &prometheus::Registry::new())
+    let e = Chain::connect(config, &registry)
         .await
         .expect_err("wrong url");
     assert!(matches!(e, ChainError::Rpc { .. }), "{e:?}");
@@ -104,7 +106,7 @@ async fn connect_refuses_wrong_url_chain_and_addresses() {
 
     let mut config = env.config(1);
     config.deployment.chain_id = 1;
-    let e = Chain::connect(config, &prometheus::Registry::new())
+    let e = Chain::connect(config, &registry)
         .await
         .expect_err("wrong chain");
     assert!(
@@ -120,7 +122,7 @@ async fn connect_refuses_wrong_url_chain_and_addresses() {
 
     let mut config = env.config(1);
     config.deployment.marketplace = Address::repeat_byte(0x42);
-    let e = Chain::connect(config, &prometheus::Registry::new())
+    let e = Chain::connect(config, &registry)
         .await
         .expect_err("no contract");
     assert!(
@@ -131,7 +133,7 @@ async fn connect_refuses_wrong_url_chain_and_addresses() {
 
     let mut config = env.config(1);
     config.deployment.period_length += 1;
-    let e = Chain::connect(config, &prometheus::Registry::new())
+    let e = Chain::connect(config, &registry)
         .await
         .expect_err("mismatch");
     assert!(
@@ -140,7 +142,15 @@ async fn connect_refuses_wrong_url_chain_and_addresses() {
     );
 
     // The real deployment connects, and reads back what the file says.
-    let chain = env.chain(1).await;
+    let chain = Chain::connect(env.config(1), &registry)
+        .await
+        .expect("connect");
+    assert!(
+        registry
+            .gather()
+            .iter()
+            .any(|f| f.name() == "hoard_rpc_requests_total")
+    );
     assert_eq!(chain.address(), Some(env.keys[1].address()));
     assert_eq!(chain.token_decimals().await.expect("decimals"), 18);
     assert!(chain.head_block().await.expect("head") >= env.deployment.deployment_block);
