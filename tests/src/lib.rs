@@ -1,6 +1,275 @@
-//! hoard's end-to-end test crate: multi-node networks (a real anvil chain, the real contracts,
-//! several `hoard` nodes over real libp2p sockets) driven from `tests/tests/*.rs`.
+//! hoard's end-to-end test crate: multi-node networks on a real anvil chain with the real
+//! contracts, nodes talking over real libp2p sockets and driven through their REST API.
 //!
-//! It holds no tests yet: the node that these tests start lands with the node issue. Single-binary
-//! behaviour is tested where the binary lives (`node/hoard/tests/cli.rs`), the dataset pipeline in
-//! `node/dataset/tests`, and the prover in `prover/tests`.
+//! [`Network`] starts anvil (1 s blocks), deploys the contracts with short periods, funds the
+//! dev accounts from the test token, and starts nodes in this process (each with its own data
+//! folder, ports and metrics registry). Tests wait with [`eventually`] (a poll with a deadline),
+//! never with bare sleeps.
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use alloy::{
+    primitives::{Address, U256},
+    signers::local::PrivateKeySigner,
+};
+use anyhow::Context as _;
+use hoard_chain::{
+    Chain, ChainConfig, Deployment,
+    devnet::{DeploySettings, LocalChain},
+};
+use hoard_node::{JobStatus, Node, NodeConfig};
+use serde::{Serialize, de::DeserializeOwned};
+use tempfile::TempDir;
+
+/// Tokens each account gets from the faucet (18 decimals).
+pub const FUNDS: u128 = 1_000_000 * 10u128.pow(18);
+
+/// A chain with the contracts and some nodes.
+#[derive(Debug)]
+pub struct Network {
+    /// anvil (killed on drop).
+    pub chain: LocalChain,
+    /// The deployment.
+    pub deployment: Deployment,
+    /// Where the deployment file is.
+    pub deployment_file: PathBuf,
+    /// Scratch space for nodes and data.
+    pub dir: TempDir,
+    keys: Vec<PrivateKeySigner>,
+    next_key: usize,
+}
+
+/// A node started by the harness, with an API client.
+#[derive(Debug)]
+pub struct TestNode {
+    /// The node.
+    pub node: Option<Node>,
+    /// Its config (to restart it).
+    pub config: NodeConfig,
+    /// Its key.
+    pub key: PrivateKeySigner,
+    /// API base URL.
+    pub url: String,
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Network {
+    /// Starts anvil and deploys with `period_length` blocks per period.
+    pub async fn start(period_length: u64) -> anyhow::Result<Self> {
+        let chain = LocalChain::start(1, None)?;
+        let keys = chain.keys();
+        let settings = DeploySettings {
+            period_length,
+            grace_blocks: period_length,
+            ..DeploySettings::default()
+        };
+        let deployment =
+            hoard_chain::devnet::deploy(&chain.rpc_url(), keys[0].clone(), settings).await?;
+        let dir = tempfile::tempdir()?;
+        let deployment_file = dir.path().join("deployment.json");
+        deployment.save(&deployment_file)?;
+        let this = Self {
+            chain,
+            deployment,
+            deployment_file,
+            dir,
+            keys,
+            next_key: 1,
+        };
+        let accounts: Vec<Address> = this.keys.iter().map(|k| k.address()).collect();
+        hoard_chain::devnet::fund(
+            &this.client(this.keys[0].clone()).await?,
+            &accounts,
+            U256::from(FUNDS),
+        )
+        .await?;
+        Ok(this)
+    }
+
+    /// A chain client signing with `key`.
+    pub async fn client(&self, key: PrivateKeySigner) -> anyhow::Result<Chain> {
+        Ok(Chain::connect(
+            ChainConfig {
+                rpc_url: self.chain.rpc_url(),
+                deployment: self.deployment.clone(),
+                signer: Some(key),
+                receipt_timeout: Duration::from_secs(30),
+                gas_margin_percent: 20,
+            },
+            &prometheus::Registry::new(),
+        )
+        .await?)
+    }
+
+    /// A read-only view of the chain (signs with the deployer, which no node uses).
+    pub async fn observer(&self) -> anyhow::Result<Chain> {
+        self.client(self.keys[0].clone()).await
+    }
+
+    /// A node config for a new node named `name`, with the next unused dev key.
+    pub fn config(&mut self, name: &str) -> (NodeConfig, PrivateKeySigner) {
+        let key = self.keys[self.next_key % self.keys.len()].clone();
+        self.next_key += 1;
+        let mut c = NodeConfig::default();
+        c.data_dir = self.dir.path().join(name);
+        c.api.listen = "127.0.0.1:0".parse().expect("literal address");
+        c.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        c.p2p.request_timeout_secs = 10;
+        c.chain.rpc_url = self.chain.rpc_url();
+        c.chain.deployment = self.deployment_file.clone();
+        c.chain.poll_interval_ms = 250;
+        c.host.fill_backoff_secs = 3;
+        c.host.deadline_margin_blocks = 3;
+        (c, key)
+    }
+
+    /// Starts a node.
+    pub async fn node(&mut self, name: &str, host: bool) -> anyhow::Result<TestNode> {
+        let (mut config, key) = self.config(name);
+        config.host.enabled = host;
+        TestNode::start(config, key).await
+    }
+}
+
+impl TestNode {
+    /// Starts a node with `config`.
+    pub async fn start(config: NodeConfig, key: PrivateKeySigner) -> anyhow::Result<Self> {
+        let node = Node::start(config.clone(), key.clone()).await?;
+        Ok(Self {
+            url: format!("http://{}", node.api_addr()),
+            token: node.token().expose().to_string(),
+            node: Some(node),
+            config,
+            key,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// The node's account.
+    pub fn address(&self) -> Address {
+        self.key.address()
+    }
+
+    /// Stops the node (clean shutdown).
+    pub async fn stop(&mut self) {
+        if let Some(n) = self.node.take() {
+            n.stop().await;
+        }
+    }
+
+    /// `GET` an API path.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let r = self.http.get(format!("{}{path}", self.url)).send().await?;
+        decode(r).await
+    }
+
+    /// `POST` to an API path with the token.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await?;
+        decode(r).await
+    }
+
+    /// The node's `/metrics` text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+
+    /// The value of one metric line (exact series), or 0.
+    pub async fn metric(&self, series: &str) -> anyhow::Result<f64> {
+        let text = self.metrics().await?;
+        Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0))
+    }
+
+    /// Waits for a job to finish and returns it (fails if it failed).
+    pub async fn wait_job(&self, job: &str, timeout: Duration) -> anyhow::Result<JobStatus> {
+        let path = format!("/api/v1/jobs/{job}");
+        let status = eventually(timeout, "the job to finish", || async {
+            let s: JobStatus = self.get(&path).await?;
+            Ok(s.finished.then_some(s))
+        })
+        .await?;
+        if let Some(e) = &status.error {
+            anyhow::bail!("job failed: {e}");
+        }
+        Ok(status)
+    }
+}
+
+async fn decode<T: DeserializeOwned>(r: reqwest::Response) -> anyhow::Result<T> {
+    let status = r.status();
+    let body: serde_json::Value = r.json().await?;
+    anyhow::ensure!(status.is_success(), "API error {status}: {body}");
+    Ok(serde_json::from_value(body)?)
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, failing after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(anyhow::anyhow!(
+                "timed out after {timeout:?} waiting for {what} (last error: {last_err:?})"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Writes a deterministic pseudo-random file of `len` bytes.
+pub fn write_dataset(path: &Path, len: usize) -> anyhow::Result<()> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Logs to the test output (`HOARD_LOG` filters; default warnings and node milestones).
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,hoard_node=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}

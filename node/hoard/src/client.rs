@@ -19,13 +19,23 @@ use crate::output::Output;
 #[derive(Debug, Args, Clone)]
 pub(crate) struct ApiArgs {
     /// The node's API address.
-    #[arg(long = "node", env = "HOARD_NODE", default_value = "http://127.0.0.1:8650", global = true)]
+    #[arg(
+        long = "node",
+        env = "HOARD_NODE",
+        default_value = "http://127.0.0.1:8650",
+        global = true
+    )]
     url: String,
     /// API token for calls that change things. Default: read from `<data-dir>/api-token`.
     #[arg(long, env = "HOARD_API_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
     /// The node's data folder, to read the API token from.
-    #[arg(long = "node-data-dir", env = "HOARD_DATA_DIR", default_value = ".hoard", global = true)]
+    #[arg(
+        long = "node-data-dir",
+        env = "HOARD_DATA_DIR",
+        default_value = ".hoard",
+        global = true
+    )]
     data_dir: PathBuf,
 }
 
@@ -56,38 +66,65 @@ impl Client {
             None => req,
         };
         let resp = req.send().await.with_context(|| {
-            format!("cannot reach the node at {} — is `hoard node run` running? (set --node)", self.url)
+            format!(
+                "cannot reach the node at {} — is `hoard node run` running? (set --node)",
+                self.url
+            )
         })?;
         let status = resp.status();
-        let body: Value = resp.json().await.context("the node sent a non-JSON answer")?;
+        let body: Value = resp
+            .json()
+            .await
+            .context("the node sent a non-JSON answer")?;
         if !status.is_success() {
-            let msg = body.get("error").and_then(Value::as_str).unwrap_or("unknown error");
+            let msg = body
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error");
             bail!("{msg}");
         }
         Ok(serde_json::from_value(body)?)
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        self.send(self.http.get(format!("{}{path}", self.url))).await
+        self.send(self.http.get(format!("{}{path}", self.url)))
+            .await
     }
 
-    pub(crate) async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> anyhow::Result<T> {
-        self.send(self.http.post(format!("{}{path}", self.url)).json(body)).await
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        self.send(self.http.post(format!("{}{path}", self.url)).json(body))
+            .await
     }
 
-    pub(crate) async fn put<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> anyhow::Result<T> {
-        self.send(self.http.put(format!("{}{path}", self.url)).json(body)).await
+    pub(crate) async fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        self.send(self.http.put(format!("{}{path}", self.url)).json(body))
+            .await
     }
 
     /// Polls a job until it finishes, showing its progress.
     async fn follow(&self, job: &str, out: &Output) -> anyhow::Result<JobStatus> {
-        let bar = if out.is_json() { ProgressBar::hidden() } else { ProgressBar::new(0) };
+        let bar = if out.is_json() {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(0)
+        };
         let mut phase = String::new();
         loop {
             let s: JobStatus = self.get(&format!("/api/v1/jobs/{job}")).await?;
             if s.phase != phase {
                 phase = s.phase.clone();
-                let template = if phase == "waiting for hosts" || phase == "finding hosts" || phase == "requesting storage" {
+                let template = if phase == "waiting for hosts"
+                    || phase == "finding hosts"
+                    || phase == "requesting storage"
+                {
                     "{msg:>18} [{bar:30}] {pos}/{len} slots filled, {elapsed}"
                 } else {
                     "{msg:>18} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"
@@ -212,7 +249,11 @@ pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<
             "dataset {}\nrequest {}\n{}",
             status.result["dataset"].as_str().unwrap_or("?"),
             status.result["request"].as_str().unwrap_or("?"),
-            if a.no_wait { "posted; hosts are filling its slots (see `hoard status`)" } else { "every slot is filled and proven by its host" }
+            if a.no_wait {
+                "posted; hosts are filling its slots (see `hoard status`)"
+            } else {
+                "every slot is filled and proven by its host"
+            }
         )
     });
     Ok(())
@@ -221,7 +262,10 @@ pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<
 pub(crate) async fn get(c: &Client, a: GetArgs, out: &Output) -> anyhow::Result<()> {
     let path = std::path::absolute(&a.out).unwrap_or(a.out.clone());
     let started: Value = c
-        .post("/api/v1/downloads", &json!({ "dataset": a.dataset, "out": path }))
+        .post(
+            "/api/v1/downloads",
+            &json!({ "dataset": a.dataset, "out": path }),
+        )
         .await?;
     let job = started["job"].as_str().context("no job id")?.to_string();
     let s = c.follow(&job, out).await?;
@@ -244,7 +288,12 @@ pub(crate) async fn status(c: &Client, id: B256, out: &Output) -> anyhow::Result
             let filled = r.slots.iter().filter(|x| x.state == "filled").count();
             t += &format!(
                 "request {}  {}  {}/{} slots filled (needs {})  period {}\n",
-                r.request, r.state, filled, r.slots.len(), r.needed, r.period
+                r.request,
+                r.state,
+                filled,
+                r.slots.len(),
+                r.needed,
+                r.period
             );
             for x in &r.slots {
                 t += &format!(
@@ -262,8 +311,16 @@ pub(crate) async fn status(c: &Client, id: B256, out: &Output) -> anyhow::Result
 }
 
 pub(crate) async fn withdraw(c: &Client, request: B256, out: &Output) -> anyhow::Result<()> {
-    let r: Value = c.post(&format!("/api/v1/requests/{request}/withdraw"), &json!({})).await?;
-    out.result(&r, || format!("refunded {} token units (tx {})", r["refund"], r["tx"]));
+    let r: Value = c
+        .post(&format!("/api/v1/requests/{request}/withdraw"), &json!({}))
+        .await?;
+    out.result(&r, || {
+        format!(
+            "refunded {} token base units (tx {})",
+            r["refund"].as_str().unwrap_or("?"),
+            r["tx"].as_str().unwrap_or("?")
+        )
+    });
     Ok(())
 }
 
@@ -298,7 +355,11 @@ pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::
                 t.trim_end().to_string()
             });
         }
-        HostCommand::Offer { capacity, min_price, max_collateral } => {
+        HostCommand::Offer {
+            capacity,
+            min_price,
+            max_collateral,
+        } => {
             let mut offer: Offer = c.get::<HostStatus>("/api/v1/host").await?.offer;
             let change = capacity.is_some() || min_price.is_some() || max_collateral.is_some();
             if let Some(v) = capacity {
@@ -324,7 +385,9 @@ pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::
 }
 
 pub(crate) async fn validate(c: &Client, off: bool, out: &Output) -> anyhow::Result<()> {
-    let s: ValidatorState = c.put("/api/v1/validator", &json!({ "enabled": !off })).await?;
+    let s: ValidatorState = c
+        .put("/api/v1/validator", &json!({ "enabled": !off }))
+        .await?;
     out.result(&s, || {
         format!(
             "validator {} (missed proofs marked so far: {}); watch hoard_validator_marks_total",
@@ -336,10 +399,15 @@ pub(crate) async fn validate(c: &Client, off: bool, out: &Output) -> anyhow::Res
 }
 
 pub(crate) async fn audit(c: &Client, dataset: B256, out: &Output) -> anyhow::Result<()> {
-    let r: Vec<AuditResult> = c.post(&format!("/api/v1/datasets/{dataset}/audit"), &json!({})).await?;
+    let r: Vec<AuditResult> = c
+        .post(&format!("/api/v1/datasets/{dataset}/audit"), &json!({}))
+        .await?;
     let ok = r.iter().filter(|x| x.outcome == "ok").count();
     out.result(&r, || {
-        let mut t = format!("{ok}/{} slots answered a fresh challenge with a valid proof\n", r.len());
+        let mut t = format!(
+            "{ok}/{} slots answered a fresh challenge with a valid proof\n",
+            r.len()
+        );
         for x in &r {
             t += &format!(
                 "  slot {:>3}  {:<11} {:>5} ms  {}  {}\n",

@@ -89,7 +89,9 @@ enum NodeCommand {
 
 /// Runs a command that talks to a node's API.
 fn api_command(cmd: Command, api: &client::ApiArgs, out: &output::Output) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let c = client::Client::new(api);
     rt.block_on(async move {
         match cmd {

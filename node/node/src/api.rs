@@ -35,7 +35,10 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, listener: tokio::net::TcpListener) {
         .route("/api/v1/downloads", post(download))
         .route("/api/v1/jobs/{id}", get(job))
         .route("/api/v1/requests/{id}/withdraw", post(request_withdraw))
-        .route("/api/v1/validator", get(validator_status).put(set_validator))
+        .route(
+            "/api/v1/validator",
+            get(validator_status).put(set_validator),
+        )
         .with_state(ctx.clone());
     let cancel = ctx.cancel.clone();
     if let Err(e) = axum::serve(listener, app)
@@ -79,7 +82,8 @@ fn authorize(ctx: &Ctx, headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         Err(ApiError(
             StatusCode::UNAUTHORIZED,
-            "this call needs the API token (Authorization: Bearer …, from <data_dir>/api-token)".into(),
+            "this call needs the API token (Authorization: Bearer …, from <data_dir>/api-token)"
+                .into(),
         ))
     }
 }
@@ -125,18 +129,27 @@ pub struct NodeInfo {
 
 async fn node_info(State(ctx): State<Arc<Ctx>>) -> ApiResult<NodeInfo> {
     let head = ctx.head();
+    let validator = *ctx.validator_on.borrow();
+    let listen = ctx
+        .net
+        .listen_addrs()
+        .await
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let peers = ctx.net.connected_peers().await;
     Ok(Json(NodeInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         peer_id: ctx.net.local_peer_id().to_string(),
-        listen: ctx.net.listen_addrs().await.iter().map(|a| a.to_string()).collect(),
+        listen,
         address: ctx.address(),
         chain_id: ctx.chain.deployment().chain_id,
         marketplace: ctx.chain.deployment().marketplace,
         block: head.block,
         period: head.period,
         host: ctx.config.host.enabled,
-        validator: *ctx.validator_on.borrow(),
-        peers: ctx.net.connected_peers().await,
+        validator,
+        peers,
     }))
 }
 
@@ -187,14 +200,22 @@ async fn host_status(State(ctx): State<Arc<Ctx>>) -> ApiResult<HostStatus> {
     let (mut at_risk, mut earned_total) = (U256::ZERO, U256::ZERO);
     for s in ctx.store.host_slots()? {
         let proofs = ctx.store.proofs_of(&s.slot_id)?;
-        let submitted = proofs.values().filter(|p| matches!(p, ProofOutcome::Submitted { .. })).count();
+        let submitted = proofs
+            .values()
+            .filter(|p| matches!(p, ProofOutcome::Submitted { .. }))
+            .count();
         let (mut earned, mut collateral, mut missed) = (U256::ZERO, U256::ZERO, 0);
         if s.state == HostSlotState::Filled {
             if let Ok((e, c)) = ctx.chain.slot_payout(s.slot_id).await {
                 earned = e;
                 collateral = c;
             }
-            missed = ctx.chain.get_slot(s.slot_id).await.map(|i| i.missedProofs).unwrap_or(0);
+            missed = ctx
+                .chain
+                .get_slot(s.slot_id)
+                .await
+                .map(|i| u64::from(i.missedProofs))
+                .unwrap_or(0);
             at_risk += collateral;
             earned_total += earned;
         }
@@ -221,22 +242,35 @@ async fn host_status(State(ctx): State<Arc<Ctx>>) -> ApiResult<HostStatus> {
     }))
 }
 
-async fn set_offer(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, Json(offer): Json<Offer>) -> ApiResult<Offer> {
+async fn set_offer(
+    State(ctx): State<Arc<Ctx>>,
+    headers: HeaderMap,
+    Json(offer): Json<Offer>,
+) -> ApiResult<Offer> {
     authorize(&ctx, &headers)?;
     ctx.set_offer(offer.clone())?;
     Ok(Json(offer))
 }
 
-async fn host_withdraw(State(ctx): State<Arc<Ctx>>, headers: HeaderMap) -> ApiResult<serde_json::Value> {
+async fn host_withdraw(
+    State(ctx): State<Arc<Ctx>>,
+    headers: HeaderMap,
+) -> ApiResult<serde_json::Value> {
     authorize(&ctx, &headers)?;
     crate::prove::withdraw_ended(&ctx).await;
     Ok(Json(json!({ "ok": true })))
 }
 
-async fn put_dataset(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, Json(req): Json<PutRequest>) -> ApiResult<serde_json::Value> {
+async fn put_dataset(
+    State(ctx): State<Arc<Ctx>>,
+    headers: HeaderMap,
+    Json(req): Json<PutRequest>,
+) -> ApiResult<serde_json::Value> {
     authorize(&ctx, &headers)?;
     if req.data_slots == 0 || req.parity_slots == 0 {
-        return Err(bad("--data-slots and --parity-slots must both be at least 1"));
+        return Err(bad(
+            "--data-slots and --parity-slots must both be at least 1",
+        ));
     }
     let id = ctx.jobs.start("put");
     let job = id.clone();
@@ -251,7 +285,10 @@ async fn put_dataset(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, Json(req):
     Ok(Json(json!({ "job": id })))
 }
 
-async fn dataset_status(State(ctx): State<Arc<Ctx>>, Path(id): Path<String>) -> ApiResult<Vec<crate::renter::RequestStatus>> {
+async fn dataset_status(
+    State(ctx): State<Arc<Ctx>>,
+    Path(id): Path<String>,
+) -> ApiResult<Vec<crate::renter::RequestStatus>> {
     let id = parse_id(&id)?;
     crate::renter::status(&ctx, id)
         .await
@@ -259,9 +296,15 @@ async fn dataset_status(State(ctx): State<Arc<Ctx>>, Path(id): Path<String>) -> 
         .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("{e:#}")))
 }
 
-async fn audit(State(ctx): State<Arc<Ctx>>, Path(id): Path<String>) -> ApiResult<Vec<crate::audit::AuditResult>> {
+async fn audit(
+    State(ctx): State<Arc<Ctx>>,
+    Path(id): Path<String>,
+) -> ApiResult<Vec<crate::audit::AuditResult>> {
     let id = parse_id(&id)?;
-    Ok(Json(crate::audit::audit(&ctx, id).await?))
+    crate::audit::audit(&ctx, id)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("{e:#}")))
 }
 
 /// `POST /api/v1/downloads`.
@@ -273,10 +316,21 @@ pub struct DownloadRequest {
     pub out: PathBuf,
 }
 
-async fn download(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, Json(req): Json<DownloadRequest>) -> ApiResult<serde_json::Value> {
+async fn download(
+    State(ctx): State<Arc<Ctx>>,
+    headers: HeaderMap,
+    Json(req): Json<DownloadRequest>,
+) -> ApiResult<serde_json::Value> {
     authorize(&ctx, &headers)?;
-    if req.out.exists() && std::fs::read_dir(&req.out).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        return Err(bad(format!("{} exists and is not an empty folder", req.out.display())));
+    if req.out.exists()
+        && std::fs::read_dir(&req.out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(bad(format!(
+            "{} exists and is not an empty folder",
+            req.out.display()
+        )));
     }
     let id = ctx.jobs.start("get");
     let job = id.clone();
@@ -285,7 +339,10 @@ async fn download(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, Json(req): Js
         let r = crate::download::get(ctx2.clone(), job.clone(), req.dataset, req.out).await;
         match r {
             Ok(u) => {
-                ctx2.jobs.set_result(&job, json!({ "out": u.out, "size": u.size, "decoded_stripes": u.decoded_stripes }));
+                ctx2.jobs.set_result(
+                    &job,
+                    json!({ "out": u.out, "size": u.size, "decoded_stripes": u.decoded_stripes }),
+                );
                 ctx2.jobs.finish(&job, Ok(()));
             }
             Err(e) => {
@@ -297,19 +354,30 @@ async fn download(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, Json(req): Js
     Ok(Json(json!({ "job": id })))
 }
 
-async fn job(State(ctx): State<Arc<Ctx>>, Path(id): Path<String>) -> ApiResult<crate::jobs::JobStatus> {
+async fn job(
+    State(ctx): State<Arc<Ctx>>,
+    Path(id): Path<String>,
+) -> ApiResult<crate::jobs::JobStatus> {
     ctx.jobs
         .get(&id)
         .map(Json)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no job {id}")))
 }
 
-async fn request_withdraw(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<serde_json::Value> {
+async fn request_withdraw(
+    State(ctx): State<Arc<Ctx>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<serde_json::Value> {
     authorize(&ctx, &headers)?;
     let id = parse_id(&id)?;
     let refund = ctx.chain.renter_refund(id).await.unwrap_or_default();
-    let tx = ctx.chain.withdraw_request(id).await.map_err(|e| bad(e.to_string()))?;
-    Ok(Json(json!({ "refund": refund, "tx": tx.hash })))
+    let tx = ctx
+        .chain
+        .withdraw_request(id)
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(Json(json!({ "refund": refund.to_string(), "tx": tx.hash })))
 }
 
 /// `GET/PUT /api/v1/validator`.
@@ -329,7 +397,11 @@ async fn validator_status(State(ctx): State<Arc<Ctx>>) -> ApiResult<ValidatorSta
     }))
 }
 
-async fn set_validator(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, Json(s): Json<ValidatorState>) -> ApiResult<ValidatorState> {
+async fn set_validator(
+    State(ctx): State<Arc<Ctx>>,
+    headers: HeaderMap,
+    Json(s): Json<ValidatorState>,
+) -> ApiResult<ValidatorState> {
     authorize(&ctx, &headers)?;
     ctx.validator_on.send_replace(s.enabled);
     validator_status(State(ctx)).await

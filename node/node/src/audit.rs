@@ -31,8 +31,12 @@ pub struct AuditResult {
 
 /// Audits every filled slot of the newest request for `dataset`.
 pub(crate) async fn audit(ctx: &Arc<Ctx>, dataset: B256) -> anyhow::Result<Vec<AuditResult>> {
+    crate::sync::wait_synced(ctx, std::time::Duration::from_secs(60)).await?;
     let mut requests = ctx.store.requests_for_manifest(&dataset)?;
-    anyhow::ensure!(!requests.is_empty(), "no storage request known for dataset {dataset}");
+    anyhow::ensure!(
+        !requests.is_empty(),
+        "no storage request known for dataset {dataset}"
+    );
     requests.sort_by_key(|r| std::cmp::Reverse(r.ends_at));
     let r = requests.remove(0);
     let cells = NonZeroU64::new(r.cell_count).ok_or_else(|| anyhow::anyhow!("empty slots"))?;
@@ -40,12 +44,26 @@ pub(crate) async fn audit(ctx: &Arc<Ctx>, dataset: B256) -> anyhow::Result<Vec<A
     for i in 0..r.slots {
         let slot = ctx.chain.get_slot(ids::slot_id(&r.id, i)).await?;
         if slot.host == Address::ZERO {
-            out.push(AuditResult { slot: i, host: None, outcome: "unreachable".into(), detail: "no host".into(), millis: 0 });
-            ctx.metrics.audit_checks.with_label_values(&["unreachable"]).inc();
+            out.push(AuditResult {
+                slot: i,
+                host: None,
+                outcome: "unreachable".into(),
+                detail: "no host".into(),
+                millis: 0,
+            });
+            ctx.metrics
+                .audit_checks
+                .with_label_values(&["unreachable"])
+                .inc();
             continue;
         }
         let seed: [u8; 32] = rand::random();
-        let request = AuditRequest { dataset: dataset.0, slot: i, seed, samples: AUDIT_SAMPLES };
+        let request = AuditRequest {
+            dataset: dataset.0,
+            slot: i,
+            seed,
+            samples: AUDIT_SAMPLES,
+        };
         let started = Instant::now();
         let (outcome, detail) = match peers_of(ctx, &[slot.host]).first() {
             None => ("unreachable", "host not announced".to_string()),

@@ -16,13 +16,7 @@ use futures::{StreamExt, stream::FuturesUnordered};
 use hoard_dataset::Unpacked;
 use libp2p::PeerId;
 
-use crate::{
-    announce::peers_of,
-    ids,
-    jobs::JobProgress,
-    node::Ctx,
-    store::RequestRecord,
-};
+use crate::{announce::peers_of, ids, jobs::JobProgress, node::Ctx, store::RequestRecord};
 
 /// Slot state Filled in the contract.
 const SLOT_FILLED: u8 = 2;
@@ -85,7 +79,13 @@ pub(crate) async fn slot_sources(
 }
 
 /// Downloads dataset `dataset` to `out` as job `job`.
-pub(crate) async fn get(ctx: Arc<Ctx>, job: String, dataset: B256, out: PathBuf) -> anyhow::Result<Unpacked> {
+pub(crate) async fn get(
+    ctx: Arc<Ctx>,
+    job: String,
+    dataset: B256,
+    out: PathBuf,
+) -> anyhow::Result<Unpacked> {
+    crate::sync::wait_synced(&ctx, Duration::from_secs(60)).await?;
     let mut requests = ctx.store.requests_for_manifest(&dataset)?;
     anyhow::ensure!(
         !requests.is_empty(),
@@ -98,7 +98,7 @@ pub(crate) async fn get(ctx: Arc<Ctx>, job: String, dataset: B256, out: PathBuf)
     ctx.jobs.phase(&job, "finding hosts", u64::from(r.slots));
     let (manifest, bytes) = crate::fetch::manifest(&ctx, dataset.0, &peers).await?;
     let volume = ctx.store.roomiest_volume();
-    let tmp = ctx.store.temp_dir(volume)?;
+    let tmp = ctx.store.temp_dir(&volume)?;
     crate::fetch::write_manifest(tmp.path(), &bytes)?;
 
     let k = manifest.layout.data_slots();
@@ -125,7 +125,8 @@ pub(crate) async fn get(ctx: Arc<Ctx>, job: String, dataset: B256, out: PathBuf)
         let manifest = manifest.clone();
         let dir = tmp.path().to_path_buf();
         async move {
-            let r = crate::fetch::slot(&ctx, &manifest, dataset.0, index, &from, &dir, counter).await;
+            let r =
+                crate::fetch::slot(&ctx, &manifest, dataset.0, index, &from, &dir, counter).await;
             (index, r)
         }
     };
@@ -137,7 +138,9 @@ pub(crate) async fn get(ctx: Arc<Ctx>, job: String, dataset: B256, out: PathBuf)
             Ok(()) => done += 1,
             Err(e) => {
                 tracing::warn!(slot = index, err = %e, "slot download failed; using another slot");
-                let _ = std::fs::remove_file(tmp.path().join(hoard_dataset::slot_data_file(hoard_prover::SlotIndex(index))));
+                let _ = std::fs::remove_file(tmp.path().join(hoard_dataset::slot_data_file(
+                    hoard_prover::SlotIndex(index),
+                )));
                 match next.next() {
                     Some(c) => running.push(start(c, counter.clone())),
                     None if running.is_empty() && done < k => {
@@ -155,6 +158,7 @@ pub(crate) async fn get(ctx: Arc<Ctx>, job: String, dataset: B256, out: PathBuf)
         counter: std::sync::Mutex::default(),
     };
     let dir = tmp.path().to_path_buf();
-    let unpacked = tokio::task::spawn_blocking(move || hoard_dataset::unpack(&dir, &out, &progress)).await??;
+    let unpacked =
+        tokio::task::spawn_blocking(move || hoard_dataset::unpack(&dir, &out, &progress)).await??;
     Ok(unpacked)
 }

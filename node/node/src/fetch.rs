@@ -57,11 +57,17 @@ pub(crate) async fn manifest(
 ) -> Result<(Manifest, Vec<u8>), FetchError> {
     let mut last = String::from("no peers known");
     for peer in peers {
-        match ctx.net.request_block(*peer, BlockRequest::Manifest { dataset }).await {
+        match ctx
+            .net
+            .request_block(*peer, BlockRequest::Manifest { dataset })
+            .await
+        {
             Ok(BlockResponse::Manifest(bytes)) => {
                 let bytes = bytes.into_vec();
                 if <[u8; 32]>::from(Sha256::digest(&bytes)) != dataset {
-                    ctx.net.penalise(*peer, "sent a manifest that does not hash to its id").await;
+                    ctx.net
+                        .penalise(*peer, "sent a manifest that does not hash to its id")
+                        .await;
                     last = format!("{peer} sent a wrong manifest");
                     continue;
                 }
@@ -105,13 +111,14 @@ pub(crate) async fn slot(
     dir: &Path,
     progress: Arc<AtomicU64>,
 ) -> Result<(), FetchError> {
-    let slot_root = *manifest
-        .slot_roots
-        .get(usize::from(index))
-        .ok_or_else(|| FetchError::Unavailable {
-            what: format!("slot {index}"),
-            last: "no such slot in the manifest".into(),
-        })?;
+    let slot_root =
+        *manifest
+            .slot_roots
+            .get(usize::from(index))
+            .ok_or_else(|| FetchError::Unavailable {
+                what: format!("slot {index}"),
+                last: "no such slot in the manifest".into(),
+            })?;
     let blocks = manifest.layout.slot_blocks();
     let data_path = dir.join(slot_data_file(SlotIndex(index)));
     let io = |path: &Path| {
@@ -119,7 +126,8 @@ pub(crate) async fn slot(
         move |source| FetchError::Io { path, source }
     };
     let data = Arc::new(File::create(&data_path).map_err(io(&data_path))?);
-    data.set_len(blocks * BLOCK_SIZE as u64).map_err(io(&data_path))?;
+    data.set_len(blocks * BLOCK_SIZE as u64)
+        .map_err(io(&data_path))?;
 
     let mut roots = vec![Hash::default(); blocks as usize];
     let mut good: Vec<PeerId> = peers.to_vec();
@@ -139,14 +147,22 @@ pub(crate) async fn slot(
             let data = data.clone();
             in_flight.push(async move {
                 let r = net
-                    .request_block(peer, BlockRequest::Blocks { dataset, slot: index, first, count })
+                    .request_block(
+                        peer,
+                        BlockRequest::Blocks {
+                            dataset,
+                            slot: index,
+                            first,
+                            count,
+                        },
+                    )
                     .await;
                 let checked = match r {
-                    Ok(BlockResponse::Blocks(got)) => {
-                        tokio::task::spawn_blocking(move || check_and_write(&data, &slot_root, first, count, got))
-                            .await
-                            .unwrap_or_else(|e| Err(Bad::Local(e.to_string())))
-                    }
+                    Ok(BlockResponse::Blocks(got)) => tokio::task::spawn_blocking(move || {
+                        check_and_write(&data, &slot_root, first, count, got)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(Bad::Local(e.to_string()))),
                     Ok(BlockResponse::Error(e)) => Err(Bad::Refused(e)),
                     Ok(_) => Err(Bad::Data("unexpected answer".into())),
                     Err(e) => Err(Bad::Refused(e.to_string())),
@@ -227,7 +243,10 @@ fn check_and_write(
     got: Vec<BlockWithPath>,
 ) -> Result<Vec<Hash>, Bad> {
     if got.len() != count as usize {
-        return Err(Bad::Data(format!("{} blocks instead of {count}", got.len())));
+        return Err(Bad::Data(format!(
+            "{} blocks instead of {count}",
+            got.len()
+        )));
     }
     let mut roots = Vec::with_capacity(got.len());
     for (i, b) in got.iter().enumerate() {
@@ -240,7 +259,9 @@ fn check_and_write(
         let root = tree::block_root(block);
         let path: Vec<Hash> = b.path.iter().map(|h| Hash(*h)).collect();
         if b.index != want || tree::root_from_path(root, want, &path) != *slot_root {
-            return Err(Bad::Data(format!("block {want} does not match the slot root")));
+            return Err(Bad::Data(format!(
+                "block {want} does not match the slot root"
+            )));
         }
         data.write_all_at(block, want * BLOCK_SIZE as u64)
             .map_err(|e| Bad::Local(e.to_string()))?;

@@ -12,6 +12,7 @@
 use std::{sync::Arc, time::Duration};
 
 use alloy::primitives::{Address, B256, U256, keccak256};
+use hoard_chain::{RequestState, SlotState};
 use hoard_dataset::PackedDataset;
 use hoard_prover::{Challenge, DirectProof, Seed, SlotId, SlotIndex, tree::DatasetTree};
 
@@ -22,22 +23,18 @@ use crate::{
     sync::short,
 };
 
-/// Request states (`RequestState` in the contract).
-pub(crate) const REQUEST_NEW: u8 = 1;
-pub(crate) const REQUEST_STARTED: u8 = 2;
-/// Slot states (`SlotState`).
-const SLOT_FREE: u8 = 1;
+/// `SlotState::Filled` as the raw `SlotInfo.state` byte.
 const SLOT_FILLED: u8 = 2;
-const SLOT_REPAIR: u8 = 3;
 
 pub(crate) async fn run(ctx: Arc<Ctx>) {
     let mut events = ctx.events.subscribe();
-    recover(&ctx).await;
+    verify_local(&ctx).await;
     let mut rescan = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => return,
             _ = rescan.tick() => {
+                settle_filling(&ctx).await;
                 if let Ok(requests) = ctx.store.requests() {
                     for r in requests {
                         consider(&ctx, r.id);
@@ -59,14 +56,15 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
     }
 }
 
-/// After a restart: settle fills that were in flight and re-check local data.
-async fn recover(ctx: &Arc<Ctx>) {
+/// Settles fills that were in flight when the node stopped: the chain says whether they landed.
+/// Runs at start and on every rescan until the chain answers.
+async fn settle_filling(ctx: &Arc<Ctx>) {
     let Ok(slots) = ctx.store.host_slots() else {
         return;
     };
     for mut s in slots {
         match s.state {
-            HostSlotState::Filling => {
+            HostSlotState::Filling if !ctx.filling_now(&s.slot_id) => {
                 // Did the fill land before the crash? The chain knows.
                 match ctx.chain.get_slot(s.slot_id).await {
                     Ok(info) if info.host == ctx.address() && info.state == SLOT_FILLED => {
@@ -76,17 +74,31 @@ async fn recover(ctx: &Arc<Ctx>) {
                     }
                     Ok(_) => {
                         tracing::info!(slot = %short(&s.slot_id), "fill did not land before the restart; dropping the copy");
-                        let _ = std::fs::remove_dir_all(ctx.store.slot_dir(s.volume, &s.slot_id));
+                        let _ = std::fs::remove_dir_all(ctx.store.slot_dir(&s.volume, &s.slot_id));
                         s.state = HostSlotState::Done;
                         let _ = ctx.store.put_host_slot(&s);
                     }
                     Err(e) => tracing::warn!(err = %e, "cannot check an interrupted fill yet"),
                 }
             }
+            _ => {}
+        }
+    }
+    let _ = ctx.store.flush().await;
+}
+
+/// After a restart: re-check every hosted slot on disk (size, block roots, slot root).
+async fn verify_local(ctx: &Arc<Ctx>) {
+    let Ok(slots) = ctx.store.host_slots() else {
+        return;
+    };
+    for s in slots {
+        match s.state {
             HostSlotState::Filled => {
-                let dir = ctx.store.slot_dir(s.volume, &s.slot_id);
+                let dir = ctx.store.slot_dir(&s.volume, &s.slot_id);
                 let check = tokio::task::spawn_blocking(move || {
-                    PackedDataset::open(&dir).and_then(|p| p.slot_tree(SlotIndex(s.index)).map(|_| ()))
+                    PackedDataset::open(&dir)
+                        .and_then(|p| p.slot_tree(SlotIndex(s.index)).map(|_| ()))
                 })
                 .await;
                 if !matches!(check, Ok(Ok(()))) {
@@ -97,7 +109,6 @@ async fn recover(ctx: &Arc<Ctx>) {
             _ => {}
         }
     }
-    let _ = ctx.store.flush().await;
     crate::prove::refresh_gauges(ctx).await;
 }
 
@@ -123,7 +134,7 @@ fn consider(ctx: &Arc<Ctx>, request: B256) {
 
 /// Why this host passes on a request (logged, so operators see why they get no work).
 fn offer_mismatch(ctx: &Ctx, r: &RequestRecord, used: u64) -> Option<String> {
-    let offer = &ctx.config.host.offer;
+    let offer = &ctx.offer();
     if r.price_per_byte_per_second < offer.min_price_per_byte_per_second {
         return Some(format!(
             "price {} below the offer's minimum {}",
@@ -157,11 +168,15 @@ async fn try_fill(ctx: &Arc<Ctx>, request: B256) -> anyhow::Result<()> {
         return Ok(());
     }
     let mine = ctx.store.host_slots()?;
-    if mine.iter().any(|s| s.request_id == request && s.state != HostSlotState::Done && s.state != HostSlotState::Evicted) {
+    if mine.iter().any(|s| {
+        s.request_id == request
+            && s.state != HostSlotState::Done
+            && s.state != HostSlotState::Evicted
+    }) {
         return Ok(());
     }
     let state = ctx.chain.request_state(request).await?;
-    if state != REQUEST_NEW && state != REQUEST_STARTED {
+    if !matches!(state, RequestState::New | RequestState::Started) {
         return Ok(());
     }
     let used: u64 = mine
@@ -185,10 +200,10 @@ async fn try_fill(ctx: &Arc<Ctx>, request: B256) -> anyhow::Result<()> {
         }
         let slot_id = ids::slot_id(&request, index);
         let st = ctx.chain.slot_state(slot_id).await?;
-        if st != SLOT_FREE && st != SLOT_REPAIR {
+        if !matches!(st, SlotState::Free | SlotState::Repair) {
             continue;
         }
-        match fill(ctx, &r, index, st == SLOT_REPAIR).await {
+        match fill(ctx, &r, index, st == SlotState::Repair).await {
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::warn!(request = %short(&request), slot = index, err = %e, "fill failed; trying the next slot");
@@ -214,7 +229,9 @@ fn preference(ctx: &Ctx, r: &RequestRecord) -> Vec<u16> {
     }
     hosts.sort_by_key(|h| keccak256([r.id.as_slice(), h.as_slice()].concat()));
     let p = hosts.iter().position(|h| *h == me).unwrap_or(0);
-    (0..r.slots).map(|d| ((p + usize::from(d)) % usize::from(r.slots)) as u16).collect()
+    (0..r.slots)
+        .map(|d| ((p + usize::from(d)) % usize::from(r.slots)) as u16)
+        .collect()
 }
 
 /// Fetches slot `index` of `r` (from its holders, or by decoding for a repair), stores it,
@@ -222,7 +239,7 @@ fn preference(ctx: &Ctx, r: &RequestRecord) -> Vec<u16> {
 async fn fill(ctx: &Arc<Ctx>, r: &RequestRecord, index: u16, repair: bool) -> anyhow::Result<()> {
     let slot_id = ids::slot_id(&r.id, index);
     let volume = ctx.store.roomiest_volume();
-    let tmp = ctx.store.temp_dir(volume)?;
+    let tmp = ctx.store.temp_dir(&volume)?;
     let peers = crate::download::holders(ctx, r).await;
     let (manifest, bytes) = crate::fetch::manifest(ctx, r.manifest_id.0, &peers).await?;
     check_manifest(&manifest, r)?;
@@ -233,7 +250,16 @@ async fn fill(ctx: &Arc<Ctx>, r: &RequestRecord, index: u16, repair: bool) -> an
         crate::repair::rebuild(ctx, r, &manifest, index, tmp.path(), progress).await?;
     } else {
         let from = crate::download::slot_sources(ctx, r, index, &peers).await;
-        crate::fetch::slot(ctx, &manifest, r.manifest_id.0, index, &from, tmp.path(), progress).await?;
+        crate::fetch::slot(
+            ctx,
+            &manifest,
+            r.manifest_id.0,
+            index,
+            &from,
+            tmp.path(),
+            progress,
+        )
+        .await?;
     }
     // Verify what is on disk (size, roots, slot root) before anything refers to it.
     let dir = tmp.path().to_path_buf();
@@ -241,7 +267,7 @@ async fn fill(ctx: &Arc<Ctx>, r: &RequestRecord, index: u16, repair: bool) -> an
         PackedDataset::open(&dir).and_then(|p| p.slot_tree(SlotIndex(index)).map(|(_, t)| t))
     })
     .await??;
-    let final_dir = ctx.store.slot_dir(volume, &slot_id);
+    let final_dir = ctx.store.slot_dir(&volume, &slot_id);
     let tmp_path = tmp.keep();
     std::fs::rename(&tmp_path, &final_dir)?;
     sync_parent(&final_dir);
@@ -256,12 +282,20 @@ async fn fill(ctx: &Arc<Ctx>, r: &RequestRecord, index: u16, repair: bool) -> an
         collateral,
         repair,
     };
+    ctx.filling
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(slot_id);
     ctx.store.put_host_slot(&record)?;
     ctx.store.flush().await?;
     ctx.metrics.slots.with_label_values(&["filling"]).inc();
 
     let result = submit_fill(ctx, r, index, &manifest, &tree, &final_dir).await;
     ctx.metrics.slots.with_label_values(&["filling"]).dec();
+    ctx.filling
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&slot_id);
     match result {
         Ok(period) => {
             record.state = HostSlotState::Filled;
@@ -303,13 +337,23 @@ async fn submit_fill(
         .map(ids::b256)
         .collect();
     let mut last_err = None;
-    for _attempt in 0..3 {
-        let period = ctx.chain.current_period().await?;
+    let period_length = ctx.chain.deployment().period_length.max(1);
+    for _attempt in 0..5 {
+        // The proof must answer the seed of the period of the block the fill lands in: the
+        // next one (a call simulated on "latest" runs in the next block's context too).
+        let next = ctx.chain.head_block().await? + 1;
+        let period = next / period_length;
         let seed = ctx.chain.period_seed(period).await?;
         let proof = build_proof(dir, index, tree.clone(), seed, slot_id, r).await?;
         match ctx
             .chain
-            .fill_slot(r.id, U256::from(index), ids::b256(&tree.root()), path.clone(), proof.into())
+            .fill_slot(
+                r.id,
+                u64::from(index),
+                ids::b256(&tree.root()),
+                path.clone(),
+                proof.into(),
+            )
             .await
         {
             Ok(_) => {
@@ -321,13 +365,17 @@ async fn submit_fill(
                 // A proof against a seed that went stale while the tx was in flight: prove again.
                 if msg.contains("InvalidProof") || msg.contains("Period") {
                     last_err = Some(e);
+                    // Wait for the next block: the period may just have turned.
+                    tokio::time::sleep(ctx.config.chain.poll_interval()).await;
                     continue;
                 }
                 return Err(e.into());
             }
         }
     }
-    Err(last_err.map(Into::into).unwrap_or_else(|| anyhow::anyhow!("fill failed")))
+    Err(last_err
+        .map(Into::into)
+        .unwrap_or_else(|| anyhow::anyhow!("fill failed")))
 }
 
 /// Builds a proof for `seed` on the blocking pool and checks it locally before it goes out.

@@ -3,8 +3,8 @@
 //! event and dashboards have data. Names and meanings: `docs/metrics.md`.
 
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Metrics of the node's roles.
@@ -193,7 +193,9 @@ impl NodeMetrics {
             repair_duration: r.histogram(
                 "hoard_repair_duration_seconds",
                 "Time from a slot being freed to its refill, seconds.",
-                vec![10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0],
+                vec![
+                    10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0,
+                ],
             )?,
             validator_marks: r.int_counter(
                 "hoard_validator_marks_total",
@@ -248,14 +250,31 @@ impl Reg<'_> {
     fn int_counter(&self, name: &str, help: &str) -> prometheus::Result<IntCounter> {
         self.add(IntCounter::new(name, help)?)
     }
-    fn int_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+    fn int_gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> prometheus::Result<IntGaugeVec> {
         self.add(IntGaugeVec::new(Opts::new(name, help), labels)?)
     }
-    fn int_counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    fn int_counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> prometheus::Result<IntCounterVec> {
         self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
     }
-    fn histogram(&self, name: &str, help: &str, buckets: Vec<f64>) -> prometheus::Result<Histogram> {
-        self.add(Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?)
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: Vec<f64>,
+    ) -> prometheus::Result<Histogram> {
+        self.add(Histogram::with_opts(
+            HistogramOpts::new(name, help).buckets(buckets),
+        )?)
     }
 }
 
@@ -278,6 +297,12 @@ mod tests {
         ] {
             assert!(text.contains(name), "missing {name}");
         }
-        assert_eq!(tokens(alloy::primitives::U256::from(15u64) * alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(17))), 1.5);
+        assert_eq!(
+            tokens(
+                alloy::primitives::U256::from(15u64)
+                    * alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(17))
+            ),
+            1.5
+        );
     }
 }

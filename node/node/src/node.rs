@@ -52,6 +52,8 @@ pub(crate) struct Ctx {
     pub(crate) considering: Mutex<std::collections::HashSet<alloy::primitives::B256>>,
     /// The host's offer (config, replaced at run time by `hoard host offer`, kept in the store).
     offer: Mutex<crate::config::Offer>,
+    /// Slots whose fill this process has in flight.
+    pub(crate) filling: Mutex<std::collections::HashSet<alloy::primitives::B256>>,
 }
 
 impl Ctx {
@@ -60,13 +62,24 @@ impl Ctx {
         self.chain.address().unwrap_or_default()
     }
 
+    /// Whether this process is filling `slot` right now (so a rescan must not settle it).
+    pub(crate) fn filling_now(&self, slot: &alloy::primitives::B256) -> bool {
+        self.filling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(slot)
+    }
+
     /// The host's current offer.
     pub(crate) fn offer(&self) -> crate::config::Offer {
         self.offer.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Replaces the offer and keeps it across restarts.
-    pub(crate) fn set_offer(&self, offer: crate::config::Offer) -> Result<(), crate::store::StoreError> {
+    pub(crate) fn set_offer(
+        &self,
+        offer: crate::config::Offer,
+    ) -> Result<(), crate::store::StoreError> {
         self.store.set_offer(&offer)?;
         *self.offer.lock().unwrap_or_else(|p| p.into_inner()) = offer;
         Ok(())
@@ -112,7 +125,10 @@ impl Node {
             .p2p
             .listen
             .iter()
-            .map(|a| a.parse::<Multiaddr>().with_context(|| format!("p2p listen address {a:?}")))
+            .map(|a| {
+                a.parse::<Multiaddr>()
+                    .with_context(|| format!("p2p listen address {a:?}"))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let (inbound_tx, inbound_rx) = mpsc::channel(256);
         let (net, net_task) = hoard_p2p::start(
@@ -162,8 +178,11 @@ impl Node {
             validator_on,
             considering: Mutex::default(),
             offer: Mutex::new(offer),
+            filling: Mutex::default(),
         });
-        ctx.metrics.period_length_blocks.set(ctx.chain.deployment().period_length as i64);
+        ctx.metrics
+            .period_length_blocks
+            .set(ctx.chain.deployment().period_length as i64);
         ctx.metrics
             .info
             .with_label_values(&[
@@ -180,8 +199,10 @@ impl Node {
         tasks.spawn(crate::announce::run(ctx.clone()));
         if ctx.config.host.enabled {
             tasks.spawn(crate::host::run(ctx.clone()));
-            tasks.spawn(crate::prove::run(ctx.clone()));
         }
+        // Proofs and withdrawals run whenever the node holds slots, even with the host role off
+        // (it then takes no new slots but keeps its promises).
+        tasks.spawn(crate::prove::run(ctx.clone()));
         tasks.spawn(crate::validator::run(ctx.clone()));
         tasks.spawn(crate::renter::run(ctx.clone()));
         tasks.spawn(api::serve(ctx.clone(), api_listener));
@@ -230,7 +251,10 @@ impl Node {
     pub async fn stop(mut self) {
         self.ctx.cancel.cancel();
         let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), drain)
+            .await
+            .is_err()
+        {
             tracing::warn!("tasks did not stop within 10 s; aborting them");
             self.tasks.abort_all();
         }
@@ -246,8 +270,12 @@ impl Node {
 /// Reads the libp2p key, or creates one (written to a temp file, synced, renamed, mode 0600).
 fn load_or_create_p2p_key(path: &Path) -> anyhow::Result<Keypair> {
     if let Ok(bytes) = std::fs::read(path) {
-        return Keypair::from_protobuf_encoding(&bytes)
-            .with_context(|| format!("the p2p key {} is damaged; remove it to make a new identity", path.display()));
+        return Keypair::from_protobuf_encoding(&bytes).with_context(|| {
+            format!(
+                "the p2p key {} is damaged; remove it to make a new identity",
+                path.display()
+            )
+        });
     }
     let key = Keypair::generate_ed25519();
     let bytes = key.to_protobuf_encoding().context("encoding the p2p key")?;

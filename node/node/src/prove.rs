@@ -19,7 +19,6 @@ use hoard_prover::{Seed, SlotId, SlotIndex, proof_required};
 use tokio::sync::Semaphore;
 
 use crate::{
-    ids,
     metrics::tokens,
     node::Ctx,
     store::{HostSlot, HostSlotState, ProofOutcome},
@@ -57,7 +56,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
             },
         };
         let mut at_risk = 0;
-        for slot in slots.into_iter().filter(|s| s.state == HostSlotState::Filled) {
+        for slot in slots
+            .into_iter()
+            .filter(|s| s.state == HostSlotState::Filled)
+        {
             if slot.filled_period >= now.period {
                 continue; // the fill's proof counts for its own period
             }
@@ -113,7 +115,7 @@ async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, seed: B256, pe
     let Ok(Some(r)) = ctx.store.request(&slot.request_id) else {
         return;
     };
-    let dir = ctx.store.slot_dir(slot.volume, &slot.slot_id);
+    let dir = ctx.store.slot_dir(&slot.volume, &slot.slot_id);
     let mut delay = Duration::from_millis(500);
     loop {
         if ctx.cancel.is_cancelled() || ctx.head().period != period {
@@ -136,24 +138,36 @@ async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, seed: B256, pe
             let dir2 = dir.clone();
             let index = slot.index;
             let tree = tokio::task::spawn_blocking(move || {
-                PackedDataset::open(&dir2).and_then(|p| p.slot_tree(SlotIndex(index)).map(|(_, t)| t))
+                PackedDataset::open(&dir2)
+                    .and_then(|p| p.slot_tree(SlotIndex(index)).map(|(_, t)| t))
             })
             .await;
             match tree {
-                Ok(Ok(tree)) => crate::host::build_proof(&dir, slot.index, tree, seed, slot.slot_id, &r).await,
+                Ok(Ok(tree)) => {
+                    crate::host::build_proof(&dir, slot.index, tree, seed, slot.slot_id, &r).await
+                }
                 Ok(Err(e)) => Err(e.into()),
                 Err(e) => Err(e.into()),
             }
         };
-        ctx.metrics.proof_build_seconds.observe(started.elapsed().as_secs_f64());
+        ctx.metrics
+            .proof_build_seconds
+            .observe(started.elapsed().as_secs_f64());
         let proof = match proof {
             Ok(p) => p,
             Err(e) => {
                 // Local data does not prove: report loudly; retrying will not help this period.
-                ctx.metrics.proofs_failed.with_label_values(&["local_verify"]).inc();
+                ctx.metrics
+                    .proofs_failed
+                    .with_label_values(&["local_verify"])
+                    .inc();
                 ctx.metrics.integrity_failures.inc();
                 tracing::error!(slot = %short(&slot.slot_id), period, err = %e, "cannot build a valid proof from local data");
-                let _ = ctx.store.put_proof(&slot.slot_id, period, &ProofOutcome::Failed(e.to_string()));
+                let _ = ctx.store.put_proof(
+                    &slot.slot_id,
+                    period,
+                    &ProofOutcome::Failed(e.to_string()),
+                );
                 return;
             }
         };
@@ -181,10 +195,22 @@ async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, seed: B256, pe
                 tracing::warn!(slot = %short(&slot.slot_id), period, err = %e, "sending a proof failed; retrying");
                 retry_sleep(ctx, &mut delay).await;
             }
+            Err(e) if e.to_string().contains("RequestNotActive") => {
+                // The request ended (its last block fell after the period's head): nothing due.
+                tracing::debug!(slot = %short(&slot.slot_id), period, "request ended; no proof due");
+                return;
+            }
             Err(e) => {
-                ctx.metrics.proofs_failed.with_label_values(&["revert"]).inc();
+                ctx.metrics
+                    .proofs_failed
+                    .with_label_values(&["revert"])
+                    .inc();
                 tracing::error!(slot = %short(&slot.slot_id), period, err = %e, "proof rejected by the chain");
-                let _ = ctx.store.put_proof(&slot.slot_id, period, &ProofOutcome::Failed(e.to_string()));
+                let _ = ctx.store.put_proof(
+                    &slot.slot_id,
+                    period,
+                    &ProofOutcome::Failed(e.to_string()),
+                );
                 // The period may have turned while it was in flight; the next loop checks.
                 retry_sleep(ctx, &mut delay).await;
             }
@@ -205,20 +231,24 @@ pub(crate) async fn withdraw_ended(ctx: &Arc<Ctx>) {
     let Ok(slots) = ctx.store.host_slots() else {
         return;
     };
-    for mut slot in slots.into_iter().filter(|s| s.state == HostSlotState::Filled) {
+    for mut slot in slots
+        .into_iter()
+        .filter(|s| s.state == HostSlotState::Filled)
+    {
         let Ok(state) = ctx.chain.slot_state(slot.slot_id).await else {
             continue;
         };
-        // Finished 4, Failed 5, Cancelled 6: payable. Paid 7: done already.
-        if !(4..=7).contains(&state) {
+        if !state.has_ended() {
             continue;
         }
-        if state != 7 {
+        if state != hoard_chain::SlotState::Paid {
             let payout = ctx.chain.slot_payout(slot.slot_id).await.ok();
             match ctx.chain.withdraw_slot(slot.slot_id).await {
                 Ok(_) => {
                     if let Some((earned, collateral)) = payout {
-                        ctx.metrics.earnings_withdrawn.inc_by(tokens(earned + collateral));
+                        ctx.metrics
+                            .earnings_withdrawn
+                            .inc_by(tokens(earned + collateral));
                     }
                     tracing::info!(slot = %short(&slot.slot_id), "withdrew pay and collateral");
                 }
@@ -229,7 +259,7 @@ pub(crate) async fn withdraw_ended(ctx: &Arc<Ctx>) {
             }
         }
         slot.state = HostSlotState::Done;
-        let dir = ctx.store.slot_dir(slot.volume, &slot.slot_id);
+        let dir = ctx.store.slot_dir(&slot.volume, &slot.slot_id);
         ctx.serving.remove_dir(&dir);
         let _ = std::fs::remove_dir_all(&dir);
         let _ = ctx.store.put_host_slot(&slot);
@@ -276,5 +306,4 @@ pub(crate) async fn refresh_gauges(ctx: &Arc<Ctx>) {
     if let Ok(b) = ctx.chain.token_balance(ctx.address()).await {
         m.token_balance.set(tokens(b));
     }
-    let _ = ids::b256;
 }

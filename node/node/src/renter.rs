@@ -4,7 +4,7 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use alloy::primitives::{B256, U256};
-use hoard_chain::bindings::Marketplace::RequestParams;
+use hoard_chain::{RequestParams, RequestState, SlotState};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -56,9 +56,13 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
 
 /// Packs and posts a dataset as job `job`.
 pub(crate) async fn put(ctx: Arc<Ctx>, job: String, req: PutRequest) -> anyhow::Result<()> {
-    anyhow::ensure!(req.path.exists(), "{} does not exist on the node's machine", req.path.display());
+    anyhow::ensure!(
+        req.path.exists(),
+        "{} does not exist on the node's machine",
+        req.path.display()
+    );
     let volume = ctx.store.roomiest_volume();
-    let tmp = ctx.store.temp_dir(volume)?;
+    let tmp = ctx.store.temp_dir(&volume)?;
     let out = tmp.path().join("packed");
     let progress = JobProgress {
         jobs: ctx.clone(),
@@ -68,21 +72,27 @@ pub(crate) async fn put(ctx: Arc<Ctx>, job: String, req: PutRequest) -> anyhow::
     let (k, m) = (usize::from(req.data_slots), usize::from(req.parity_slots));
     let path = req.path.clone();
     let out2 = out.clone();
-    let packed = tokio::task::spawn_blocking(move || hoard_dataset::pack(&path, &out2, k, m, &progress)).await??;
+    let packed =
+        tokio::task::spawn_blocking(move || hoard_dataset::pack(&path, &out2, k, m, &progress))
+            .await??;
     let id = B256::from(packed.id.0);
-    let dir = ctx.store.dataset_dir(volume, &id);
+    let dir = ctx.store.dataset_dir(&volume, &id);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::rename(&out, &dir)?;
-    let mut record = DatasetRecord { dir: dir.clone(), request_id: None };
+    let mut record = DatasetRecord {
+        dir: dir.clone(),
+        request_id: None,
+    };
     ctx.store.put_dataset(&id, &record)?;
     ctx.store.flush().await?;
     for s in 0..packed.manifest.layout.slots() {
         ctx.serving.add(id.0, s as u16, dir.clone());
     }
     let _ = ctx.net.start_providing(id.0).await;
-    ctx.jobs.set_result(&job, serde_json::json!({ "dataset": id }));
+    ctx.jobs
+        .set_result(&job, serde_json::json!({ "dataset": id }));
 
     ctx.jobs.phase(&job, "requesting storage", 1);
     let layout = packed.manifest.layout;
@@ -101,7 +111,7 @@ pub(crate) async fn put(ctx: Arc<Ctx>, job: String, req: PutRequest) -> anyhow::
         samples: req.samples,
         scheme: 0,
     };
-    let (request_id, tx) = ctx.chain.request_storage(params).await?;
+    let (request_id, tx) = ctx.chain.request_storage(params.clone()).await?;
     record.request_id = Some(request_id);
     ctx.store.put_dataset(&id, &record)?;
     ctx.store.flush().await?;
@@ -115,18 +125,28 @@ pub(crate) async fn put(ctx: Arc<Ctx>, job: String, req: PutRequest) -> anyhow::
     let slots = u64::from(params.slots);
     let counter = ctx.jobs.phase(&job, "waiting for hosts", slots);
     loop {
-        let state = ctx.chain.request_state(request_id).await.unwrap_or(0);
+        let state = ctx
+            .chain
+            .request_state(request_id)
+            .await
+            .unwrap_or(RequestState::None);
         let mut filled = 0;
         for i in 0..params.slots {
-            if ctx.chain.slot_state(ids::slot_id(&request_id, i)).await.unwrap_or(0) == 2 {
+            if ctx
+                .chain
+                .slot_state(ids::slot_id(&request_id, i))
+                .await
+                .ok()
+                == Some(SlotState::Filled)
+            {
                 filled += 1;
             }
         }
         counter.store(filled, std::sync::atomic::Ordering::Relaxed);
-        if state == crate::host::REQUEST_STARTED && filled == slots {
+        if state == RequestState::Started && filled == slots {
             return Ok(());
         }
-        if state != crate::host::REQUEST_NEW && state != crate::host::REQUEST_STARTED {
+        if !matches!(state, RequestState::New | RequestState::Started) {
             anyhow::bail!("the request ended before every slot was filled (state {state})");
         }
         tokio::select! {
@@ -173,10 +193,20 @@ pub struct RequestStatus {
 }
 
 const REQUEST_STATES: [&str; 6] = ["none", "new", "started", "cancelled", "finished", "failed"];
-const SLOT_STATES: [&str; 8] = ["none", "free", "filled", "repair", "finished", "failed", "cancelled", "paid"];
+const SLOT_STATES: [&str; 8] = [
+    "none",
+    "free",
+    "filled",
+    "repair",
+    "finished",
+    "failed",
+    "cancelled",
+    "paid",
+];
 
 /// Status of every request for `dataset` (a dataset id or a request id).
 pub(crate) async fn status(ctx: &Ctx, id: B256) -> anyhow::Result<Vec<RequestStatus>> {
+    crate::sync::wait_synced(ctx, Duration::from_secs(60)).await?;
     let mut requests = ctx.store.requests_for_manifest(&id)?;
     if requests.is_empty()
         && let Some(r) = ctx.store.request(&id)?
@@ -195,9 +225,12 @@ pub(crate) async fn status(ctx: &Ctx, id: B256) -> anyhow::Result<Vec<RequestSta
             slots.push(SlotStatus {
                 index: i,
                 slot_id: sid,
-                state: SLOT_STATES.get(usize::from(info.state)).unwrap_or(&"?").to_string(),
+                state: SLOT_STATES
+                    .get(usize::from(info.state))
+                    .unwrap_or(&"?")
+                    .to_string(),
                 host: filled.then_some(info.host),
-                missed_proofs: info.missedProofs,
+                missed_proofs: u64::from(info.missedProofs),
                 proofs_recorded: ctx
                     .store
                     .proofs_of(&sid)?
@@ -209,7 +242,10 @@ pub(crate) async fn status(ctx: &Ctx, id: B256) -> anyhow::Result<Vec<RequestSta
         out.push(RequestStatus {
             dataset: r.manifest_id,
             request: r.id,
-            state: REQUEST_STATES.get(usize::from(state)).unwrap_or(&"?").to_string(),
+            state: REQUEST_STATES
+                .get(usize::from(u8::from(state)))
+                .unwrap_or(&"?")
+                .to_string(),
             needed: r.slots - r.max_slot_loss,
             slots,
             ends_at: r.ends_at,

@@ -30,9 +30,21 @@ pub(crate) async fn rebuild(
         if peers.is_empty() {
             continue;
         }
-        match crate::fetch::slot(ctx, manifest, r.manifest_id.0, index, &peers, dir, progress.clone()).await {
+        match crate::fetch::slot(
+            ctx,
+            manifest,
+            r.manifest_id.0,
+            index,
+            &peers,
+            dir,
+            progress.clone(),
+        )
+        .await
+        {
             Ok(()) => have.push(index),
-            Err(e) => tracing::warn!(slot = index, err = %e, "cannot fetch a slot for the repair; trying another"),
+            Err(e) => {
+                tracing::warn!(slot = index, err = %e, "cannot fetch a slot for the repair; trying another")
+            }
         }
     }
     anyhow::ensure!(
@@ -41,8 +53,10 @@ pub(crate) async fn rebuild(
         have.len()
     );
     let dir2 = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || hoard_dataset::rebuild_slot(&dir2, SlotIndex(target), &NoProgress))
-        .await??;
+    tokio::task::spawn_blocking(move || {
+        hoard_dataset::rebuild_slot(&dir2, SlotIndex(target), &NoProgress)
+    })
+    .await??;
     for index in have {
         let _ = std::fs::remove_file(dir.join(slot_data_file(SlotIndex(index))));
         let _ = std::fs::remove_file(dir.join(slot_roots_file(SlotIndex(index))));

@@ -77,7 +77,11 @@ impl Serving {
             }
         }
         let packed = PackedDataset::open(dir).map_err(|e| e.to_string())?;
-        let opened = Arc::new(packed.slot_tree(SlotIndex(slot)).map_err(|e| e.to_string())?);
+        let opened = Arc::new(
+            packed
+                .slot_tree(SlotIndex(slot))
+                .map_err(|e| e.to_string())?,
+        );
         let mut inner = self.lock();
         if inner.open.len() >= TREE_CACHE {
             inner.open.remove(0);
@@ -106,8 +110,11 @@ pub(crate) fn index_local_data(ctx: &Ctx) -> Result<(), StoreError> {
             continue;
         }
         if let Some(r) = ctx.store.request(&s.request_id)? {
-            ctx.serving
-                .add(r.manifest_id.0, s.index, ctx.store.slot_dir(s.volume, &s.slot_id));
+            ctx.serving.add(
+                r.manifest_id.0,
+                s.index,
+                ctx.store.slot_dir(&s.volume, &s.slot_id),
+            );
         }
     }
     Ok(())
@@ -178,7 +185,9 @@ fn read_blocks(
         .filter(|e| *e <= tree.blocks())
         .ok_or("blocks out of range")?;
     let mut buf = vec![0u8; (end - first) as usize * BLOCK_SIZE];
-    files.read_blocks(first, &mut buf).map_err(|e| e.to_string())?;
+    files
+        .read_blocks(first, &mut buf)
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(count as usize);
     for (i, data) in (first..end).zip(buf.chunks_exact(BLOCK_SIZE)) {
         let path = tree.block_path(i).ok_or("blocks out of range")?;
@@ -215,8 +224,8 @@ fn prove(ctx: &Ctx, dir: &Path, request: AuditRequest) -> Result<Vec<u8>, String
         samples: u32::from(request.samples),
         cell_count: NonZeroU64::new(tree.cell_count()).ok_or("empty slot")?,
     };
-    let proof = DirectProof::create(tree, &challenge, |b, buf| files.read_blocks(b, buf))
-        .map_err(|e| {
+    let proof =
+        DirectProof::create(tree, &challenge, |b, buf| files.read_blocks(b, buf)).map_err(|e| {
             ctx.metrics.integrity_failures.inc();
             format!("cannot prove: {e}")
         })?;

@@ -103,8 +103,8 @@ pub struct HostSlot {
     pub index: u16,
     /// State.
     pub state: HostSlotState,
-    /// Which volume holds it.
-    pub volume: usize,
+    /// The data folder (volume) that holds it.
+    pub volume: PathBuf,
     /// Period of the fill (its proof counts for that period).
     pub filled_period: u64,
     /// Collateral the fill pulled, token base units.
@@ -176,11 +176,13 @@ impl Store {
             .cache_capacity(64 << 20)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                // sled reports a held lock as a plain I/O error.
+                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
                     StoreError::Locked(data_dir.into())
                 }
                 other => StoreError::Db(other),
             })?;
+        check_volumes(volumes)?;
         for v in volumes {
             for sub in ["slots", "datasets", "tmp"] {
                 let p = v.join(sub);
@@ -208,8 +210,8 @@ impl Store {
     }
 
     /// A fresh temporary folder in `volume`, removed on the next open if never renamed.
-    pub fn temp_dir(&self, volume: usize) -> Result<tempfile::TempDir, StoreError> {
-        let base = self.volumes[volume].join("tmp");
+    pub fn temp_dir(&self, volume: &Path) -> Result<tempfile::TempDir, StoreError> {
+        let base = volume.join("tmp");
         tempfile::Builder::new()
             .prefix("part-")
             .tempdir_in(&base)
@@ -221,20 +223,22 @@ impl Store {
     }
 
     /// The folder of a hosted slot.
-    pub fn slot_dir(&self, volume: usize, slot_id: &B256) -> PathBuf {
-        self.volumes[volume].join("slots").join(hex(slot_id))
+    pub fn slot_dir(&self, volume: &Path, slot_id: &B256) -> PathBuf {
+        volume.join("slots").join(hex(slot_id))
     }
 
     /// The folder for a packed dataset of this renter.
-    pub fn dataset_dir(&self, volume: usize, id: &B256) -> PathBuf {
-        self.volumes[volume].join("datasets").join(hex(id))
+    pub fn dataset_dir(&self, volume: &Path, id: &B256) -> PathBuf {
+        volume.join("datasets").join(hex(id))
     }
 
     /// The volume with the most free space.
-    pub fn roomiest_volume(&self) -> usize {
-        (0..self.volumes.len())
-            .max_by_key(|i| free_bytes(&self.volumes[*i]).unwrap_or(0))
-            .unwrap_or(0)
+    pub fn roomiest_volume(&self) -> PathBuf {
+        self.volumes
+            .iter()
+            .max_by_key(|v| free_bytes(v).unwrap_or(0))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Free bytes summed over the volumes.
@@ -246,20 +250,20 @@ impl Store {
     }
 
     fn remove_orphan_slots(&self) -> Result<(), StoreError> {
-        let known: Vec<(usize, B256)> = self
+        let known: Vec<(PathBuf, B256)> = self
             .host_slots()?
             .into_iter()
             .filter(|s| matches!(s.state, HostSlotState::Filling | HostSlotState::Filled))
             .map(|s| (s.volume, s.slot_id))
             .collect();
-        for (v, volume) in self.volumes.iter().enumerate() {
+        for volume in &self.volumes {
             let slots = volume.join("slots");
             let Ok(entries) = std::fs::read_dir(&slots) else {
                 continue;
             };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let keep = known.iter().any(|(kv, id)| *kv == v && hex(id) == name);
+                let keep = known.iter().any(|(kv, id)| kv == volume && hex(id) == name);
                 if !keep {
                     tracing::warn!(path = %entry.path().display(), "removing a slot folder with no record (interrupted fill)");
                     let _ = std::fs::remove_dir_all(entry.path());
@@ -273,7 +277,12 @@ impl Store {
         Ok(self.db.open_tree(name)?)
     }
 
-    fn put<T: Serialize>(&self, tree: &'static str, key: &[u8], value: &T) -> Result<(), StoreError> {
+    fn put<T: Serialize>(
+        &self,
+        tree: &'static str,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), StoreError> {
         let bytes = postcard::to_stdvec(value).map_err(|e| StoreError::Corrupt {
             tree,
             message: e.to_string(),
@@ -282,7 +291,11 @@ impl Store {
         Ok(())
     }
 
-    fn get<T: DeserializeOwned>(&self, tree: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
+    fn get<T: DeserializeOwned>(
+        &self,
+        tree: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
         match self.tree(tree)?.get(key)? {
             None => Ok(None),
             Some(bytes) => decode(tree, &bytes).map(Some),
@@ -318,10 +331,12 @@ impl Store {
         // Stored as JSON: U256 fields do not round-trip through postcard's serde form.
         match self.tree(META)?.get(OFFER)? {
             None => Ok(None),
-            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| StoreError::Corrupt {
-                tree: META,
-                message: e.to_string(),
-            }),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    tree: META,
+                    message: e.to_string(),
+                }),
         }
     }
 
@@ -375,7 +390,12 @@ impl Store {
     }
 
     /// Records a proof outcome.
-    pub fn put_proof(&self, slot: &B256, period: u64, outcome: &ProofOutcome) -> Result<(), StoreError> {
+    pub fn put_proof(
+        &self,
+        slot: &B256,
+        period: u64,
+        outcome: &ProofOutcome,
+    ) -> Result<(), StoreError> {
         self.put(PROOFS, &proof_key(slot, period), outcome)
     }
 
@@ -451,6 +471,18 @@ impl Store {
     }
 }
 
+/// At least one volume, and every one a folder we can write to.
+fn check_volumes(volumes: &[PathBuf]) -> Result<(), StoreError> {
+    if volumes.is_empty() {
+        return Err(StoreError::Io {
+            what: "no data folder configured:",
+            path: PathBuf::new(),
+            source: std::io::Error::other("set `volumes` or --data-dir"),
+        });
+    }
+    Ok(())
+}
+
 fn proof_key(slot: &B256, period: u64) -> [u8; 40] {
     let mut k = [0u8; 40];
     k[..32].copy_from_slice(slot.as_slice());
@@ -480,13 +512,13 @@ pub(crate) fn free_bytes(path: &Path) -> std::io::Result<u64> {
 mod tests {
     use super::*;
 
-    fn slot(id: u8, state: HostSlotState) -> HostSlot {
+    fn slot(id: u8, state: HostSlotState, volume: &Path) -> HostSlot {
         HostSlot {
             slot_id: B256::repeat_byte(id),
             request_id: B256::repeat_byte(9),
             index: 1,
             state,
-            volume: 0,
+            volume: volume.to_path_buf(),
             filled_period: 3,
             collateral: U256::from(7),
             repair: false,
@@ -499,10 +531,12 @@ mod tests {
         let vol = dir.path().join("vol");
         {
             let store = Store::open(dir.path(), std::slice::from_ref(&vol)).expect("open");
-            store.put_host_slot(&slot(1, HostSlotState::Filled)).expect("put");
-            std::fs::create_dir_all(store.slot_dir(0, &B256::repeat_byte(1))).expect("kept");
-            std::fs::create_dir_all(store.slot_dir(0, &B256::repeat_byte(2))).expect("orphan");
-            let tmp = store.temp_dir(0).expect("tmp").keep();
+            store
+                .put_host_slot(&slot(1, HostSlotState::Filled, &vol))
+                .expect("put");
+            std::fs::create_dir_all(store.slot_dir(&vol, &B256::repeat_byte(1))).expect("kept");
+            std::fs::create_dir_all(store.slot_dir(&vol, &B256::repeat_byte(2))).expect("orphan");
+            let tmp = store.temp_dir(&vol).expect("tmp").keep();
             assert!(tmp.exists());
             store
                 .put_proof(&B256::repeat_byte(1), 5, &ProofOutcome::Failed("x".into()))
@@ -510,9 +544,12 @@ mod tests {
             store.db.flush().expect("flush");
         }
         let store = Store::open(dir.path(), std::slice::from_ref(&vol)).expect("reopen");
-        assert_eq!(store.host_slots().expect("slots"), vec![slot(1, HostSlotState::Filled)]);
-        assert!(store.slot_dir(0, &B256::repeat_byte(1)).exists());
-        assert!(!store.slot_dir(0, &B256::repeat_byte(2)).exists());
+        assert_eq!(
+            store.host_slots().expect("slots"),
+            vec![slot(1, HostSlotState::Filled, &vol)]
+        );
+        assert!(store.slot_dir(&vol, &B256::repeat_byte(1)).exists());
+        assert!(!store.slot_dir(&vol, &B256::repeat_byte(2)).exists());
         assert_eq!(std::fs::read_dir(vol.join("tmp")).expect("tmp").count(), 0);
         let proofs = store.proofs_of(&B256::repeat_byte(1)).expect("proofs");
         assert_eq!(proofs.keys().copied().collect::<Vec<_>>(), vec![5]);

@@ -8,7 +8,7 @@
 use std::{sync::Arc, time::Duration};
 
 use alloy::primitives::B256;
-use hoard_chain::{Chain, ChainError, EventFollower, MarketEvent};
+use hoard_chain::{Chain, ChainError, EventFollower, MarketEvent, SlotState};
 use tokio::sync::watch;
 
 use crate::{
@@ -89,7 +89,10 @@ async fn poll_once(
     let cursor = ctx.store.cursor()?;
     let poll = follower.poll(&ctx.chain, cursor).await?;
     if let Some(from) = poll.reorg {
-        tracing::warn!(from_block = from, "chain reorganised; replaying events from there");
+        tracing::warn!(
+            from_block = from,
+            "chain reorganised; replaying events from there"
+        );
     }
     for e in &poll.events {
         apply(ctx, &e.event).await?;
@@ -134,14 +137,18 @@ async fn apply(ctx: &Arc<Ctx>, event: &MarketEvent) -> anyhow::Result<()> {
                 .with_label_values(&[&label])
                 .set(i64::from(record.slots - record.max_slot_loss));
             for state in ["filled", "repair"] {
-                ctx.metrics.dataset_slots.with_label_values(&[&label, state]);
+                ctx.metrics
+                    .dataset_slots
+                    .with_label_values(&[&label, state]);
             }
             ctx.metrics
                 .dataset_slots
                 .with_label_values(&[&label, "free"])
                 .set(i64::from(record.slots));
             for outcome in ["submitted", "missed"] {
-                ctx.metrics.dataset_proofs.with_label_values(&[&label, outcome]);
+                ctx.metrics
+                    .dataset_proofs
+                    .with_label_values(&[&label, outcome]);
             }
             ctx.metrics.dataset_repairs.with_label_values(&[&label]);
             ctx.store.put_request(&record)?;
@@ -157,7 +164,7 @@ async fn apply(ctx: &Arc<Ctx>, event: &MarketEvent) -> anyhow::Result<()> {
                 ctx.metrics.slots_evicted.inc();
                 slot.state = HostSlotState::Evicted;
                 ctx.store.put_host_slot(&slot)?;
-                let dir = ctx.store.slot_dir(slot.volume, slot_id);
+                let dir = ctx.store.slot_dir(&slot.volume, slot_id);
                 ctx.serving.remove_dir(&dir);
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -179,15 +186,22 @@ async fn apply(ctx: &Arc<Ctx>, event: &MarketEvent) -> anyhow::Result<()> {
             ..
         } => {
             if let Some(label) = dataset_label(ctx, slot_id).await {
-                ctx.metrics.dataset_proofs.with_label_values(&[&label, "missed"]).inc();
+                ctx.metrics
+                    .dataset_proofs
+                    .with_label_values(&[&label, "missed"])
+                    .inc();
             }
             if *host == ctx.address() {
                 tracing::error!(slot = %short(slot_id), "a proof of this host was marked missing");
                 ctx.metrics.proofs_missed.inc();
-                ctx.metrics.collateral_slashed.inc_by(crate::metrics::tokens(*slashed));
+                ctx.metrics
+                    .collateral_slashed
+                    .inc_by(crate::metrics::tokens(*slashed));
             }
             if *reporter == ctx.address() {
-                ctx.metrics.validator_rewards.inc_by(crate::metrics::tokens(*reward));
+                ctx.metrics
+                    .validator_rewards
+                    .inc_by(crate::metrics::tokens(*reward));
             }
         }
         MarketEvent::HostAnnounced {
@@ -212,6 +226,25 @@ async fn apply(ctx: &Arc<Ctx>, event: &MarketEvent) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until the node has handled the events up to the head it saw when called (a freshly
+/// started node backfills from the deployment block first).
+pub(crate) async fn wait_synced(ctx: &Ctx, timeout: Duration) -> anyhow::Result<()> {
+    let target = ctx
+        .head()
+        .block
+        .saturating_sub(ctx.config.chain.confirmations);
+    let deadline = tokio::time::Instant::now() + timeout;
+    while (ctx.metrics.synced_block.get() as u64) < target {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the node has not caught up with the chain yet (synced to block {} of {target}); try again shortly",
+            ctx.metrics.synced_block.get()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 /// Sets `hoard_dataset_slots` for a request from the chain's slot states.
 async fn refresh_dataset_slots(ctx: &Arc<Ctx>, request_id: &B256) {
     let Ok(Some(r)) = ctx.store.request(request_id) else {
@@ -221,15 +254,18 @@ async fn refresh_dataset_slots(ctx: &Arc<Ctx>, request_id: &B256) {
     for i in 0..r.slots {
         let id = crate::ids::slot_id(request_id, i);
         match ctx.chain.slot_state(id).await {
-            Ok(1) => free += 1,
-            Ok(2) => filled += 1,
-            Ok(3) => repair += 1,
+            Ok(SlotState::Free) => free += 1,
+            Ok(SlotState::Filled) => filled += 1,
+            Ok(SlotState::Repair) => repair += 1,
             _ => {}
         }
     }
     let label = short(request_id);
     for (state, n) in [("free", free), ("filled", filled), ("repair", repair)] {
-        ctx.metrics.dataset_slots.with_label_values(&[&label, state]).set(n);
+        ctx.metrics
+            .dataset_slots
+            .with_label_values(&[&label, state])
+            .set(n);
     }
 }
 

@@ -6,7 +6,9 @@ use std::{num::NonZeroU64, sync::Arc};
 
 use hoard_prover::{Seed, SlotId, proof_required};
 
-use crate::{host::REQUEST_NEW, host::REQUEST_STARTED, ids, node::Ctx, sync::short};
+use hoard_chain::{ProofStatus, RequestState};
+
+use crate::{ids, node::Ctx, sync::short};
 
 /// Slot state Filled.
 const SLOT_FILLED: u8 = 2;
@@ -14,7 +16,7 @@ const SLOT_FILLED: u8 = 2;
 pub(crate) async fn run(ctx: Arc<Ctx>) {
     let mut head = ctx.head.clone();
     let mut on = ctx.validator_on.subscribe();
-    let mut checked_up_to: Option<u64> = None;
+    let mut last_period = None;
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => return,
@@ -25,20 +27,26 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
             continue;
         }
         let now = *head.borrow_and_update();
-        let Some(ended) = now.period.checked_sub(1) else {
-            continue;
-        };
-        if checked_up_to.is_some_and(|c| c >= ended) {
+        if last_period == Some(now.period) {
             continue;
         }
-        match check_period(&ctx, ended).await {
-            Ok(marked) => {
-                if marked > 0 {
-                    tracing::info!(period = ended, marked, "marked missed proofs");
-                }
-                checked_up_to = Some(ended);
+        last_period = Some(now.period);
+        // Every ended period whose grace window is still open: a mark that failed (RPC down,
+        // a race with another validator) is tried again at the next period change.
+        let d = ctx.chain.deployment();
+        let window = d.grace_blocks.div_ceil(d.period_length.max(1));
+        for ended in now.period.saturating_sub(window)..now.period {
+            let grace_end = (ended + 1) * d.period_length + d.grace_blocks;
+            if now.block >= grace_end {
+                continue;
             }
-            Err(e) => tracing::warn!(period = ended, err = %e, "validating a period failed; will retry"),
+            match check_period(&ctx, ended).await {
+                Ok(0) => {}
+                Ok(marked) => tracing::info!(period = ended, marked, "marked missed proofs"),
+                Err(e) => {
+                    tracing::warn!(period = ended, err = %e, "validating a period failed; will retry")
+                }
+            }
         }
     }
 }
@@ -49,7 +57,7 @@ async fn check_period(ctx: &Arc<Ctx>, period: u64) -> anyhow::Result<u64> {
     let mut marked = 0;
     for r in ctx.store.requests()? {
         let state = ctx.chain.request_state(r.id).await?;
-        if state != REQUEST_NEW && state != REQUEST_STARTED {
+        if !matches!(state, RequestState::New | RequestState::Started) {
             continue;
         }
         let Some(prob) = NonZeroU64::new(r.proof_probability) else {
@@ -63,20 +71,25 @@ async fn check_period(ctx: &Arc<Ctx>, period: u64) -> anyhow::Result<u64> {
             let slot = ctx.chain.get_slot(slot_id).await?;
             // Only slots held since before the period (the fill's proof counts for its own
             // period), and never our own (self-reporting loses money by design).
-            if slot.state != SLOT_FILLED || slot.filledPeriod >= period || slot.host == ctx.address() {
+            if slot.state != SLOT_FILLED
+                || slot.filledPeriod >= period
+                || slot.host == ctx.address()
+            {
                 continue;
             }
-            if ctx.chain.proof_status(slot_id, period).await? != 0 {
+            if ctx.chain.proof_status(slot_id, period).await? != ProofStatus::None {
                 continue;
             }
-            match ctx.chain.mark_proof_missing(slot_id, alloy::primitives::U256::from(period)).await {
+            match ctx.chain.mark_proof_missing(slot_id, period).await {
                 Ok(_) => {
                     marked += 1;
                     ctx.metrics.validator_marks.inc();
                     tracing::warn!(slot = %short(&slot_id), host = %slot.host, period, "proof missing: marked");
                 }
                 // Another validator may have been first: not an error worth more than a note.
-                Err(e) => tracing::info!(slot = %short(&slot_id), period, err = %e, "could not mark a missed proof"),
+                Err(e) => {
+                    tracing::info!(slot = %short(&slot_id), period, err = %e, "could not mark a missed proof")
+                }
             }
         }
     }
