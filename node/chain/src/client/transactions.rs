@@ -1,0 +1,225 @@
+//! Transactions: each goes through the signer's sender task (simulate, estimate, sign, send,
+//! wait for the receipt); those that spend tokens name the allowance they need.
+
+use alloy::{
+    network::TransactionBuilder,
+    primitives::{Address, B256, Bytes, U256},
+    rpc::types::{TransactionReceipt, TransactionRequest},
+    sol_types::{SolCall, SolEvent},
+};
+
+use super::{Chain, TxOutcome, method_name};
+use crate::{
+    bindings::{
+        HoardTestToken,
+        Marketplace::{self, RequestParams},
+    },
+    error::ChainError,
+    tx::Allowance,
+};
+
+impl Chain {
+    // ------------------------------------------------------------------ transactions
+
+    /// Sends a Marketplace or token call through the signer's sender task.
+    async fn transact<C: SolCall>(
+        &self,
+        to: Address,
+        call: C,
+        allowance: Option<Allowance>,
+    ) -> Result<TransactionReceipt, ChainError> {
+        let sender = self.inner.sender.as_ref().ok_or(ChainError::NoSigner)?;
+        let tx = TransactionRequest::default()
+            .with_to(to)
+            .with_input(call.abi_encode());
+        sender.send(method_name::<C>(), tx, allowance).await
+    }
+
+    async fn transact_market<C: SolCall>(&self, call: C) -> Result<TxOutcome, ChainError> {
+        let receipt = self
+            .transact(self.inner.deployment.marketplace, call, None)
+            .await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    /// Opens a storage request; approves the token for exactly the escrow first if the allowance
+    /// is short. Returns the new request's id (from its `StorageRequested` event).
+    pub async fn request_storage(
+        &self,
+        params: RequestParams,
+    ) -> Result<(B256, TxOutcome), ChainError> {
+        let d = &self.inner.deployment;
+        // escrowFor validates the parameters: its revert is requestStorage's.
+        let escrow = self.escrow_for(&params).await.map_err(|e| match e {
+            ChainError::Revert { error, .. } => {
+                let method = method_name::<Marketplace::requestStorageCall>();
+                self.metrics()
+                    .tx_reverted
+                    .with_label_values(&[method])
+                    .inc();
+                ChainError::Revert {
+                    method: method.to_owned(),
+                    error,
+                }
+            }
+            e => e,
+        })?;
+        let allowance = Allowance {
+            token: d.token,
+            spender: d.marketplace,
+            amount: escrow,
+        };
+        let call = Marketplace::requestStorageCall { params };
+        let receipt = self.transact(d.marketplace, call, Some(allowance)).await?;
+        let request_id = receipt
+            .inner
+            .logs()
+            .iter()
+            .filter(|log| log.address() == d.marketplace)
+            .find_map(|log| Marketplace::StorageRequested::decode_log_data(log.data()).ok())
+            .map(|event| event.requestId)
+            .ok_or_else(|| {
+                ChainError::Other(format!(
+                    "requestStorage transaction {} emitted no StorageRequested event",
+                    receipt.transaction_hash
+                ))
+            })?;
+        Ok((request_id, TxOutcome::of(&receipt)))
+    }
+
+    /// Fills slot `slot_index` of a request with its first proof; approves the slot's full
+    /// collateral first if the allowance is short (a slot in Repair pulls less; the rest of the
+    /// allowance stays unused).
+    pub async fn fill_slot(
+        &self,
+        request_id: B256,
+        slot_index: u64,
+        slot_root: B256,
+        root_path: Vec<B256>,
+        proof: Bytes,
+    ) -> Result<TxOutcome, ChainError> {
+        let d = &self.inner.deployment;
+        let collateral = self.slot_collateral(request_id).await?;
+        let allowance = Allowance {
+            token: d.token,
+            spender: d.marketplace,
+            amount: collateral,
+        };
+        let call = Marketplace::fillSlotCall {
+            requestId: request_id,
+            slotIndex: U256::from(slot_index),
+            slotRoot: slot_root,
+            rootPath: root_path,
+            proof,
+        };
+        let receipt = self.transact(d.marketplace, call, Some(allowance)).await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    /// Proves `slot_id` for the current period.
+    pub async fn submit_proof(&self, slot_id: B256, proof: Bytes) -> Result<TxOutcome, ChainError> {
+        self.transact_market(Marketplace::submitProofCall { id: slot_id, proof })
+            .await
+    }
+
+    /// Marks the missing proof of `slot_id` for `period`.
+    pub async fn mark_proof_missing(
+        &self,
+        slot_id: B256,
+        period: u64,
+    ) -> Result<TxOutcome, ChainError> {
+        self.transact_market(Marketplace::markProofMissingCall {
+            id: slot_id,
+            period: U256::from(period),
+        })
+        .await
+    }
+
+    /// Withdraws a host's pay and collateral after the request ended.
+    pub async fn withdraw_slot(&self, slot_id: B256) -> Result<TxOutcome, ChainError> {
+        self.transact_market(Marketplace::withdrawSlotCall { id: slot_id })
+            .await
+    }
+
+    /// Withdraws a renter's refund after the request ended.
+    pub async fn withdraw_request(&self, request_id: B256) -> Result<TxOutcome, ChainError> {
+        self.transact_market(Marketplace::withdrawRequestCall {
+            requestId: request_id,
+        })
+        .await
+    }
+
+    /// Withdraws the caller's reporter rewards.
+    pub async fn withdraw_reward(&self) -> Result<TxOutcome, ChainError> {
+        self.transact_market(Marketplace::withdrawRewardCall {})
+            .await
+    }
+
+    /// Announces (or replaces) how to reach this host.
+    pub async fn announce_host(
+        &self,
+        peer_id: Vec<u8>,
+        addrs: Vec<Vec<u8>>,
+    ) -> Result<TxOutcome, ChainError> {
+        self.transact_market(Marketplace::announceHostCall {
+            peerId: peer_id.into(),
+            addrs: addrs.into_iter().map(Bytes::from).collect(),
+        })
+        .await
+    }
+
+    /// Removes this host's announcement.
+    pub async fn remove_host(&self) -> Result<TxOutcome, ChainError> {
+        self.transact_market(Marketplace::removeHostCall {}).await
+    }
+
+    /// Mints `amount` test tokens to this account (HoardTestToken only; at most
+    /// `FAUCET_LIMIT` per call).
+    pub async fn faucet(&self, amount: U256) -> Result<TxOutcome, ChainError> {
+        let to = self.address().ok_or(ChainError::NoSigner)?;
+        self.faucet_to(to, amount).await
+    }
+
+    /// Mints `amount` test tokens to `to` (HoardTestToken only).
+    pub async fn faucet_to(&self, to: Address, amount: U256) -> Result<TxOutcome, ChainError> {
+        let call = HoardTestToken::faucetCall { to, amount };
+        let receipt = self
+            .transact(self.inner.deployment.token, call, None)
+            .await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    /// Sets the allowance of `spender` to `amount` (e.g. collateral for several fills ahead, so
+    /// a fill does not wait a block for its own approval and miss its proof's period).
+    pub async fn token_approve(
+        &self,
+        spender: Address,
+        amount: U256,
+    ) -> Result<TxOutcome, ChainError> {
+        let call = HoardTestToken::approveCall {
+            spender,
+            value: amount,
+        };
+        let receipt = self
+            .transact(self.inner.deployment.token, call, None)
+            .await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    /// Sends `amount` tokens to `to`.
+    pub async fn token_transfer(&self, to: Address, amount: U256) -> Result<TxOutcome, ChainError> {
+        let call = HoardTestToken::transferCall { to, value: amount };
+        let receipt = self
+            .transact(self.inner.deployment.token, call, None)
+            .await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    /// Sends `amount` wei of ether to `to` (gas money for fresh accounts on a devnet).
+    pub async fn transfer_eth(&self, to: Address, amount: U256) -> Result<TxOutcome, ChainError> {
+        let sender = self.inner.sender.as_ref().ok_or(ChainError::NoSigner)?;
+        let tx = TransactionRequest::default().with_to(to).with_value(amount);
+        let receipt = sender.send("transferEth", tx, None).await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+}
