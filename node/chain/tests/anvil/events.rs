@@ -3,7 +3,7 @@
 use std::{collections::HashSet, time::Duration};
 
 use alloy::{primitives::B256, providers::Provider};
-use hoard_chain::{Chain, ChainEvent, EventFollower, fund};
+use hoard_chain::{Chain, ChainEvent, EventFollower, events::FALLBACK_DEPTH, fund};
 use tokio::time::Instant;
 
 use crate::common::{DEADLINE, Env, params, poll_until, requested, tokens};
@@ -64,6 +64,7 @@ async fn follower_delivers_once_and_survives_a_reorg() {
         .find(|e| requested(std::slice::from_ref(e)) == [b])
         .map(|e| e.block_hash)
         .expect("b delivered");
+    let stale = cursor.expect("cursor at or after b");
     // A block may be mined between reading the head and the reorg; then reorg again, deeper.
     let deadline = Instant::now() + DEADLINE;
     while chain.block_hash(outcome_b.block).await.expect("block") == Some(b_hash) {
@@ -80,6 +81,13 @@ async fn follower_delivers_once_and_survives_a_reorg() {
             .await
             .expect("anvil_reorg");
     }
+
+    // A restarted follower knows no hashes of the old branch: it goes back a fixed depth.
+    let mut restarted = EventFollower::new(0);
+    let poll = restarted.poll(&chain, Some(stale)).await.expect("poll");
+    let floor = env.deployment.deployment_block - 1;
+    let expected = stale.block.saturating_sub(FALLBACK_DEPTH).max(floor) + 1;
+    assert_eq!(poll.reorg, Some(expected));
 
     // The follower notices, reports where it replays from, and re-delivers.
     let (c, outcome_c) = chain.request_storage(params(12)).await.expect("request c");
