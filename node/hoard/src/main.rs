@@ -7,12 +7,14 @@
 //!  hoard proof  ─▶ hoard_prover           (slot + seed ─▶ proof JSON ─▶ verdict)
 //!  hoard bench  ─▶ all of the above, timed, with peak memory
 //!  hoard node run ─▶ hoard_node::Node (libp2p + chain + store + roles + REST API)
+//!  hoard devnet ─▶ anvil + deploy + renter + N hosts (child processes) + the story of a dataset
 //!  hoard put/get/status/withdraw/host/validate/audit ─▶ REST calls to a running node
 //! ```
 
 mod bench;
 mod client;
 mod dataset;
+mod devnet;
 mod node_cmd;
 mod output;
 mod proof;
@@ -49,6 +51,9 @@ enum Command {
     /// Run a node (host, renter and validator roles, REST API, /metrics).
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Run a whole network on this machine (anvil, a renter, hosts, optionally Prometheus) and
+    /// watch a sample dataset get stored, proven every period and fetched back.
+    Devnet(devnet::DevnetArgs),
     /// Store a file or folder on the network: pack it, buy storage, serve it until hosts fill it.
     Put(client::PutArgs),
     /// Download a dataset by its id from its hosts, verifying every block.
@@ -82,7 +87,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum NodeCommand {
     /// Start a node in the foreground (Ctrl-C stops it cleanly).
-    Run(node_cmd::RunArgs),
+    Run(Box<node_cmd::RunArgs>),
     /// Show a running node's identity, chain and roles.
     Info,
 }
@@ -116,7 +121,8 @@ fn main() -> ExitCode {
         Command::Unpack(args) => dataset::unpack(args, &out),
         Command::Proof(cmd) => proof::run(cmd, &out),
         Command::Bench(args) => bench::run(args, &out),
-        Command::Node(NodeCommand::Run(args)) => node_cmd::run(args),
+        Command::Node(NodeCommand::Run(args)) => node_cmd::run(*args),
+        Command::Devnet(args) => devnet::run(args),
         other => api_command(other, &cli.api, &out),
     };
     match result {
