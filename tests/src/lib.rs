@@ -13,7 +13,7 @@ use std::{
 };
 
 use alloy::{
-    primitives::{Address, U256},
+    primitives::{Address, B256, U256},
     signers::local::PrivateKeySigner,
 };
 use anyhow::Context as _;
@@ -21,7 +21,7 @@ use hoard_chain::{
     Chain, ChainConfig, Deployment,
     devnet::{DeploySettings, LocalChain},
 };
-use hoard_node::{JobStatus, Node, NodeConfig};
+use hoard_node::{JobStatus, Node, NodeConfig, PutRequest};
 use serde::{Serialize, de::DeserializeOwned};
 use tempfile::TempDir;
 
@@ -134,6 +134,94 @@ impl Network {
         config.host.enabled = host;
         TestNode::start(config, key).await
     }
+
+    /// Starts a renter node that also validates, and `hosts` host nodes, and waits until all
+    /// are announced on chain.
+    pub async fn renter_and_hosts(
+        &mut self,
+        hosts: usize,
+    ) -> anyhow::Result<(TestNode, Vec<TestNode>)> {
+        let (mut config, key) = self.config("renter");
+        config.validator.enabled = true;
+        let renter = TestNode::start(config, key).await?;
+        let mut started = Vec::new();
+        for i in 0..hosts {
+            started.push(self.node(&format!("host-{i}"), true).await?);
+        }
+        let observer = self.observer().await?;
+        eventually(
+            Duration::from_secs(60),
+            "every node to be announced on chain",
+            || async { Ok((observer.hosts().await?.len() > hosts).then_some(())) },
+        )
+        .await?;
+        Ok((renter, started))
+    }
+}
+
+/// What a test stores.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Dataset id.
+    pub dataset: B256,
+    /// Request id.
+    pub request: B256,
+    /// The original file.
+    pub input: PathBuf,
+}
+
+/// Puts a `len`-byte generated file through `renter` with 4+2 slots; waits for the job (every
+/// slot filled) when `wait`, else only until the request is posted.
+pub async fn put(
+    renter: &TestNode,
+    dir: &Path,
+    len: usize,
+    params: &PutRequest,
+    wait: bool,
+) -> anyhow::Result<Stored> {
+    let input = dir.join(format!("input-{len}.bin"));
+    write_dataset(&input, len)?;
+    let mut params = params.clone();
+    params.path = input.clone();
+    let started: serde_json::Value = renter.post("/api/v1/datasets", &params).await?;
+    let job = started["job"].as_str().context("job id")?.to_string();
+    let status = if wait {
+        renter.wait_job(&job, Duration::from_secs(120)).await?
+    } else {
+        let path = format!("/api/v1/jobs/{job}");
+        eventually(
+            Duration::from_secs(60),
+            "the request to be posted",
+            || async {
+                let s: JobStatus = renter.get(&path).await?;
+                if let Some(e) = &s.error {
+                    anyhow::bail!("put failed: {e}");
+                }
+                Ok(s.result.get("request").is_some().then_some(s))
+            },
+        )
+        .await?
+    };
+    Ok(Stored {
+        dataset: serde_json::from_value(status.result["dataset"].clone())?,
+        request: serde_json::from_value(status.result["request"].clone())?,
+        input,
+    })
+}
+
+/// Request parameters the tests use: 4+2 slots, a proof every period, 8 samples.
+pub fn params(duration: u64, expiry: u64) -> PutRequest {
+    PutRequest {
+        path: PathBuf::new(),
+        data_slots: 4,
+        parity_slots: 2,
+        duration,
+        expiry,
+        price_per_byte_per_second: U256::from(1000u64),
+        collateral_per_byte: U256::from(100_000u64),
+        proof_probability: 1,
+        samples: 8,
+    }
 }
 
 impl TestNode {
@@ -203,6 +291,18 @@ impl TestNode {
             .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0))
+    }
+
+    /// Downloads `dataset` to `out` through this node and waits for it.
+    pub async fn download(&self, dataset: B256, out: &Path) -> anyhow::Result<JobStatus> {
+        let started: serde_json::Value = self
+            .post(
+                "/api/v1/downloads",
+                &serde_json::json!({ "dataset": dataset, "out": out }),
+            )
+            .await?;
+        let job = started["job"].as_str().context("job id")?.to_string();
+        self.wait_job(&job, Duration::from_secs(120)).await
     }
 
     /// Waits for a job to finish and returns it (fails if it failed).

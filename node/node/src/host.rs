@@ -272,6 +272,12 @@ async fn fill(ctx: &Arc<Ctx>, r: &RequestRecord, index: u16, repair: bool) -> an
     std::fs::rename(&tmp_path, &final_dir)?;
     sync_parent(&final_dir);
     let collateral = ctx.chain.slot_collateral(r.id).await.unwrap_or_default();
+    // Approve before proving: an approval inside the fill would cost a block and could push the
+    // fill into the next period, where its proof no longer answers the seed.
+    let market = ctx.chain.deployment().marketplace;
+    if ctx.chain.token_allowance(ctx.address(), market).await? < collateral {
+        ctx.chain.token_approve(market, collateral).await?;
+    }
     let mut record = HostSlot {
         slot_id,
         request_id: r.id,

@@ -263,6 +263,15 @@ impl Node {
         }
         self.ctx.net.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.net_task).await;
+        // Short-lived tasks (a proof in flight, a block being served) hold the context too; the
+        // database closes, and its lock is released, when the last of them lets go.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.ctx) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if Arc::strong_count(&self.ctx) > 1 {
+            tracing::warn!("some tasks still hold the node's state after 10 s");
+        }
         tracing::info!("node stopped");
     }
 }

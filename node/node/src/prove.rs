@@ -75,10 +75,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
             if !proof_required(&Seed(seed.0), &SlotId(slot.slot_id.0), prob) {
                 continue;
             }
-            let done = matches!(
-                ctx.store.proof(&slot.slot_id, now.period),
-                Ok(Some(ProofOutcome::Submitted { .. }))
-            );
+            // Mined, or failed for good this period (a local proof that does not verify will
+            // not verify on the next block either; the integrity alert is already raised).
+            let done = matches!(ctx.store.proof(&slot.slot_id, now.period), Ok(Some(_)));
             if done {
                 continue;
             }

@@ -1,0 +1,329 @@
+//! Failure scenarios end to end, each on its own anvil with real nodes: a dead host is slashed,
+//! evicted and replaced by a repair; a slot corrupted on disk is noticed, costs its host on
+//! chain, and downloads route around it; losing more than `m` hosts fails the request and the
+//! money splits exactly as the contract's formulas say; an unfilled request is refunded; a host
+//! that restarts within a period misses nothing.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use hoard_chain::{Chain, ProofStatus, RequestState, SlotState};
+use hoard_node::RequestStatus;
+use hoard_tests::{Network, Stored, TestNode, eventually, init_logs, params, put};
+
+/// Blocks per period (1 s blocks).
+const PERIOD: u64 = 8;
+
+/// Token units of one slot's collateral, slash and reporter reward under `net`'s deployment.
+struct Money {
+    price: U256,
+    collateral: U256,
+    slash: U256,
+    reward: U256,
+}
+
+async fn money(net: &Network, chain: &Chain, s: &Stored) -> anyhow::Result<Money> {
+    let info = chain.get_request(s.request).await?;
+    let size = U256::from(info.params.slotSize);
+    let collateral = info.params.collateralPerByte * size;
+    let slash = collateral * U256::from(net.deployment.slash_bps) / U256::from(10_000);
+    Ok(Money {
+        price: info.params.pricePerBytePerSecond * size,
+        collateral,
+        slash,
+        reward: slash * U256::from(net.deployment.reporter_reward_bps) / U256::from(10_000),
+    })
+}
+
+async fn slots(renter: &TestNode, s: &Stored) -> anyhow::Result<Vec<hoard_node::SlotStatus>> {
+    let status: Vec<RequestStatus> = renter
+        .get(&format!("/api/v1/datasets/{}", s.dataset))
+        .await?;
+    Ok(status
+        .into_iter()
+        .next()
+        .map(|r| r.slots)
+        .unwrap_or_default())
+}
+
+fn host_of<'a>(hosts: &'a mut [TestNode], account: Option<Address>) -> &'a mut TestNode {
+    hosts
+        .iter_mut()
+        .find(|h| Some(h.address()) == account)
+        .expect("the slot's host is one of ours")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_host_is_slashed_evicted_and_its_slot_repaired() -> anyhow::Result<()> {
+    init_logs();
+    let mut net = Network::start(PERIOD).await?;
+    let chain = net.observer().await?;
+    // Seven hosts for six slots: one is left over to repair.
+    let (mut renter, mut hosts) = net.renter_and_hosts(7).await?;
+    let stored = put(&renter, net.dir.path(), 3 << 20, &params(300, 60), true).await?;
+    let m = money(&net, &chain, &stored).await?;
+    let victim_slot = slots(&renter, &stored).await?[1].clone();
+    let victim = host_of(&mut hosts, victim_slot.host);
+    let victim_addr = victim.address();
+    victim.stop().await;
+
+    // The validator (the renter's node) marks three missed proofs; the third evicts; the
+    // spare host rebuilds the slot from four others and fills it.
+    eventually(
+        Duration::from_secs(240),
+        "the slot to be repaired",
+        || async {
+            let r = chain.get_request(stored.request).await?;
+            let s = chain.get_slot(victim_slot.slot_id).await?;
+            Ok((r.repairs == 1 && s.state == u8::from(SlotState::Filled)).then_some(()))
+        },
+    )
+    .await?;
+    let r = chain.get_request(stored.request).await?;
+    assert_eq!((r.evictions, r.missedProofs), (1, 3));
+    let repaired = chain.get_slot(victim_slot.slot_id).await?;
+    assert_ne!(repaired.host, victim_addr);
+    assert_eq!(
+        chain.reward_of(renter.address()).await?,
+        m.reward * U256::from(3),
+        "reporter reward"
+    );
+    assert_eq!(renter.metric("hoard_validator_marks_total").await?, 3.0);
+    assert!(m.reward < m.slash, "reporting yourself must not pay");
+
+    // The dataset is still whole: fetched from the hosts alone.
+    renter.stop().await;
+    let mut reader = net.node("reader", false).await?;
+    let out = net.dir.path().join("fetched.bin");
+    reader.download(stored.dataset, &out).await?;
+    assert!(
+        std::fs::read(&out)? == std::fs::read(&stored.input)?,
+        "fetched bytes differ"
+    );
+    reader.stop().await;
+    for h in &mut hosts {
+        h.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_corrupted_slot_is_noticed_and_downloads_route_around_it() -> anyhow::Result<()> {
+    init_logs();
+    let mut net = Network::start(PERIOD).await?;
+    let chain = net.observer().await?;
+    let (mut renter, mut hosts) = net.renter_and_hosts(6).await?;
+    let stored = put(&renter, net.dir.path(), 3 << 20, &params(300, 60), true).await?;
+    let slot0 = slots(&renter, &stored).await?[0].clone();
+    let bad = host_of(&mut hosts, slot0.host);
+
+    // Overwrite every block of slot 0 on the host's disk (same size, wrong bytes).
+    let file = bad
+        .config
+        .data_dir
+        .join("data/slots")
+        .join(hex_id(&slot0.slot_id))
+        .join("slot-000.bin");
+    let len = std::fs::metadata(&file)?.len() as usize;
+    std::fs::write(&file, vec![0x5a; len])?;
+
+    // The host finds out when it next proves, counts it, and the validator marks the miss.
+    eventually(Duration::from_secs(60), "the host to notice", || async {
+        Ok((bad.metric("hoard_integrity_failures_total").await? >= 1.0).then_some(()))
+    })
+    .await?;
+    assert!(
+        bad.metric("hoard_proofs_failed_total{reason=\"local_verify\"}")
+            .await?
+            >= 1.0
+    );
+    eventually(
+        Duration::from_secs(60),
+        "the missed proof to be marked",
+        || async { Ok((chain.get_slot(slot0.slot_id).await?.missedProofs >= 1).then_some(())) },
+    )
+    .await?;
+
+    // A reader gets garbage for slot 0, rejects it by its Merkle path, penalises the host and
+    // rebuilds from the parity slots instead.
+    renter.stop().await;
+    let mut reader = net.node("reader", false).await?;
+    let out = net.dir.path().join("fetched.bin");
+    let job = reader.download(stored.dataset, &out).await?;
+    assert!(
+        std::fs::read(&out)? == std::fs::read(&stored.input)?,
+        "fetched bytes differ"
+    );
+    assert!(reader.metric("hoard_blocks_rejected_total").await? >= 1.0);
+    assert!(
+        job.result["decoded_stripes"].as_u64().unwrap_or(0) > 0,
+        "{:?}",
+        job.result
+    );
+    reader.stop().await;
+    for h in &mut hosts {
+        h.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn losing_more_than_m_hosts_fails_the_request_and_splits_the_money_exactly()
+-> anyhow::Result<()> {
+    init_logs();
+    let mut net = Network::start(PERIOD).await?;
+    let chain = net.observer().await?;
+    let (mut renter, mut hosts) = net.renter_and_hosts(6).await?;
+    let renter_before = chain.token_balance(renter.address()).await?;
+    let mut before = Vec::new();
+    for h in &hosts {
+        before.push(chain.token_balance(h.address()).await?);
+    }
+    let stored = put(&renter, net.dir.path(), 3 << 20, &params(600, 60), true).await?;
+    let m = money(&net, &chain, &stored).await?;
+    let all = slots(&renter, &stored).await?;
+    // m = 2: losing three slots fails the request.
+    let victims: Vec<Address> = all[..3].iter().filter_map(|s| s.host).collect();
+    for v in &victims {
+        host_of(&mut hosts, Some(*v)).stop().await;
+    }
+    eventually(Duration::from_secs(240), "the request to fail", || async {
+        Ok((chain.request_state(stored.request).await? == RequestState::Failed).then_some(()))
+    })
+    .await?;
+    let info = chain.get_request(stored.request).await?;
+    let end = info.endedAt;
+    let mut filled_at = Vec::new();
+    for s in &all {
+        filled_at.push(chain.get_slot(s.slot_id).await?.filledAt);
+    }
+    for h in hosts.iter().filter(|h| h.node.is_some()) {
+        let _: serde_json::Value = h
+            .post("/api/v1/host/withdraw", &serde_json::json!({}))
+            .await?;
+    }
+    let _: serde_json::Value = renter
+        .post(
+            &format!("/api/v1/requests/{}/withdraw", stored.request),
+            &serde_json::json!({}),
+        )
+        .await?;
+
+    let marks = U256::from(info.missedProofs);
+    let evictions = U256::from(info.evictions);
+    assert_eq!((info.missedProofs, info.evictions), (9, 3));
+    let mut served = U256::ZERO;
+    for (i, s) in all.iter().enumerate() {
+        let h = hosts
+            .iter()
+            .position(|h| Some(h.address()) == s.host)
+            .expect("ours");
+        let now = chain.token_balance(hosts[h].address()).await?;
+        if victims.contains(&hosts[h].address()) {
+            // Evicted: the whole collateral is gone and no pay.
+            assert_eq!(now, before[h] - m.collateral, "evicted host of slot {i}");
+        } else {
+            // Honest: paid for the time served although the request failed; collateral back.
+            let pay = m.price * U256::from(end - filled_at[i]);
+            served += pay;
+            assert_eq!(now, before[h] + pay, "honest host of slot {i}");
+        }
+    }
+    let forfeited =
+        marks * (m.slash - m.reward) + evictions * (m.collateral - U256::from(3) * m.slash);
+    assert_eq!(
+        chain.token_balance(renter.address()).await?,
+        renter_before - served + forfeited,
+        "renter refund"
+    );
+    assert_eq!(
+        chain.reward_of(renter.address()).await?,
+        marks * m.reward,
+        "reporter"
+    );
+    renter.stop().await;
+    for h in &mut hosts {
+        h.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_that_never_fills_is_cancelled_and_refunded() -> anyhow::Result<()> {
+    init_logs();
+    let mut net = Network::start(PERIOD).await?;
+    let chain = net.observer().await?;
+    let mut renter = net.node("renter", false).await?;
+    let before = chain.token_balance(renter.address()).await?;
+    let stored = put(&renter, net.dir.path(), 1 << 20, &params(60, 10), false).await?;
+    assert!(
+        chain.token_balance(renter.address()).await? < before,
+        "escrow taken"
+    );
+    eventually(
+        Duration::from_secs(60),
+        "the request to be cancelled",
+        || async {
+            Ok(
+                (chain.request_state(stored.request).await? == RequestState::Cancelled)
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    let _: serde_json::Value = renter
+        .post(
+            &format!("/api/v1/requests/{}/withdraw", stored.request),
+            &serde_json::json!({}),
+        )
+        .await?;
+    assert_eq!(chain.token_balance(renter.address()).await?, before);
+    renter.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_restarting_within_a_period_misses_no_proof() -> anyhow::Result<()> {
+    init_logs();
+    let mut net = Network::start(PERIOD).await?;
+    let chain = net.observer().await?;
+    let (mut renter, mut hosts) = net.renter_and_hosts(6).await?;
+    let stored = put(&renter, net.dir.path(), 2 << 20, &params(300, 60), true).await?;
+    let slot = slots(&renter, &stored).await?[2].clone();
+    let filled = chain.get_slot(slot.slot_id).await?.filledPeriod;
+    let host = host_of(&mut hosts, slot.host);
+    // Restart right after a period starts, so it is back well before the deadline.
+    wait_period_start(&chain, filled + 1).await?;
+    host.stop().await;
+    let restarted = TestNode::start(host.config.clone(), host.key.clone()).await?;
+    *host = restarted;
+    let target = filled + 4;
+    eventually(Duration::from_secs(60), "three more periods", || async {
+        Ok((chain.current_period().await? > target).then_some(()))
+    })
+    .await?;
+    for p in filled + 1..=target {
+        assert_eq!(
+            chain.proof_status(slot.slot_id, p).await?,
+            ProofStatus::Submitted,
+            "period {p}"
+        );
+    }
+    assert_eq!(chain.get_slot(slot.slot_id).await?.missedProofs, 0);
+    renter.stop().await;
+    for h in &mut hosts {
+        h.stop().await;
+    }
+    Ok(())
+}
+
+async fn wait_period_start(chain: &Chain, period: u64) -> anyhow::Result<()> {
+    eventually(Duration::from_secs(60), "the period to start", || async {
+        Ok((chain.current_period().await? >= period).then_some(()))
+    })
+    .await
+}
+
+fn hex_id(id: &alloy::primitives::B256) -> String {
+    id.to_string().trim_start_matches("0x").to_string()
+}
