@@ -96,7 +96,7 @@ impl Network {
         Ok(Chain::connect(
             ChainConfig {
                 rpc_url: self.chain.rpc_url(),
-                deployment: self.deployment.clone(),
+                deployment: self.deployment,
                 signer: Some(key),
                 receipt_timeout: Duration::from_secs(30),
                 gas_margin_percent: 20,
@@ -115,8 +115,10 @@ impl Network {
     pub fn config(&mut self, name: &str) -> (NodeConfig, PrivateKeySigner) {
         let key = self.keys[self.next_key % self.keys.len()].clone();
         self.next_key += 1;
-        let mut c = NodeConfig::default();
-        c.data_dir = self.dir.path().join(name);
+        let mut c = NodeConfig {
+            data_dir: self.dir.path().join(name),
+            ..NodeConfig::default()
+        };
         c.api.listen = "127.0.0.1:0".parse().expect("literal address");
         c.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
         c.p2p.request_timeout_secs = 10;

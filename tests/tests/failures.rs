@@ -46,7 +46,7 @@ async fn slots(renter: &TestNode, s: &Stored) -> anyhow::Result<Vec<hoard_node::
         .unwrap_or_default())
 }
 
-fn host_of<'a>(hosts: &'a mut [TestNode], account: Option<Address>) -> &'a mut TestNode {
+fn host_of(hosts: &mut [TestNode], account: Option<Address>) -> &mut TestNode {
     hosts
         .iter_mut()
         .find(|h| Some(h.address()) == account)

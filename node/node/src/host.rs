@@ -87,29 +87,41 @@ async fn settle_filling(ctx: &Arc<Ctx>) {
     let _ = ctx.store.flush().await;
 }
 
-/// After a restart: re-check every hosted slot on disk (size, block roots, slot root).
+/// After a restart: re-check every hosted slot on disk, every block against its root and the
+/// roots against the slot root (on the blocking pool, one slot at a time).
 async fn verify_local(ctx: &Arc<Ctx>) {
     let Ok(slots) = ctx.store.host_slots() else {
         return;
     };
-    for s in slots {
-        match s.state {
-            HostSlotState::Filled => {
-                let dir = ctx.store.slot_dir(&s.volume, &s.slot_id);
-                let check = tokio::task::spawn_blocking(move || {
-                    PackedDataset::open(&dir)
-                        .and_then(|p| p.slot_tree(SlotIndex(s.index)).map(|_| ()))
-                })
-                .await;
-                if !matches!(check, Ok(Ok(()))) {
-                    ctx.metrics.integrity_failures.inc();
-                    tracing::error!(slot = %short(&s.slot_id), "a hosted slot is damaged or missing on disk");
-                }
+    for s in slots.into_iter().filter(|s| s.state == HostSlotState::Filled) {
+        let dir = ctx.store.slot_dir(&s.volume, &s.slot_id);
+        let check = tokio::task::spawn_blocking(move || check_slot(&dir, s.index)).await;
+        match check {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                ctx.metrics.integrity_failures.inc();
+                tracing::error!(slot = %short(&s.slot_id), err = %e, "a hosted slot is damaged or missing on disk");
             }
-            _ => {}
+            Err(e) => tracing::warn!(err = %e, "slot check did not finish"),
         }
     }
     crate::prove::refresh_gauges(ctx).await;
+}
+
+/// Reads a hosted slot block by block and checks each against its committed root.
+fn check_slot(dir: &std::path::Path, index: u16) -> anyhow::Result<()> {
+    let packed = PackedDataset::open(dir)?;
+    let (files, tree) = packed.slot_tree(SlotIndex(index))?;
+    let mut buf = vec![0u8; hoard_prover::BLOCK_SIZE];
+    for b in 0..tree.blocks() {
+        files.read_blocks(b, &mut buf)?;
+        let block: &[u8; hoard_prover::BLOCK_SIZE] = buf.as_slice().try_into()?;
+        anyhow::ensure!(
+            Some(hoard_prover::block_root(block)) == tree.block_root(b),
+            "block {b} does not match its root"
+        );
+    }
+    Ok(())
 }
 
 /// Starts working on `request` unless a task already is.

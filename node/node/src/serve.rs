@@ -29,6 +29,9 @@ use crate::{
 /// their roots files when asked again.
 const TREE_CACHE: usize = 64;
 
+/// A slot's files and its tree, opened for serving.
+type OpenSlot = (SlotFiles, SlotTree);
+
 /// Which local folder holds which slot of which dataset.
 #[derive(Debug, Default)]
 pub(crate) struct Serving {
@@ -40,7 +43,7 @@ struct ServingInner {
     /// (dataset id, slot) → packed folder holding that slot.
     slots: HashMap<([u8; 32], u16), PathBuf>,
     /// Opened slots with their trees, most recent last.
-    open: Vec<(PathBuf, u16, Arc<(SlotFiles, SlotTree)>)>,
+    open: Vec<(PathBuf, u16, Arc<OpenSlot>)>,
 }
 
 impl Serving {
@@ -69,7 +72,7 @@ impl Serving {
     }
 
     /// The opened slot and its tree, from the cache or built now (blocking: call off the runtime).
-    fn open_slot(&self, dir: &Path, slot: u16) -> Result<Arc<(SlotFiles, SlotTree)>, String> {
+    fn open_slot(&self, dir: &Path, slot: u16) -> Result<Arc<OpenSlot>, String> {
         {
             let inner = self.lock();
             if let Some((_, _, t)) = inner.open.iter().find(|(d, s, _)| d == dir && *s == slot) {
