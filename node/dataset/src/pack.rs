@@ -221,7 +221,11 @@ impl SlotWriter {
         })
     }
 
-    pub(crate) fn append(&mut self, data: &[u8], roots: &[hoard_prover::Hash]) -> Result<(), DatasetError> {
+    pub(crate) fn append(
+        &mut self,
+        data: &[u8],
+        roots: &[hoard_prover::Hash],
+    ) -> Result<(), DatasetError> {
         self.data.write_all(data).ctx("writing", &self.paths[0])?;
         for r in roots {
             self.roots.write_all(&r.0).ctx("writing", &self.paths[1])?;

@@ -19,7 +19,11 @@ use crate::{
 
 /// Writes slot `target` into `dir` (which holds the manifest and at least `k` other good
 /// slots). Returns the rebuilt slot's root, equal to the manifest's.
-pub fn rebuild_slot(dir: &Path, target: SlotIndex, progress: &dyn Progress) -> Result<Hash, DatasetError> {
+pub fn rebuild_slot(
+    dir: &Path,
+    target: SlotIndex,
+    progress: &dyn Progress,
+) -> Result<Hash, DatasetError> {
     let packed = PackedDataset::open(dir)?;
     let manifest = packed.manifest();
     let layout = manifest.layout;
@@ -64,7 +68,9 @@ pub fn rebuild_slot(dir: &Path, target: SlotIndex, progress: &dyn Progress) -> R
                 index: SlotIndex(*index as u16),
                 problem,
             };
-            files.read_blocks(first, &mut buffers[c][..len]).map_err(slot_err)?;
+            files
+                .read_blocks(first, &mut buffers[c][..len])
+                .map_err(slot_err)?;
             files.read_roots(first, &mut roots[..n]).map_err(slot_err)?;
             let got = &hashing::block_roots(&[&buffers[c][..len]])[0];
             if let Some(b) = got.iter().zip(&roots).position(|(g, w)| g != w) {

@@ -322,18 +322,30 @@ fn bad_pack_input_is_refused_and_writes_nothing() {
 fn rebuild_restores_any_lost_slot_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("input.bin");
-    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&input, &bytes).expect("write input");
     let packed_dir = dir.path().join("packed");
     hoard_dataset::pack(&input, &packed_dir, 3, 2, &hoard_dataset::NoProgress).expect("pack");
     for lost in [1u16, 4] {
         let data = packed_dir.join(hoard_dataset::slot_data_file(hoard_prover::SlotIndex(lost)));
-        let roots = packed_dir.join(hoard_dataset::slot_roots_file(hoard_prover::SlotIndex(lost)));
+        let roots = packed_dir.join(hoard_dataset::slot_roots_file(hoard_prover::SlotIndex(
+            lost,
+        )));
         let original = std::fs::read(&data).expect("read slot");
         std::fs::remove_file(&data).expect("remove");
         std::fs::remove_file(&roots).expect("remove roots");
-        hoard_dataset::rebuild_slot(&packed_dir, hoard_prover::SlotIndex(lost), &hoard_dataset::NoProgress)
-            .expect("rebuild");
-        assert_eq!(std::fs::read(&data).expect("rebuilt"), original, "slot {lost}");
+        hoard_dataset::rebuild_slot(
+            &packed_dir,
+            hoard_prover::SlotIndex(lost),
+            &hoard_dataset::NoProgress,
+        )
+        .expect("rebuild");
+        assert_eq!(
+            std::fs::read(&data).expect("rebuilt"),
+            original,
+            "slot {lost}"
+        );
     }
 }

@@ -93,7 +93,10 @@ async fn verify_local(ctx: &Arc<Ctx>) {
     let Ok(slots) = ctx.store.host_slots() else {
         return;
     };
-    for s in slots.into_iter().filter(|s| s.state == HostSlotState::Filled) {
+    for s in slots
+        .into_iter()
+        .filter(|s| s.state == HostSlotState::Filled)
+    {
         let dir = ctx.store.slot_dir(&s.volume, &s.slot_id);
         let check = tokio::task::spawn_blocking(move || check_slot(&dir, s.index)).await;
         match check {
