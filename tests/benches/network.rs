@@ -37,7 +37,14 @@ async fn main() -> anyhow::Result<()> {
     reset_peak();
     let base = peak_rss_mib();
     let started = Instant::now();
-    let stored = put(&renter, net.dir.path(), size_mib << 20, &params(3600, 1800), true).await?;
+    let stored = put(
+        &renter,
+        net.dir.path(),
+        size_mib << 20,
+        &params(3600, 1800),
+        true,
+    )
+    .await?;
     let put_secs = started.elapsed().as_secs_f64();
     let put_peak = peak_rss_mib();
     println!(

@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, U256};
+use alloy::{
+    primitives::{Address, U256},
+    providers::Provider,
+};
 use hoard_chain::{Chain, ProofStatus, RequestState, SlotState};
 use hoard_node::RequestStatus;
 use hoard_tests::{Network, Stored, TestNode, eventually, init_logs, params, put};
@@ -89,6 +92,14 @@ async fn a_dead_host_is_slashed_evicted_and_its_slot_repaired() -> anyhow::Resul
         "reporter reward"
     );
     assert_eq!(renter.metric("hoard_validator_marks_total").await?, 3.0);
+    let label = &hex_id(&stored.request)[..8];
+    let series = format!("hoard_dataset_repairs_total{{dataset=\"{label}\"}}");
+    eventually(
+        Duration::from_secs(20),
+        "the repair to be counted",
+        || async { Ok((renter.metric(&series).await? == 1.0).then_some(())) },
+    )
+    .await?;
     assert!(m.reward < m.slash, "reporting yourself must not pay");
 
     // The dataset is still whole: fetched from the hosts alone.
@@ -326,4 +337,63 @@ async fn wait_period_start(chain: &Chain, period: u64) -> anyhow::Result<()> {
 
 fn hex_id(id: &alloy::primitives::B256) -> String {
     id.to_string().trim_start_matches("0x").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_recover_from_a_reorg_without_losing_state() -> anyhow::Result<()> {
+    init_logs();
+    let mut net = Network::start(PERIOD).await?;
+    let chain = net.observer().await?;
+    let (mut renter, mut hosts) = net.renter_and_hosts(6).await?;
+    let stored = put(&renter, net.dir.path(), 2 << 20, &params(300, 60), true).await?;
+    let all = slots(&renter, &stored).await?;
+    let mut filled = 0;
+    for s in &all {
+        filled = filled.max(chain.get_slot(s.slot_id).await?.filledPeriod);
+    }
+    // Reorganise the last 3 blocks in the middle of a period that has proofs in it.
+    wait_period_start(&chain, filled + 1).await?;
+    eventually(Duration::from_secs(30), "proofs of the period", || async {
+        let mut n = 0;
+        for s in &all {
+            if chain.proof_status(s.slot_id, filled + 1).await? == ProofStatus::Submitted {
+                n += 1;
+            }
+        }
+        Ok((n > 0).then_some(()))
+    })
+    .await?;
+    chain
+        .provider()
+        .raw_request::<_, ()>("anvil_reorg".into(), serde_json::json!([3, []]))
+        .await?;
+    // Every slot is proven in every period after the fill, the reorged one included: proofs
+    // dropped by the reorg are noticed and sent again before the deadline.
+    let target = filled + 3;
+    eventually(Duration::from_secs(60), "two more periods", || async {
+        Ok((chain.current_period().await? > target).then_some(()))
+    })
+    .await?;
+    for s in &all {
+        for p in filled + 1..=target {
+            assert_eq!(
+                chain.proof_status(s.slot_id, p).await?,
+                ProofStatus::Submitted,
+                "slot {} period {p}",
+                s.index
+            );
+        }
+    }
+    // The nodes' view survived: the renter still reports every slot filled.
+    assert!(
+        slots(&renter, &stored)
+            .await?
+            .iter()
+            .all(|s| s.state == "filled")
+    );
+    renter.stop().await;
+    for h in &mut hosts {
+        h.stop().await;
+    }
+    Ok(())
 }

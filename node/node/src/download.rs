@@ -159,6 +159,7 @@ pub(crate) async fn get(
     };
     let dir = tmp.path().to_path_buf();
     let unpacked =
-        tokio::task::spawn_blocking(move || hoard_dataset::unpack(&dir, &out, &progress)).await??;
+        tokio::task::spawn_blocking(move || hoard_dataset::unpack_verified(&dir, &out, &progress))
+            .await??;
     Ok(unpacked)
 }

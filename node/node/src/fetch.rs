@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::node::Ctx;
 
 /// Block requests in flight per slot download.
-pub(crate) const IN_FLIGHT: usize = 8;
+pub(crate) const IN_FLIGHT: usize = 16;
 
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]

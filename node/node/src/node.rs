@@ -54,6 +54,8 @@ pub(crate) struct Ctx {
     offer: Mutex<crate::config::Offer>,
     /// Slots whose fill this process has in flight.
     pub(crate) filling: Mutex<std::collections::HashSet<alloy::primitives::B256>>,
+    /// When each freed slot was freed (block time), to time its repair.
+    pub(crate) freed_at: Mutex<std::collections::HashMap<alloy::primitives::B256, u64>>,
 }
 
 impl Ctx {
@@ -179,6 +181,7 @@ impl Node {
             considering: Mutex::default(),
             offer: Mutex::new(offer),
             filling: Mutex::default(),
+            freed_at: Mutex::default(),
         });
         ctx.metrics
             .period_length_blocks

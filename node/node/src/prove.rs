@@ -31,7 +31,8 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
     // Slots with a proof task running for the current period.
     let mut running: HashSet<(B256, u64)> = HashSet::new();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(B256, u64)>();
-    let mut seed_cache: Option<(u64, B256)> = None;
+    // (slot, period) whose mined proof was checked against the chain near the deadline.
+    let mut rechecked: HashSet<(B256, u64)> = HashSet::new();
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => return,
@@ -42,18 +43,13 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
         let Ok(slots) = ctx.store.host_slots() else {
             continue;
         };
-        let seed = match seed_cache {
-            Some((p, s)) if p == now.period => s,
-            _ => match ctx.chain.period_seed(now.period).await {
-                Ok(s) => {
-                    seed_cache = Some((now.period, s));
-                    s
-                }
-                Err(e) => {
-                    tracing::warn!(err = %e, period = now.period, "cannot read the period seed");
-                    continue;
-                }
-            },
+        // Read every time: a reorg that replaces the block before the period changes its seed.
+        let seed = match ctx.chain.period_seed(now.period).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(err = %e, period = now.period, "cannot read the period seed");
+                continue;
+            }
         };
         let mut at_risk = 0;
         for slot in slots
@@ -77,21 +73,37 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
             }
             // Mined, or failed for good this period (a local proof that does not verify will
             // not verify on the next block either; the integrity alert is already raised).
-            let done = matches!(ctx.store.proof(&slot.slot_id, now.period), Ok(Some(_)));
-            if done {
-                continue;
+            let key = (slot.slot_id, now.period);
+            match ctx.store.proof(&slot.slot_id, now.period) {
+                Ok(Some(ProofOutcome::Submitted { .. })) => {
+                    // A reorg can drop a mined proof. Once per period, when the deadline nears,
+                    // ask the chain whether the proof is still there; if not, prove again.
+                    if now.blocks_left > ctx.config.host.deadline_margin_blocks
+                        || !rechecked.insert(key)
+                        || ctx
+                            .chain
+                            .proof_status(slot.slot_id, now.period)
+                            .await
+                            .map_or(true, |s| s == hoard_chain::ProofStatus::Submitted)
+                    {
+                        continue;
+                    }
+                    tracing::warn!(slot = %short(&slot.slot_id), period = now.period, "a mined proof is no longer on chain (reorg); proving again");
+                    let _ = ctx.store.forget_proof(&slot.slot_id, now.period);
+                }
+                Ok(Some(ProofOutcome::Failed(_))) => continue,
+                _ => {}
             }
             if now.blocks_left < ctx.config.host.deadline_margin_blocks {
                 at_risk += 1;
             }
-            let key = (slot.slot_id, now.period);
             if running.insert(key) {
                 ctx.metrics.proofs_required.inc();
                 let ctx = ctx.clone();
                 let permits = permits.clone();
                 let done_tx = done_tx.clone();
                 tokio::spawn(async move {
-                    prove_slot(&ctx, &slot, now.period, seed, &permits).await;
+                    prove_slot(&ctx, &slot, now.period, &permits).await;
                     let _ = done_tx.send(key);
                 });
             }
@@ -106,11 +118,12 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
         }
         ctx.metrics.proofs_at_risk.set(at_risk);
         running.retain(|(_, p)| *p >= now.period);
+        rechecked.retain(|(_, p)| *p >= now.period);
     }
 }
 
 /// Proves one slot for `period`, retrying until it is mined or the period is over.
-async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, seed: B256, permits: &Semaphore) {
+async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, permits: &Semaphore) {
     let Ok(Some(r)) = ctx.store.request(&slot.request_id) else {
         return;
     };
@@ -129,6 +142,14 @@ async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, seed: B256, pe
                 continue;
             }
         }
+        let seed = match ctx.chain.period_seed(period).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(err = %e, "cannot read the period seed; retrying");
+                retry_sleep(ctx, &mut delay).await;
+                continue;
+            }
+        };
         let started = Instant::now();
         let proof = {
             let Ok(_permit) = permits.acquire().await else {

@@ -399,6 +399,12 @@ impl Store {
         self.put(PROOFS, &proof_key(slot, period), outcome)
     }
 
+    /// Forgets a recorded proof (it was dropped by a reorg).
+    pub fn forget_proof(&self, slot: &B256, period: u64) -> Result<(), StoreError> {
+        self.tree(PROOFS)?.remove(proof_key(slot, period))?;
+        Ok(())
+    }
+
     /// The recorded outcome of a slot's proof for a period.
     pub fn proof(&self, slot: &B256, period: u64) -> Result<Option<ProofOutcome>, StoreError> {
         self.get(PROOFS, &proof_key(slot, period))

@@ -155,6 +155,7 @@ async fn apply(ctx: &Arc<Ctx>, event: &MarketEvent) -> anyhow::Result<()> {
         }
         MarketEvent::SlotFilled { request_id, .. } | MarketEvent::SlotFreed { request_id, .. } => {
             refresh_dataset_slots(ctx, request_id).await;
+            track_repairs(ctx, event, request_id);
             if let MarketEvent::SlotFreed { slot_id, host, .. } = event
                 && *host == ctx.address()
                 && let Some(mut slot) = ctx.store.host_slot(slot_id)?
@@ -243,6 +244,33 @@ pub(crate) async fn wait_synced(ctx: &Ctx, timeout: Duration) -> anyhow::Result<
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+/// Counts repairs and times them from the slot's eviction (by block time) to its refill.
+fn track_repairs(ctx: &Ctx, event: &MarketEvent, request_id: &B256) {
+    let now = ctx.head().timestamp;
+    let mut freed = ctx.freed_at.lock().unwrap_or_else(|p| p.into_inner());
+    match event {
+        MarketEvent::SlotFreed { slot_id, .. } => {
+            freed.entry(*slot_id).or_insert(now);
+        }
+        MarketEvent::SlotFilled {
+            slot_id,
+            repair: true,
+            ..
+        } => {
+            ctx.metrics
+                .dataset_repairs
+                .with_label_values(&[&short(request_id)])
+                .inc();
+            if let Some(at) = freed.remove(slot_id) {
+                ctx.metrics
+                    .repair_duration
+                    .observe(now.saturating_sub(at) as f64);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Sets `hoard_dataset_slots` for a request from the chain's slot states.
