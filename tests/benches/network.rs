@@ -30,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(1024);
+    hoard_tests::init_logs();
     let mut net = Network::start(64).await?;
     let (mut renter, mut hosts) = net.renter_and_hosts(6).await?;
     println!("network: anvil + renter + 6 hosts up; dataset {size_mib} MiB, 4+2 slots");

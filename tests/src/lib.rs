@@ -126,7 +126,7 @@ impl Network {
         c.chain.deployment = self.deployment_file.clone();
         c.chain.poll_interval_ms = 250;
         // Periods are 8 s here: a transaction dropped by a reorg must be sent again quickly.
-        c.chain.receipt_timeout_secs = 4;
+        c.chain.receipt_timeout_secs = 6;
         c.host.fill_backoff_secs = 3;
         c.host.deadline_margin_blocks = 3;
         (c, key)

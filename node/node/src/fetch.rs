@@ -26,7 +26,10 @@ use sha2::{Digest, Sha256};
 use crate::node::Ctx;
 
 /// Block requests in flight per slot download.
-pub(crate) const IN_FLIGHT: usize = 16;
+pub(crate) const IN_FLIGHT: usize = 8;
+
+/// Consecutive failed requests (busy, timeout) after which a peer is dropped for this slot.
+const MAX_STRIKES: u32 = 3;
 
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +139,7 @@ pub(crate) async fn slot(
     let mut queue: std::collections::VecDeque<u64> = (0..blocks.div_ceil(batch)).collect();
     let mut in_flight = FuturesUnordered::new();
     let mut turn = 0usize;
+    let mut strikes: std::collections::HashMap<PeerId, u32> = std::collections::HashMap::new();
     loop {
         while in_flight.len() < IN_FLIGHT && !good.is_empty() {
             let Some(b) = queue.pop_front() else { break };
@@ -175,6 +179,7 @@ pub(crate) async fn slot(
         };
         match result {
             Ok(batch_roots) => {
+                strikes.remove(&peer);
                 let first = (b * batch) as usize;
                 roots[first..first + batch_roots.len()].copy_from_slice(&batch_roots);
                 progress.fetch_add((batch_roots.len() * BLOCK_SIZE) as u64, Ordering::Relaxed);
@@ -190,8 +195,14 @@ pub(crate) async fn slot(
                         good.retain(|p| *p != peer);
                     }
                     Bad::Refused(reason) => {
-                        tracing::debug!(%peer, slot = index, reason, "block request failed");
-                        good.retain(|p| *p != peer);
+                        // Busy or slow is not bad faith: drop the peer only after repeated failures.
+                        let n = strikes.entry(peer).or_insert(0u32);
+                        *n += 1;
+                        tracing::debug!(%peer, slot = index, reason, strikes = *n, "block request failed");
+                        if *n >= MAX_STRIKES && good.contains(&peer) {
+                            tracing::warn!(%peer, slot = index, reason, "peer keeps failing; using others");
+                            good.retain(|p| *p != peer);
+                        }
                     }
                     Bad::Local(e) => {
                         return Err(FetchError::Io {

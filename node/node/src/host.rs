@@ -307,6 +307,9 @@ async fn fill(ctx: &Arc<Ctx>, r: &RequestRecord, index: u16, repair: bool) -> an
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(slot_id);
+    // Verified and in place: serve it from now on (a downloader may ask as soon as the fill is
+    // mined, before this task has seen its receipt).
+    ctx.serving.add(r.manifest_id.0, index, final_dir.clone());
     ctx.store.put_host_slot(&record)?;
     ctx.store.flush().await?;
     ctx.metrics.slots.with_label_values(&["filling"]).inc();
@@ -317,13 +320,29 @@ async fn fill(ctx: &Arc<Ctx>, r: &RequestRecord, index: u16, repair: bool) -> an
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&slot_id);
+    // An error is not proof that the fill failed (a receipt may time out while the transaction
+    // is mined): the chain decides. Never drop data the chain says this host is paid to keep.
+    let result = match result {
+        Ok(period) => Ok(period),
+        Err(e) => match ctx.chain.get_slot(slot_id).await {
+            Ok(info) if info.host == ctx.address() && info.state == SLOT_FILLED => {
+                tracing::info!(slot = index, err = %e, "the fill landed despite the error");
+                Ok(info.filledPeriod)
+            }
+            Ok(_) => Err(e),
+            Err(chain_err) => {
+                // Unknown outcome: keep the copy as Filling; settle_filling asks again later.
+                tracing::warn!(slot = index, err = %chain_err, "fill outcome unknown; will check again");
+                return Err(e);
+            }
+        },
+    };
     match result {
         Ok(period) => {
             record.state = HostSlotState::Filled;
             record.filled_period = period;
             ctx.store.put_host_slot(&record)?;
             ctx.store.flush().await?;
-            ctx.serving.add(r.manifest_id.0, index, final_dir);
             let _ = ctx.net.start_providing(r.manifest_id.0).await;
             tracing::info!(request = %short(&r.id), slot = index, period, "slot filled");
             crate::prove::refresh_gauges(ctx).await;
@@ -333,6 +352,7 @@ async fn fill(ctx: &Arc<Ctx>, r: &RequestRecord, index: u16, repair: bool) -> an
             record.state = HostSlotState::Done;
             ctx.store.put_host_slot(&record)?;
             ctx.store.flush().await?;
+            ctx.serving.remove_dir(&final_dir);
             let _ = std::fs::remove_dir_all(&final_dir);
             Err(e)
         }
