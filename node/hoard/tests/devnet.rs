@@ -169,6 +169,9 @@ fn once_stores_proves_fetches_then_stops_everything() {
     let status = wait(&mut child, Duration::from_secs(480));
     let (out, err) = (read(&stdout), read(&stderr));
     println!("{out}\n{err}");
+    // Whatever the outcome, nothing may be left running.
+    ports.assert_all_closed();
+    assert_no_process_uses(&dir);
     assert!(
         status.success(),
         "hoard devnet --once failed ({status}): {err}"
@@ -184,8 +187,6 @@ fn once_stores_proves_fetches_then_stops_everything() {
     if args.iter().any(|a| a == "--check-dashboards") {
         assert!(out.contains("every panel query returns data"), "{out}");
     }
-    ports.assert_all_closed();
-    assert_no_process_uses(&dir);
 }
 
 #[test]

@@ -167,7 +167,7 @@ impl World<'_> {
         let (mut phase, mut ids, mut filled) = (String::new(), None, BTreeMap::new());
         loop {
             let s: JobStatus = renter.get(&format!("/api/v1/jobs/{job}")).await?;
-            if s.phase != phase {
+            if s.phase != phase && !s.finished {
                 phase = s.phase.clone();
                 story.say(format!("renter: {phase}"));
             }
