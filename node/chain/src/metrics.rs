@@ -33,6 +33,22 @@ impl ChainMetrics {
     }
 
     /// Creates the metrics without registering them anywhere.
+    /// Every method the node sends, so each per-method series exists (at 0) from the start and
+    /// dashboards and alerts have data before the first revert.
+    const METHODS: [&'static str; 11] = [
+        "requestStorage",
+        "fillSlot",
+        "submitProof",
+        "markProofMissing",
+        "withdrawSlot",
+        "withdrawRequest",
+        "withdrawReward",
+        "announceHost",
+        "removeHost",
+        "approve",
+        "faucet",
+    ];
+
     pub(crate) fn unregistered() -> Self {
         // Names and help texts are static and valid: creation cannot fail.
         let counter = |name: &str, help: &str| {
@@ -45,7 +61,7 @@ impl ChainMetrics {
         let gauge = |name: &str, help: &str| {
             IntGauge::new(name, help).expect("static metric name and help")
         };
-        Self {
+        let m = Self {
             rpc_requests: counter(
                 "hoard_rpc_requests_total",
                 "JSON-RPC calls made to the chain node",
@@ -73,7 +89,13 @@ impl ChainMetrics {
                 "hoard_chain_head_lag_seconds",
                 "Seconds between now and the timestamp of the latest block seen",
             ),
+        };
+        for method in Self::METHODS {
+            for vec in [&m.tx_sent, &m.tx_reverted, &m.tx_gas_used] {
+                vec.with_label_values(&[method]);
+            }
         }
+        m
     }
 
     /// Registers every metric into `registry`, or none of them.
