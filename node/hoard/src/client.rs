@@ -384,7 +384,23 @@ pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::
     Ok(())
 }
 
-pub(crate) async fn validate(c: &Client, off: bool, out: &Output) -> anyhow::Result<()> {
+pub(crate) async fn validate(
+    c: &Client,
+    off: bool,
+    withdraw: bool,
+    out: &Output,
+) -> anyhow::Result<()> {
+    if withdraw {
+        let r: Value = c.post("/api/v1/validator/withdraw", &json!({})).await?;
+        out.result(&r, || {
+            format!(
+                "withdrew {} token base units of reporter rewards (tx {})",
+                r["amount"].as_str().unwrap_or("?"),
+                r["tx"].as_str().unwrap_or("?")
+            )
+        });
+        return Ok(());
+    }
     let s: ValidatorState = c
         .put("/api/v1/validator", &json!({ "enabled": !off }))
         .await?;

@@ -76,6 +76,9 @@ enum Command {
         /// Turn it off instead.
         #[arg(long)]
         off: bool,
+        /// Withdraw the reporter rewards earned so far instead.
+        #[arg(long, conflicts_with = "off")]
+        withdraw: bool,
     },
     /// Spot-check every host of a dataset now with a fresh random challenge (off chain, no gas).
     Audit {
@@ -105,7 +108,7 @@ fn api_command(cmd: Command, api: &client::ApiArgs, out: &output::Output) -> any
             Command::Status { id } => client::status(&c, id, out).await,
             Command::Withdraw { request } => client::withdraw(&c, request, out).await,
             Command::Host(h) => client::host(&c, h, out).await,
-            Command::Validate { off } => client::validate(&c, off, out).await,
+            Command::Validate { off, withdraw } => client::validate(&c, off, withdraw, out).await,
             Command::Audit { dataset } => client::audit(&c, dataset, out).await,
             Command::Node(NodeCommand::Info) => client::info(&c, out).await,
             _ => unreachable!("local commands are dispatched in main"),

@@ -39,6 +39,7 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, listener: tokio::net::TcpListener) {
             "/api/v1/validator",
             get(validator_status).put(set_validator),
         )
+        .route("/api/v1/validator/withdraw", post(validator_withdraw))
         .with_state(ctx.clone());
     let cancel = ctx.cancel.clone();
     if let Err(e) = axum::serve(listener, app)
@@ -388,6 +389,40 @@ pub struct ValidatorState {
     /// Missed proofs marked by this node since it started.
     #[serde(default)]
     pub marks: u64,
+}
+
+async fn validator_withdraw(
+    State(ctx): State<Arc<Ctx>>,
+    headers: HeaderMap,
+) -> ApiResult<serde_json::Value> {
+    authorize(&ctx, &headers)?;
+    let reward = ctx.chain.reward_of(ctx.address()).await?;
+    if reward.is_zero() {
+        return Err(bad("no reporter rewards to withdraw"));
+    }
+    let tx = ctx
+        .chain
+        .withdraw_reward()
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(Json(json!({ "amount": reward.to_string(), "tx": tx.hash })))
+}
+
+async fn validator_withdraw(
+    State(ctx): State<Arc<Ctx>>,
+    headers: HeaderMap,
+) -> ApiResult<serde_json::Value> {
+    authorize(&ctx, &headers)?;
+    let reward = ctx.chain.reward_of(ctx.address()).await?;
+    if reward.is_zero() {
+        return Err(bad("no reporter rewards to withdraw"));
+    }
+    let tx = ctx
+        .chain
+        .withdraw_reward()
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(Json(json!({ "amount": reward.to_string(), "tx": tx.hash })))
 }
 
 async fn validator_status(State(ctx): State<Arc<Ctx>>) -> ApiResult<ValidatorState> {
