@@ -408,23 +408,6 @@ async fn validator_withdraw(
     Ok(Json(json!({ "amount": reward.to_string(), "tx": tx.hash })))
 }
 
-async fn validator_withdraw(
-    State(ctx): State<Arc<Ctx>>,
-    headers: HeaderMap,
-) -> ApiResult<serde_json::Value> {
-    authorize(&ctx, &headers)?;
-    let reward = ctx.chain.reward_of(ctx.address()).await?;
-    if reward.is_zero() {
-        return Err(bad("no reporter rewards to withdraw"));
-    }
-    let tx = ctx
-        .chain
-        .withdraw_reward()
-        .await
-        .map_err(|e| bad(e.to_string()))?;
-    Ok(Json(json!({ "amount": reward.to_string(), "tx": tx.hash })))
-}
-
 async fn validator_status(State(ctx): State<Arc<Ctx>>) -> ApiResult<ValidatorState> {
     Ok(Json(ValidatorState {
         enabled: *ctx.validator_on.borrow(),
