@@ -213,6 +213,27 @@ pub async fn put(
     })
 }
 
+/// Fetches `stored` through a fresh node (which holds nothing and fetches from the hosts),
+/// checks it byte for byte against the input, stops that node and returns the job.
+pub async fn fetch_and_compare(net: &mut Network, stored: &Stored) -> anyhow::Result<JobStatus> {
+    let mut reader = net.node("reader", false).await?;
+    let out = net.dir.path().join("fetched.bin");
+    let job = reader.download(stored.dataset, &out).await?;
+    anyhow::ensure!(
+        std::fs::read(&out)? == std::fs::read(&stored.input)?,
+        "fetched bytes differ from the input"
+    );
+    reader.stop().await;
+    Ok(job)
+}
+
+/// Stops every node of `nodes`.
+pub async fn stop_all(nodes: &mut [TestNode]) {
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
 /// Request parameters the tests use: 4+2 slots, a proof every period, 8 samples.
 pub fn params(duration: u64, expiry: u64) -> PutRequest {
     PutRequest {

@@ -12,7 +12,9 @@ use alloy::{
 };
 use hoard_chain::{Chain, ProofStatus, RequestState, SlotState};
 use hoard_node::RequestStatus;
-use hoard_tests::{Network, Stored, TestNode, eventually, init_logs, params, put};
+use hoard_tests::{
+    Network, Stored, TestNode, eventually, fetch_and_compare, init_logs, params, put, stop_all,
+};
 
 /// Blocks per period (1 s blocks).
 const PERIOD: u64 = 8;
@@ -104,17 +106,8 @@ async fn a_dead_host_is_slashed_evicted_and_its_slot_repaired() -> anyhow::Resul
 
     // The dataset is still whole: fetched from the hosts alone.
     renter.stop().await;
-    let mut reader = net.node("reader", false).await?;
-    let out = net.dir.path().join("fetched.bin");
-    reader.download(stored.dataset, &out).await?;
-    assert!(
-        std::fs::read(&out)? == std::fs::read(&stored.input)?,
-        "fetched bytes differ"
-    );
-    reader.stop().await;
-    for h in &mut hosts {
-        h.stop().await;
-    }
+    fetch_and_compare(&mut net, &stored).await?;
+    stop_all(&mut hosts).await;
     Ok(())
 }
 
@@ -253,9 +246,7 @@ async fn losing_more_than_m_hosts_fails_the_request_and_splits_the_money_exactly
         "reporter"
     );
     renter.stop().await;
-    for h in &mut hosts {
-        h.stop().await;
-    }
+    stop_all(&mut hosts).await;
     Ok(())
 }
 
@@ -322,9 +313,7 @@ async fn a_host_restarting_within_a_period_misses_no_proof() -> anyhow::Result<(
     }
     assert_eq!(chain.get_slot(slot.slot_id).await?.missedProofs, 0);
     renter.stop().await;
-    for h in &mut hosts {
-        h.stop().await;
-    }
+    stop_all(&mut hosts).await;
     Ok(())
 }
 
@@ -392,8 +381,6 @@ async fn nodes_recover_from_a_reorg_without_losing_state() -> anyhow::Result<()>
             .all(|s| s.state == "filled")
     );
     renter.stop().await;
-    for h in &mut hosts {
-        h.stop().await;
-    }
+    stop_all(&mut hosts).await;
     Ok(())
 }

@@ -123,6 +123,9 @@ impl Procs {
             ("anvil (it saves the chain)", &mut self.anvil),
         ] {
             if !group.is_empty() {
+                if what == "nodes" {
+                    story.say(format!("peak memory (VmHWM) per node: {}", peak_rss(group)));
+                }
                 story.say(format!("stopping {what}"));
                 killed.extend(stop_group(group));
             }
@@ -137,6 +140,27 @@ impl Drop for Procs {
             stop_group(group);
         }
     }
+}
+
+/// Each running process's peak resident memory, from `/proc/<pid>/status`.
+fn peak_rss(group: &[Proc]) -> String {
+    group
+        .iter()
+        .map(|p| {
+            let kib = std::fs::read_to_string(format!("/proc/{}/status", p.child.id()))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                });
+            match kib {
+                Some(k) => format!("{} {} MiB", p.name, k / 1024),
+                None => format!("{} ?", p.name),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// SIGTERM to every process of `group`, up to [`STOP_TIMEOUT`] for them to exit, then SIGKILL.
