@@ -172,3 +172,60 @@ fn bad_input_gets_a_clear_message_and_non_zero_exit() {
     }
     assert!(!out.exists(), "nothing written for refused input");
 }
+
+/// `hoard node run` refuses to start with a clear cause: no key, no deployment file, no chain.
+#[test]
+fn node_run_names_what_is_missing() {
+    let tmp = TempDir::new().expect("tempdir");
+    let data = tmp.path().join("node");
+    let deployment = tmp.path().join("deployment.json");
+    let run = |key: Option<&str>, deployment: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoard"));
+        cmd.args([
+            "node",
+            "run",
+            "--data-dir",
+            p(&data),
+            "--api",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--rpc-url",
+            "http://127.0.0.1:9",
+        ])
+        .args(["--deployment", p(deployment)])
+        .env_remove("HOARD_PRIVATE_KEY")
+        .env_remove("HOARD_CONFIG");
+        if let Some(k) = key {
+            cmd.env("HOARD_PRIVATE_KEY", k);
+        }
+        let out = cmd.output().expect("run hoard");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+
+    let (ok, err) = run(None, &deployment);
+    assert!(
+        !ok && err.contains("no chain key: set HOARD_PRIVATE_KEY"),
+        "{err}"
+    );
+
+    let (ok, err) = run(Some(key), &deployment);
+    assert!(!ok && err.contains("deployment.json"), "{err}");
+
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/deployments/test.local.json"),
+        &deployment,
+    )
+    .expect("copy a deployment file");
+    let (ok, err) = run(Some(key), &deployment);
+    assert!(
+        !ok && err.contains("cannot reach the chain at http://127.0.0.1:9"),
+        "{err}"
+    );
+}
