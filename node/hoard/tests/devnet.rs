@@ -160,6 +160,11 @@ fn once_stores_proves_fetches_then_stops_everything() {
     if prometheus_installed() {
         args.push("--check-dashboards".into());
     } else {
+        // CI installs it first (scripts/test); there the live check must never be skipped.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "prometheus is not installed: scripts/test installs it before the Rust tests"
+        );
         println!(
             "SKIP --check-dashboards: prometheus is not installed (scripts/test installs it \
              through scripts/monitoring-check)"
