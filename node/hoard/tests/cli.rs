@@ -218,11 +218,17 @@ fn node_run_names_what_is_missing() {
     let (ok, err) = run(Some(key), &deployment);
     assert!(!ok && err.contains("deployment.json"), "{err}");
 
-    fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/deployments/test.local.json"),
+    // A well-formed deployment file (docs/contracts.md, "Deployment file") for a chain that is
+    // not there.
+    fs::write(
         &deployment,
+        r#"{"chainId": 31337, "marketplace": "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
+            "token": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            "randomness": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512", "deploymentBlock": 8,
+            "periodLength": 64, "graceBlocks": 64, "maxMissed": 3, "slashBps": 1000,
+            "reporterRewardBps": 2500, "repairRewardBps": 1000}"#,
     )
-    .expect("copy a deployment file");
+    .expect("write a deployment file");
     let (ok, err) = run(Some(key), &deployment);
     assert!(
         !ok && err.contains("cannot reach the chain at http://127.0.0.1:9"),
