@@ -352,9 +352,23 @@ async fn nodes_recover_from_a_reorg_without_losing_state() -> anyhow::Result<()>
         Ok((n > 0).then_some(()))
     })
     .await?;
+    // A few blocks into the period, reorganise every block after its first: the proofs mined
+    // there are dropped, the block before the period (its seed) stays, and the dropped proofs
+    // must be replayed. (A reorg that replaces the seed block changes the challenge itself;
+    // see docs/architecture.md.)
+    let start = (filled + 1) * PERIOD;
+    let head = eventually(
+        Duration::from_secs(30),
+        "three blocks into the period",
+        || async {
+            let head = chain.head_block().await?;
+            Ok((head >= start + 3).then_some(head))
+        },
+    )
+    .await?;
     chain
         .provider()
-        .raw_request::<_, ()>("anvil_reorg".into(), serde_json::json!([3, []]))
+        .raw_request::<_, ()>("anvil_reorg".into(), serde_json::json!([head - start, []]))
         .await?;
     // Every slot is proven in every period after the fill, the reorged one included: proofs
     // dropped by the reorg are noticed and sent again before the deadline.
