@@ -35,9 +35,9 @@ async fn main() -> anyhow::Result<()> {
     let (mut renter, mut hosts) = net.renter_and_hosts(6).await?;
     println!("network: anvil + renter + 6 hosts up; dataset {size_mib} MiB, 4+2 slots");
 
+    let started = Instant::now();
     reset_peak();
     let base = peak_rss_mib();
-    let started = Instant::now();
     let stored = put(
         &renter,
         net.dir.path(),

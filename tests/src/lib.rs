@@ -375,18 +375,28 @@ where
     }
 }
 
-/// Writes a deterministic pseudo-random file of `len` bytes.
+/// Writes a deterministic pseudo-random file of `len` bytes, 1 MiB at a time.
 pub fn write_dataset(path: &Path, len: usize) -> anyhow::Result<()> {
+    use std::io::Write;
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let bytes: Vec<u8> = (0..len)
-        .map(|_| {
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        for b in &mut chunk[..n] {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+            *b = x as u8;
+        }
+        file.write_all(&chunk[..n])?;
+        left -= n;
+    }
+    file.flush()?;
+    Ok(())
 }
 
 /// Logs to the test output (`HOARD_LOG` filters; default warnings and node milestones).

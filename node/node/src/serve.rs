@@ -123,25 +123,32 @@ pub(crate) fn index_local_data(ctx: &Ctx) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Requests answered at once: each holds up to 1 MiB of blocks until libp2p has sent it, so this
+/// bounds the memory that serving many hosts takes (the rest wait in the channel).
+const SERVING_AT_ONCE: usize = 8;
+
 pub(crate) async fn run(ctx: Arc<Ctx>, mut inbound: mpsc::Receiver<InboundRequest>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(SERVING_AT_ONCE));
     loop {
         let req = tokio::select! {
             _ = ctx.cancel.cancelled() => return,
             r = inbound.recv() => match r { Some(r) => r, None => return },
         };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let ctx = ctx.clone();
-        match req {
-            InboundRequest::Block { request, reply, .. } => {
-                tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            match req {
+                InboundRequest::Block { request, reply, .. } => {
                     let _ = reply.send(answer_block(&ctx, request));
-                });
-            }
-            InboundRequest::Audit { request, reply, .. } => {
-                tokio::task::spawn_blocking(move || {
+                }
+                InboundRequest::Audit { request, reply, .. } => {
                     let _ = reply.send(answer_audit(&ctx, request));
-                });
+                }
             }
-        }
+        });
     }
 }
 
@@ -187,20 +194,19 @@ fn read_blocks(
         .checked_add(u64::from(count))
         .filter(|e| *e <= tree.blocks())
         .ok_or("blocks out of range")?;
-    let mut buf = vec![0u8; (end - first) as usize * BLOCK_SIZE];
-    files
-        .read_blocks(first, &mut buf)
-        .map_err(|e| e.to_string())?;
+    // Each block is read straight into the buffer it is sent from (no batch copy). Blocks go
+    // out unverified: the receiver checks every one by its path.
     let mut out = Vec::with_capacity(count as usize);
-    for (i, data) in (first..end).zip(buf.chunks_exact(BLOCK_SIZE)) {
+    for i in first..end {
+        let mut data = vec![0u8; BLOCK_SIZE];
+        files.read_blocks(i, &mut data).map_err(|e| e.to_string())?;
         let path = tree.block_path(i).ok_or("blocks out of range")?;
         out.push(BlockWithPath {
             index: i,
-            data: ByteBuf::from(data.to_vec()),
+            data: ByteBuf::from(data),
             path: path.into_iter().map(|h| h.0).collect(),
         });
     }
-    let _ = ctx; // blocks are served unverified: the receiver checks every one by its path
     Ok(out)
 }
 
