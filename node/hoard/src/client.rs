@@ -39,10 +39,12 @@ pub(crate) struct ApiArgs {
     data_dir: PathBuf,
 }
 
-/// A client of one node.
+/// A client of one node (the CLI's commands and `hoard devnet`).
+#[derive(Debug, Clone)]
 pub(crate) struct Client {
     http: reqwest::Client,
-    url: String,
+    /// The node's API base URL.
+    pub(crate) url: String,
     token: Option<String>,
 }
 
@@ -53,9 +55,17 @@ impl Client {
                 .ok()
                 .map(|t| t.trim().to_string())
         });
+        Self::at(&args.url, token)
+    }
+
+    /// A client of the node at `url`, with `token` for the calls that change things.
+    pub(crate) fn at(url: &str, token: Option<String>) -> Self {
         Self {
-            http: reqwest::Client::new(),
-            url: args.url.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
+            url: url.trim_end_matches('/').to_string(),
             token,
         }
     }

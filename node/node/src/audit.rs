@@ -9,7 +9,7 @@ use hoard_p2p::{AuditRequest, AuditResponse};
 use hoard_prover::{Challenge, Hash, Seed, SlotId};
 use serde::{Deserialize, Serialize};
 
-use crate::{announce::peers_of, ids, node::Ctx};
+use crate::{announce::peers_of, node::Ctx};
 
 /// Samples per audit challenge.
 const AUDIT_SAMPLES: u16 = 16;
@@ -42,7 +42,10 @@ pub(crate) async fn audit(ctx: &Arc<Ctx>, dataset: B256) -> anyhow::Result<Vec<A
     let cells = NonZeroU64::new(r.cell_count).ok_or_else(|| anyhow::anyhow!("empty slots"))?;
     let mut out = Vec::new();
     for i in 0..r.slots {
-        let slot = ctx.chain.get_slot(ids::slot_id(&r.id, i)).await?;
+        let slot = ctx
+            .chain
+            .get_slot(hoard_chain::slot_id(r.id, u64::from(i)))
+            .await?;
         if slot.host == Address::ZERO {
             out.push(AuditResult {
                 slot: i,

@@ -16,17 +16,19 @@ use futures::{StreamExt, stream::FuturesUnordered};
 use hoard_dataset::Unpacked;
 use libp2p::PeerId;
 
-use crate::{announce::peers_of, ids, jobs::JobProgress, node::Ctx, store::RequestRecord};
+use hoard_chain::SlotState;
 
-/// Slot state Filled in the contract.
-const SLOT_FILLED: u8 = 2;
+use crate::{announce::peers_of, jobs::JobProgress, node::Ctx, store::RequestRecord};
 
 /// Peers that may hold data of request `r`: its slots' hosts, the renter, and DHT providers.
 pub(crate) async fn holders(ctx: &Ctx, r: &RequestRecord) -> Vec<PeerId> {
     let mut accounts: Vec<Address> = vec![r.renter];
     for i in 0..r.slots {
-        if let Ok(s) = ctx.chain.get_slot(ids::slot_id(&r.id, i)).await
-            && s.state == SLOT_FILLED
+        if let Ok(s) = ctx
+            .chain
+            .get_slot(hoard_chain::slot_id(r.id, u64::from(i)))
+            .await
+            && s.state == u8::from(SlotState::Filled)
         {
             accounts.push(s.host);
         }
@@ -48,8 +50,11 @@ pub(crate) async fn holders(ctx: &Ctx, r: &RequestRecord) -> Vec<PeerId> {
 /// Peers that hold slot `index` of `r` now: its host if filled, and the renter.
 pub(crate) async fn slot_holders(ctx: &Ctx, r: &RequestRecord, index: u16) -> Vec<PeerId> {
     let mut accounts = Vec::new();
-    if let Ok(s) = ctx.chain.get_slot(ids::slot_id(&r.id, index)).await
-        && s.state == SLOT_FILLED
+    if let Ok(s) = ctx
+        .chain
+        .get_slot(hoard_chain::slot_id(r.id, u64::from(index)))
+        .await
+        && s.state == u8::from(SlotState::Filled)
     {
         accounts.push(s.host);
     }

@@ -12,19 +12,15 @@
 use std::{sync::Arc, time::Duration};
 
 use alloy::primitives::{Address, B256, U256, keccak256};
-use hoard_chain::{RequestState, SlotState};
+use hoard_chain::{B256Ext as _, RequestState, SlotState};
 use hoard_dataset::PackedDataset;
 use hoard_prover::{Challenge, DirectProof, Seed, SlotId, SlotIndex, tree::DatasetTree};
 
 use crate::{
-    ids,
     node::Ctx,
     store::{HostSlot, HostSlotState, RequestRecord},
     sync::short,
 };
-
-/// `SlotState::Filled` as the raw `SlotInfo.state` byte.
-const SLOT_FILLED: u8 = 2;
 
 pub(crate) async fn run(ctx: Arc<Ctx>) {
     let mut events = ctx.events.subscribe();
@@ -67,7 +63,10 @@ async fn settle_filling(ctx: &Arc<Ctx>) {
             HostSlotState::Filling if !ctx.filling_now(&s.slot_id) => {
                 // Did the fill land before the crash? The chain knows.
                 match ctx.chain.get_slot(s.slot_id).await {
-                    Ok(info) if info.host == ctx.address() && info.state == SLOT_FILLED => {
+                    Ok(info)
+                        if info.host == ctx.address()
+                            && info.state == u8::from(SlotState::Filled) =>
+                    {
                         tracing::info!(slot = %short(&s.slot_id), "fill was mined before the restart");
                         s.state = HostSlotState::Filled;
                         let _ = ctx.store.put_host_slot(&s);
@@ -213,7 +212,7 @@ async fn try_fill(ctx: &Arc<Ctx>, request: B256) -> anyhow::Result<()> {
                 _ = tokio::time::sleep(backoff) => {}
             }
         }
-        let slot_id = ids::slot_id(&request, index);
+        let slot_id = hoard_chain::slot_id(request, u64::from(index));
         let st = ctx.chain.slot_state(slot_id).await?;
         if !matches!(st, SlotState::Free | SlotState::Repair) {
             continue;
@@ -252,7 +251,7 @@ fn preference(ctx: &Ctx, r: &RequestRecord) -> Vec<u16> {
 /// Fetches slot `index` of `r` (from its holders, or by decoding for a repair), stores it,
 /// and fills it on chain.
 async fn fill(ctx: &Arc<Ctx>, r: &RequestRecord, index: u16, repair: bool) -> anyhow::Result<()> {
-    let slot_id = ids::slot_id(&r.id, index);
+    let slot_id = hoard_chain::slot_id(r.id, u64::from(index));
     let volume = ctx.store.roomiest_volume();
     let tmp = ctx.store.temp_dir(&volume)?;
     let peers = crate::download::holders(ctx, r).await;
@@ -325,7 +324,7 @@ async fn fill(ctx: &Arc<Ctx>, r: &RequestRecord, index: u16, repair: bool) -> an
     let result = match result {
         Ok(period) => Ok(period),
         Err(e) => match ctx.chain.get_slot(slot_id).await {
-            Ok(info) if info.host == ctx.address() && info.state == SLOT_FILLED => {
+            Ok(info) if info.host == ctx.address() && info.state == u8::from(SlotState::Filled) => {
                 tracing::info!(slot = index, err = %e, "the fill landed despite the error");
                 Ok(info.filledPeriod)
             }
@@ -369,13 +368,13 @@ async fn submit_fill(
     tree: &hoard_prover::SlotTree,
     dir: &std::path::Path,
 ) -> anyhow::Result<u64> {
-    let slot_id = ids::slot_id(&r.id, index);
+    let slot_id = hoard_chain::slot_id(r.id, u64::from(index));
     let dataset_tree = DatasetTree::new(&manifest.slot_roots)?;
     let path: Vec<B256> = dataset_tree
         .path(usize::from(index))
         .ok_or_else(|| anyhow::anyhow!("slot {index} outside the dataset tree"))?
         .iter()
-        .map(ids::b256)
+        .map(|h| h.to_b256())
         .collect();
     let mut last_err = None;
     let period_length = ctx.chain.deployment().period_length.max(1);
@@ -391,7 +390,7 @@ async fn submit_fill(
             .fill_slot(
                 r.id,
                 u64::from(index),
-                ids::b256(&tree.root()),
+                tree.root().to_b256(),
                 path.clone(),
                 proof.into(),
             )
@@ -450,7 +449,7 @@ pub(crate) async fn build_proof(
 /// The manifest must be the one the request commits to.
 fn check_manifest(m: &hoard_dataset::Manifest, r: &RequestRecord) -> anyhow::Result<()> {
     anyhow::ensure!(
-        ids::b256(&m.root) == r.dataset_root,
+        m.root.to_b256() == r.dataset_root,
         "the manifest's dataset root differs from the request's"
     );
     anyhow::ensure!(

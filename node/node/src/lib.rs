@@ -26,7 +26,6 @@ pub mod config;
 mod download;
 mod fetch;
 mod host;
-mod ids;
 mod jobs;
 pub mod metrics;
 mod node;

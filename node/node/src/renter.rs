@@ -4,11 +4,10 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use alloy::primitives::{B256, U256};
-use hoard_chain::{RequestParams, RequestState, SlotState};
+use hoard_chain::{B256Ext as _, RequestParams, RequestState, SlotState};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ids,
     jobs::JobProgress,
     node::Ctx,
     store::{DatasetRecord, ProofOutcome},
@@ -97,7 +96,7 @@ pub(crate) async fn put(ctx: Arc<Ctx>, job: String, req: PutRequest) -> anyhow::
     ctx.jobs.phase(&job, "requesting storage", 1);
     let layout = packed.manifest.layout;
     let params = RequestParams {
-        datasetRoot: ids::b256(&packed.manifest.root),
+        datasetRoot: packed.manifest.root.to_b256(),
         manifestId: id,
         pricePerBytePerSecond: req.price_per_byte_per_second,
         collateralPerByte: req.collateral_per_byte,
@@ -134,7 +133,7 @@ pub(crate) async fn put(ctx: Arc<Ctx>, job: String, req: PutRequest) -> anyhow::
         for i in 0..params.slots {
             if ctx
                 .chain
-                .slot_state(ids::slot_id(&request_id, i))
+                .slot_state(hoard_chain::slot_id(request_id, u64::from(i)))
                 .await
                 .ok()
                 == Some(SlotState::Filled)
@@ -192,18 +191,6 @@ pub struct RequestStatus {
     pub period: u64,
 }
 
-const REQUEST_STATES: [&str; 6] = ["none", "new", "started", "cancelled", "finished", "failed"];
-const SLOT_STATES: [&str; 8] = [
-    "none",
-    "free",
-    "filled",
-    "repair",
-    "finished",
-    "failed",
-    "cancelled",
-    "paid",
-];
-
 /// Status of every request for `dataset` (a dataset id or a request id).
 pub(crate) async fn status(ctx: &Ctx, id: B256) -> anyhow::Result<Vec<RequestStatus>> {
     crate::sync::wait_synced(ctx, Duration::from_secs(60)).await?;
@@ -219,16 +206,14 @@ pub(crate) async fn status(ctx: &Ctx, id: B256) -> anyhow::Result<Vec<RequestSta
         let state = ctx.chain.request_state(r.id).await?;
         let mut slots = Vec::new();
         for i in 0..r.slots {
-            let sid = ids::slot_id(&r.id, i);
+            let sid = hoard_chain::slot_id(r.id, u64::from(i));
             let info = ctx.chain.get_slot(sid).await?;
             let filled = info.host != alloy::primitives::Address::ZERO;
             slots.push(SlotStatus {
                 index: i,
                 slot_id: sid,
-                state: SLOT_STATES
-                    .get(usize::from(info.state))
-                    .unwrap_or(&"?")
-                    .to_string(),
+                state: SlotState::try_from(info.state)
+                    .map_or_else(|_| "?".into(), |s| s.to_string().to_lowercase()),
                 host: filled.then_some(info.host),
                 missed_proofs: u64::from(info.missedProofs),
                 proofs_recorded: ctx
@@ -242,10 +227,7 @@ pub(crate) async fn status(ctx: &Ctx, id: B256) -> anyhow::Result<Vec<RequestSta
         out.push(RequestStatus {
             dataset: r.manifest_id,
             request: r.id,
-            state: REQUEST_STATES
-                .get(usize::from(u8::from(state)))
-                .unwrap_or(&"?")
-                .to_string(),
+            state: state.to_string().to_lowercase(),
             needed: r.slots - r.max_slot_loss,
             slots,
             ends_at: r.ends_at,

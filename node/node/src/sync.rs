@@ -280,7 +280,7 @@ async fn refresh_dataset_slots(ctx: &Arc<Ctx>, request_id: &B256) {
     };
     let (mut free, mut filled, mut repair) = (0, 0, 0);
     for i in 0..r.slots {
-        let id = crate::ids::slot_id(request_id, i);
+        let id = hoard_chain::slot_id(*request_id, u64::from(i));
         match ctx.chain.slot_state(id).await {
             Ok(SlotState::Free) => free += 1,
             Ok(SlotState::Filled) => filled += 1,

@@ -6,12 +6,9 @@ use std::{num::NonZeroU64, sync::Arc};
 
 use hoard_prover::{Seed, SlotId, proof_required};
 
-use hoard_chain::{ProofStatus, RequestState};
+use hoard_chain::{ProofStatus, RequestState, SlotState};
 
-use crate::{ids, node::Ctx, sync::short};
-
-/// Slot state Filled.
-const SLOT_FILLED: u8 = 2;
+use crate::{node::Ctx, sync::short};
 
 pub(crate) async fn run(ctx: Arc<Ctx>) {
     let mut head = ctx.head.clone();
@@ -64,14 +61,14 @@ async fn check_period(ctx: &Arc<Ctx>, period: u64) -> anyhow::Result<u64> {
             continue;
         };
         for i in 0..r.slots {
-            let slot_id = ids::slot_id(&r.id, i);
+            let slot_id = hoard_chain::slot_id(r.id, u64::from(i));
             if !proof_required(&Seed(seed.0), &SlotId(slot_id.0), prob) {
                 continue;
             }
             let slot = ctx.chain.get_slot(slot_id).await?;
             // Only slots held since before the period (the fill's proof counts for its own
             // period), and never our own (self-reporting loses money by design).
-            if slot.state != SLOT_FILLED
+            if slot.state != u8::from(SlotState::Filled)
                 || slot.filledPeriod >= period
                 || slot.host == ctx.address()
             {

@@ -1,5 +1,5 @@
 //! Starting the network: anvil ([`start_anvil`]), the nodes ([`start_nodes`], each a
-//! `hoard node run` child process driven through its [`Api`]) and Prometheus
+//! `hoard node run` child process driven through its API client) and Prometheus
 //! ([`start_prometheus`], with the files [`write_prometheus_files`] lays out).
 
 use std::{
@@ -9,9 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::client::Client;
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use anyhow::{Context as _, anyhow, bail, ensure};
-use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 use url::Url;
 
@@ -26,7 +26,7 @@ use super::{
 pub(super) struct RunningNode {
     pub(super) spec: NodeSpec,
     pub(super) address: Address,
-    pub(super) api: Api,
+    pub(super) api: Client,
     pub(super) log: PathBuf,
 }
 
@@ -84,7 +84,7 @@ pub(super) async fn start_nodes(
         nodes.push(RunningNode {
             spec: spec.clone(),
             address: key.address(),
-            api: Api::new(spec.api_port, None),
+            api: Client::at(&format!("http://127.0.0.1:{}", spec.api_port), None),
             log,
         });
     }
@@ -113,7 +113,7 @@ pub(super) async fn start_nodes(
         let token_file = plan.path(&format!("nodes/{}/api-token", n.spec.name));
         let token = fs::read_to_string(&token_file)
             .with_context(|| format!("reading {}", token_file.display()))?;
-        n.api = Api::new(n.spec.api_port, Some(token.trim().to_string()));
+        n.api = Client::at(&n.api.url, Some(token.trim().to_string()));
     }
     Ok(nodes)
 }
@@ -150,58 +150,6 @@ pub(super) fn print_table(story: &Story, nodes: &[RunningNode]) {
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         println!("    {}", line.join("  ").trim_end());
-    }
-}
-
-/// A node's REST API.
-#[derive(Debug, Clone)]
-pub(super) struct Api {
-    http: reqwest::Client,
-    pub(super) url: String,
-    token: Option<String>,
-}
-
-impl Api {
-    fn new(port: u16, token: Option<String>) -> Self {
-        Self {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
-            url: format!("http://127.0.0.1:{port}"),
-            token,
-        }
-    }
-
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> anyhow::Result<T> {
-        let req = match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
-        };
-        let resp = req.send().await?;
-        let status = resp.status();
-        let body: Value = resp.json().await?;
-        if !status.is_success() {
-            bail!(
-                "{}",
-                body.get("error").and_then(Value::as_str).unwrap_or("error")
-            );
-        }
-        Ok(serde_json::from_value(body)?)
-    }
-
-    pub(super) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        self.send(self.http.get(format!("{}{path}", self.url)))
-            .await
-    }
-
-    pub(super) async fn post<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-    ) -> anyhow::Result<T> {
-        self.send(self.http.post(format!("{}{path}", self.url)).json(body))
-            .await
     }
 }
 
