@@ -24,7 +24,6 @@ use crate::{
 
 pub(crate) async fn run(ctx: Arc<Ctx>) {
     let mut events = ctx.events.subscribe();
-    verify_local(&ctx).await;
     let mut rescan = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
@@ -87,8 +86,9 @@ async fn settle_filling(ctx: &Arc<Ctx>) {
 }
 
 /// After a restart: re-check every hosted slot on disk, every block against its root and the
-/// roots against the slot root (on the blocking pool, one slot at a time).
-async fn verify_local(ctx: &Arc<Ctx>) {
+/// roots against the slot root (on the blocking pool, one slot at a time). Runs as its own task
+/// at start, beside the roles, so a large store does not hold up fills or proofs.
+pub(crate) async fn verify_local(ctx: Arc<Ctx>) {
     let Ok(slots) = ctx.store.host_slots() else {
         return;
     };
@@ -96,6 +96,9 @@ async fn verify_local(ctx: &Arc<Ctx>) {
         .into_iter()
         .filter(|s| s.state == HostSlotState::Filled)
     {
+        if ctx.cancel.is_cancelled() {
+            return;
+        }
         let dir = ctx.store.slot_dir(&s.volume, &s.slot_id);
         let check = tokio::task::spawn_blocking(move || check_slot(&dir, s.index)).await;
         match check {
@@ -107,7 +110,7 @@ async fn verify_local(ctx: &Arc<Ctx>) {
             Err(e) => tracing::warn!(err = %e, "slot check did not finish"),
         }
     }
-    crate::prove::refresh_gauges(ctx).await;
+    crate::prove::refresh_gauges(&ctx).await;
 }
 
 /// Reads a hosted slot block by block and checks each against its committed root.

@@ -206,6 +206,7 @@ impl Node {
         // Proofs and withdrawals run whenever the node holds slots, even with the host role off
         // (it then takes no new slots but keeps its promises).
         tasks.spawn(crate::prove::run(ctx.clone()));
+        tasks.spawn(crate::host::verify_local(ctx.clone()));
         tasks.spawn(crate::validator::run(ctx.clone()));
         tasks.spawn(crate::renter::run(ctx.clone()));
         tasks.spawn(api::serve(ctx.clone(), api_listener));
