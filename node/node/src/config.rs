@@ -163,9 +163,73 @@ pub struct Offer {
     /// Bytes of slot data this host will hold.
     pub capacity_bytes: u64,
     /// Lowest price accepted, token base units per byte per second.
+    #[serde(deserialize_with = "token_amount::deserialize")]
     pub min_price_per_byte_per_second: U256,
     /// Most collateral put up for one slot, token base units.
+    #[serde(deserialize_with = "token_amount::deserialize")]
     pub max_collateral_per_slot: U256,
+}
+
+/// Token amounts as people write them: a TOML (or JSON) integer, `1000`, or a string, decimal
+/// `"1000"` or hex `"0x3e8"`, for amounts past what a TOML integer holds (2⁶³ − 1; the toml crate
+/// reads larger ones too, but other TOML tools do not). `U256`'s own serde form takes strings
+/// only, and its error ("expected a 32 byte hex string") misleads. Amounts are still written as
+/// `U256` writes them (hex strings), which this reads back.
+mod token_amount {
+    use std::fmt;
+
+    use alloy::primitives::U256;
+    use serde::{
+        Deserializer,
+        de::{self, Unexpected, Visitor},
+    };
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<U256, D::Error> {
+        d.deserialize_any(AmountVisitor)
+    }
+
+    struct AmountVisitor;
+
+    impl Visitor<'_> for AmountVisitor {
+        type Value = U256;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(
+                "a token amount in base units: a whole number (1000), or a string, decimal \
+                 (\"1000\") or hex (\"0x3e8\")",
+            )
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<U256, E> {
+            Ok(U256::from(v))
+        }
+
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<U256, E> {
+            Ok(U256::from(v))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<U256, E> {
+            u64::try_from(v)
+                .map(U256::from)
+                .map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+        }
+
+        // The toml crate hands over integers past i64 this way.
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<U256, E> {
+            u128::try_from(v)
+                .map(U256::from)
+                .map_err(|_| E::invalid_value(Unexpected::Other("a negative integer"), &self))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<U256, E> {
+            let t = v.trim();
+            if t.is_empty() {
+                return Err(E::invalid_value(Unexpected::Str(v), &self));
+            }
+            t.parse()
+                .map_err(|_| E::invalid_value(Unexpected::Str(v), &self))
+        }
+    }
 }
 
 impl Default for Offer {
@@ -347,6 +411,57 @@ mod tests {
             .expect_err("unknown key")
             .to_string();
         assert!(err.contains("capacity") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn token_amounts_are_integers_or_strings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        let offer = |body: &str| {
+            std::fs::write(&path, format!("[host.offer]\n{body}\n")).expect("write");
+            NodeConfig::resolve(Some(&path), &Overrides::default()).map(|c| c.host.offer)
+        };
+
+        let o = offer("min_price_per_byte_per_second = 1000\nmax_collateral_per_slot = 5")
+            .expect("integers");
+        assert_eq!(o.min_price_per_byte_per_second, U256::from(1000));
+        assert_eq!(o.max_collateral_per_slot, U256::from(5));
+
+        // Past i64: a string, decimal or hex.
+        let o = offer(
+            "min_price_per_byte_per_second = \"0x3e8\"\n\
+             max_collateral_per_slot = \"1000000000000000000000\"",
+        )
+        .expect("strings");
+        assert_eq!(o.min_price_per_byte_per_second, U256::from(1000));
+        assert_eq!(
+            o.max_collateral_per_slot,
+            U256::from(10u64).pow(U256::from(21))
+        );
+        // The toml crate reads integers past i64 (as i128); accept them too.
+        let o = offer("max_collateral_per_slot = 1000000000000000000000").expect("big integer");
+        assert_eq!(
+            o.max_collateral_per_slot,
+            U256::from(10u64).pow(U256::from(21))
+        );
+
+        for (bad, place) in [
+            ("max_collateral_per_slot = -1", "-1"),
+            ("max_collateral_per_slot = 1.5", "1.5"),
+            ("max_collateral_per_slot = \"ten\"", "ten"),
+            ("max_collateral_per_slot = \"\"", "line 2"),
+        ] {
+            let err = offer(bad).expect_err(bad).to_string();
+            assert!(
+                err.contains("a token amount in base units") && err.contains(place),
+                "{bad}: {err}"
+            );
+        }
+
+        // The database and the API keep the offer as JSON in U256's own form; it reads back.
+        let o = offer("max_collateral_per_slot = 7").expect("integer");
+        let json = serde_json::to_string(&o).expect("to JSON");
+        assert_eq!(serde_json::from_str::<Offer>(&json).expect("from JSON"), o);
     }
 
     #[test]
