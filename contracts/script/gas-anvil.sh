@@ -88,12 +88,12 @@ record "announceHost" "$tx" 0
 # Open and fill one request per case. Each host fills its first slot (the costliest fill).
 cases=("1 GiB slot, 5 samples" "1 GiB slot, 16 samples" "one block, 1 sample")
 keys=(gib5 gib16 block1)
-declare -A SLOT PROOF SEED SAMPLES_OF CELLS_OF ROOT_OF PROOF_BYTES_OF
+declare -A SLOT PROOF SEED SAMPLES_OF CELLS_OF ROOT_OF PROOF_BYTES_OF REQUEST_OF
 for i in 0 1 2; do
   eval "$(node script/lib/vector-args.mjs "$VECTORS" "${cases[$i]}")"
   k=${keys[$i]}
   SLOT[$k]=$SLOT_ID PROOF[$k]=$PROOF SEED[$k]=$SEED SAMPLES_OF[$k]=$SAMPLES CELLS_OF[$k]=$CELL_COUNT
-  ROOT_OF[$k]=$SLOT_ROOT PROOF_BYTES_OF[$k]=$PROOF_BYTES
+  ROOT_OF[$k]=$SLOT_ROOT PROOF_BYTES_OF[$k]=$PROOF_BYTES REQUEST_OF[$k]=$REQUEST_ID
   send "$RENTER_KEY" "$RANDOMNESS" "setSeed(bytes32)" "$SEED" >/dev/null
   params="($DATASET_ROOT,$(
     "$CAST" keccak manifest
@@ -130,6 +130,10 @@ for m in 0 1 2; do
   record "${labels[$m]}" "$tx" 0
   [[ -n ${TRACE:-} ]] && node script/lib/opstats.mjs "$RPC" "$tx" >&2
 done
+
+# The renter buys 30 more days for the 16-slot request while it runs (escrow already approved).
+tx=$(send "$RENTER_KEY" "$MARKET" "extendRequest(bytes32,uint256)" "${REQUEST_OF[gib16]}" 2592000)
+record "extendRequest (16 slots, 30 days)" "$tx" 0
 
 # Past the end of every request (they were never fully filled, so they are Cancelled): withdrawals.
 "$CAST" rpc --rpc-url "$RPC" evm_increaseTime 2678400 >/dev/null

@@ -67,6 +67,9 @@ interface IMarketplace {
     /// @notice The request expired before all slots were filled. Emitted by the first withdrawal
     /// after the expiry.
     event RequestCancelled(bytes32 indexed requestId);
+    /// @notice The renter extended a running request by `extraSeconds`: it now ends at `endsAt`, and
+    /// `payment` more tokens are in escrow (`pricePerBytePerSecond * slotSize * slots * extraSeconds`).
+    event RequestExtended(bytes32 indexed requestId, uint256 extraSeconds, uint64 endsAt, uint256 payment);
     /// @notice Tokens left the contract: to a host (`slotId` set), to a renter (`slotId` zero) or
     /// to a reporter (`requestId` and `slotId` zero).
     event Withdrawn(
@@ -91,6 +94,9 @@ interface IMarketplace {
     error ZeroManifestId();
     error PriceOverflow();
     error CollateralOverflow();
+    /// @notice `extendRequest`: `extraSeconds` must be 1 .. `maxExtraSeconds` (what keeps the whole
+    /// duration within `MAX_DURATION`).
+    error InvalidExtension(uint256 extraSeconds, uint256 maxExtraSeconds);
 
     error UnknownRequest(bytes32 requestId);
     error UnknownSlot(bytes32 slotId);
@@ -149,6 +155,17 @@ interface IMarketplace {
     /// (`pricePerBytePerSecond * slotSize * slots * duration`) with `transferFrom`: approve it first.
     /// @return requestId `keccak256(abi.encode(chainid, marketplace, renter, nonce))`, see `nextRequestId`.
     function requestStorage(RequestParams calldata params) external returns (bytes32 requestId);
+
+    /// @notice Extends a running request (New or Started) by `extraSeconds`, which must keep its whole
+    /// duration within `MAX_DURATION` (else `InvalidExtension`) and the whole escrow within 256 bits
+    /// (else `PriceOverflow`). Only the renter may call it (`NotRenter`). Pulls
+    /// `pricePerBytePerSecond * slotSize * slots * extraSeconds` with `transferFrom` (approve it
+    /// first; `extensionCost` computes it), moves `endsAt` and the stored `params.duration` by
+    /// `extraSeconds` (so `getRequest` shows the whole duration, and `createdAt` stays put), and
+    /// emits `RequestExtended`. `expiresAt` does not change: a New request must still be filled by
+    /// then, or it is cancelled and the whole escrow, extension included, is refunded. Hosts are paid
+    /// up to the new end and must prove until then.
+    function extendRequest(bytes32 requestId, uint256 extraSeconds) external;
 
     /// @notice Fills a Free or Repair slot of an active request. Checks the slot root's path to the
     /// dataset root and a first direct proof against the current period's seed, then pulls the
@@ -246,6 +263,11 @@ interface IMarketplace {
 
     /// @notice Escrow that `requestStorage` pulls for `params`: price * slotSize * slots * duration.
     function escrowFor(RequestParams calldata params) external pure returns (uint256);
+
+    /// @notice What `extendRequest(requestId, extraSeconds)` pulls from the renter:
+    /// price * slotSize * slots * extraSeconds. Reverts as `extendRequest` would for an unknown or
+    /// ended request or an invalid extension (whoever the caller is).
+    function extensionCost(bytes32 requestId, uint256 extraSeconds) external view returns (uint256);
 
     /// @notice Full collateral backing one slot of the request: collateralPerByte * slotSize.
     function slotCollateral(bytes32 requestId) external view returns (uint256);

@@ -159,6 +159,26 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IMarketplace
+    function extendRequest(bytes32 requestId, uint256 extraSeconds) external nonReentrant {
+        Request storage r = _requests[requestId];
+        address renter = r.renter;
+        if (renter == address(0)) revert UnknownRequest(requestId);
+        if (msg.sender != renter) revert NotRenter(msg.sender, renter);
+        uint256 payment = _extension(requestId, r, extraSeconds);
+
+        // Both move by the same amount: createdAt (endsAt - duration) stays, and the escrow that
+        // `_renterRefund` recomputes from the duration includes the payment.
+        // forge-lint: disable-next-line(unsafe-typecast) _extension keeps the duration <= MAX_DURATION
+        r.params.duration += uint64(extraSeconds);
+        // forge-lint: disable-next-line(unsafe-typecast) createdAt + a duration <= MAX_DURATION fits 40 bits
+        uint40 endsAt = r.endsAt + uint40(extraSeconds);
+        r.endsAt = endsAt;
+        emit RequestExtended(requestId, extraSeconds, endsAt, payment);
+
+        _token.safeTransferFrom(msg.sender, address(this), payment);
+    }
+
+    /// @inheritdoc IMarketplace
     function fillSlot(
         bytes32 requestId,
         uint256 slotIndex,
@@ -422,6 +442,13 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IMarketplace
+    function extensionCost(bytes32 requestId, uint256 extraSeconds) external view returns (uint256) {
+        Request storage r = _requests[requestId];
+        if (r.renter == address(0)) revert UnknownRequest(requestId);
+        return _extension(requestId, r, extraSeconds);
+    }
+
+    /// @inheritdoc IMarketplace
     function slotCollateral(bytes32 requestId) external view returns (uint256) {
         return _requests[requestId].slotCollateral;
     }
@@ -477,6 +504,24 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
         (bool ok2, uint256 total) = Math.tryMul(perSecond, uint256(p.slots) * p.duration);
         if (!ok1 || !ok2) revert PriceOverflow();
         return total;
+    }
+
+    /// @dev Checks that a known request runs and may grow by `extraSeconds` (the whole duration stays
+    /// within MAX_DURATION, the whole escrow within 256 bits); returns what the extension costs.
+    function _extension(bytes32 requestId, Request storage r, uint256 extraSeconds)
+        internal
+        view
+        returns (uint256 payment)
+    {
+        _requireActive(requestId, r);
+        RequestParams storage p = r.params;
+        uint256 maxExtra = MAX_DURATION - p.duration;
+        if (extraSeconds == 0 || extraSeconds > maxExtra) revert InvalidExtension(extraSeconds, maxExtra);
+        // price * slotSize and each product with the old duration were checked by `_validate`.
+        uint256 allSlotsPerSecond = p.pricePerBytePerSecond * p.slotSize * r.slots;
+        (bool ok,) = Math.tryMul(allSlotsPerSecond, p.duration + extraSeconds);
+        if (!ok) revert PriceOverflow();
+        return allSlotsPerSecond * extraSeconds;
     }
 
     /// @dev Stores a validated request, creates its slots (Free) and pulls the escrow. Separate from

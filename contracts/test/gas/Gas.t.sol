@@ -160,4 +160,16 @@ contract GasTest {
         emit log_named_uint("markProofMissing (eviction) execution gas", used);
         vm.assertLe(used, 100_000);
     }
+
+    function test_Gas_ExtendRequest() public {
+        Vectors.ProofCase memory c = Vectors.proofCaseNamed(json, "1 GiB slot, 16 samples");
+        _fill(c, _open(c));
+        vm.warp(block.timestamp + 1 days);
+        vm.prank(renter);
+        uint256 before = gasleft();
+        market.extendRequest(c.requestId, 30 days);
+        uint256 used = before - gasleft();
+        emit log_named_uint("extendRequest execution gas", used);
+        vm.assertLe(used, 60_000);
+    }
 }

@@ -115,10 +115,17 @@ contract MarketplaceInvariantTest {
         vm.assertFalse(handler.overpaid());
     }
 
+    /// An extension pulls exactly price · slotSize · slots · extra and moves the end and the duration
+    /// by extra (nothing else); a refused one moves no token.
+    function invariant_ExtensionsPayExactlyAndMoveTheEnd() public view {
+        vm.assertFalse(handler.badExtension());
+    }
+
     /// Shows (with -vv) how far the runs got; the totals accumulate over all runs of one invariant.
     function afterInvariant() external {
         (
             uint256 requests,
+            uint256 extensions,
             uint256 fills,
             uint256 repairs,
             uint256 proofs,
@@ -129,6 +136,7 @@ contract MarketplaceInvariantTest {
             uint256 rewardWithdrawals
         ) = handler.counts();
         emit log_named_uint("requests", requests);
+        emit log_named_uint("extensions", extensions);
         emit log_named_uint("fills", fills);
         emit log_named_uint("repairs", repairs);
         emit log_named_uint("proofs", proofs);

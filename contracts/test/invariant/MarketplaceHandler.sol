@@ -15,8 +15,8 @@ import {HoardTestToken} from "../../src/token/HoardTestToken.sol";
 import {SlotBuilder} from "../utils/SlotBuilder.sol";
 import {vm} from "../utils/Vm.sol";
 
-/// @notice Drives the Marketplace through random but meaningful sequences (requests, fills, proofs,
-/// missed proofs, evictions, repairs, time, withdrawals) and keeps ghost books of every token that
+/// @notice Drives the Marketplace through random but meaningful sequences (requests, extensions,
+/// fills, proofs, missed proofs, evictions, repairs, time, withdrawals) and keeps ghost books of every token that
 /// moves, who holds which slot and who was evicted, for the invariants to check.
 contract MarketplaceHandler {
     uint64 internal constant PERIOD = 10;
@@ -34,7 +34,7 @@ contract MarketplaceHandler {
         uint16 slots;
         uint16 samples;
         bytes32[] roots;
-        uint256 tokensIn; // escrow + collateral brought
+        uint256 tokensIn; // escrow (extensions included) + collateral brought
         uint256 tokensOut; // payouts to hosts and renter
         uint256 rewards; // reporter rewards credited out of this request's collateral
     }
@@ -51,11 +51,13 @@ contract MarketplaceHandler {
     bool public filledTwice;
     bool public paidAfterEviction;
     bool public overpaid;
+    bool public badExtension;
     mapping(bytes32 => uint256) internal reqIndex; // 1-based
 
     /// Successful actions, to see that runs reach the interesting states.
     struct Counts {
         uint256 requests;
+        uint256 extensions;
         uint256 fills;
         uint256 repairs;
         uint256 proofs;
@@ -159,6 +161,33 @@ contract MarketplaceHandler {
         reqIndex[id] = reqs.length;
         escrowIn += escrow;
         counts.requests += 1;
+    }
+
+    /// The renter of a request buys `1 + secs % 3000` more seconds; refused (and nothing moves) once
+    /// the request has ended.
+    function extend(uint256 reqSeed, uint256 secs) external {
+        ++calls;
+        if (reqs.length == 0) return;
+        Req storage r = reqs[reqSeed % reqs.length];
+        RequestInfo memory before = market.getRequest(r.id);
+        uint256 extra = 1 + secs % 3000;
+        uint256 balance = token.balanceOf(before.renter);
+        vm.prank(before.renter);
+        try market.extendRequest(r.id, extra) {
+            uint256 paid = balance - token.balanceOf(before.renter);
+            RequestInfo memory info = market.getRequest(r.id);
+            RequestParams memory p = before.params;
+            if (
+                paid != p.pricePerBytePerSecond * p.slotSize * p.slots * extra
+                    || info.endsAt != before.endsAt + extra || info.params.duration != p.duration + extra
+                    || info.createdAt != before.createdAt || info.expiresAt != before.expiresAt
+            ) badExtension = true;
+            escrowIn += paid;
+            r.tokensIn += paid;
+            counts.extensions += 1;
+        } catch {
+            if (token.balanceOf(before.renter) != balance) badExtension = true;
+        }
     }
 
     /// Fills up to `1 + countSeed % slots` slots of one request, from slot `slotSeed` on, each by a

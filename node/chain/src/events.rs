@@ -58,6 +58,17 @@ pub enum MarketEvent {
         /// When the request finishes.
         ends_at: u64,
     },
+    /// The renter extended a running request: it now ends at `ends_at`.
+    RequestExtended {
+        /// Request id.
+        request_id: B256,
+        /// Seconds added to the duration.
+        extra_seconds: u64,
+        /// The new end (unix seconds).
+        ends_at: u64,
+        /// Tokens the renter paid into escrow for the extra time.
+        payment: U256,
+    },
     /// A host filled a slot (`repair`: the slot was in Repair).
     SlotFilled {
         /// Request id.
@@ -410,6 +421,12 @@ fn convert(e: MarketplaceEvents) -> Result<MarketEvent, String> {
             escrow: e.escrow,
             expires_at: e.expiresAt,
             ends_at: e.endsAt,
+        },
+        E::RequestExtended(e) => MarketEvent::RequestExtended {
+            request_id: e.requestId,
+            extra_seconds: small("extraSeconds", e.extraSeconds)?,
+            ends_at: e.endsAt,
+            payment: e.payment,
         },
         E::SlotFilled(e) => MarketEvent::SlotFilled {
             request_id: e.requestId,
