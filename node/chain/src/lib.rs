@@ -4,7 +4,7 @@
 //! ```text
 //!                    ┌──────────────── Chain (Clone; Arc inside) ────────────────┐
 //!  node tasks ──────▶│ views: getRequest, challenge, hostSlots, balances, …      │──┐
-//!                    │ txs:   requestStorage, fillSlot, submitProof, …           │  │
+//!                    │ txs:   requestStorage, extendRequest, fillSlot, …          │  │
 //!                    └──────────────┬────────────────────────────────────────────┘  │
 //!                                   │ Job (bounded mpsc, oneshot reply)               │
 //!                                   ▼                                                 ▼
@@ -45,7 +45,7 @@ mod tx;
 pub use alloy::primitives::{Address, B256, Bytes, U256};
 pub use alloy::signers::local::PrivateKeySigner;
 pub use bindings::Marketplace::{MarketplaceConfig, RequestInfo, RequestParams, SlotInfo};
-pub use client::{Chain, ChainConfig, HostInfo, TxOutcome};
+pub use client::{Chain, ChainConfig, Extension, HostInfo, TxOutcome};
 pub use deployment::Deployment;
 pub use devnet::{DeploySettings, LocalChain, deploy, find_anvil, fund};
 pub use error::{ChainError, decode_revert};

@@ -35,8 +35,9 @@ impl ChainMetrics {
     /// Creates the metrics without registering them anywhere.
     /// Every method the node sends, so each per-method series exists (at 0) from the start and
     /// dashboards and alerts have data before the first revert.
-    const METHODS: [&'static str; 11] = [
+    const METHODS: [&'static str; 12] = [
         "requestStorage",
+        "extendRequest",
         "fillSlot",
         "submitProof",
         "markProofMissing",

@@ -105,6 +105,15 @@ impl TxOutcome {
     }
 }
 
+/// What an `extendRequest` did (its `RequestExtended` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extension {
+    /// The request's new end, unix seconds.
+    pub ends_at: u64,
+    /// Tokens pulled from the renter for the extra time.
+    pub payment: U256,
+}
+
 /// A host's announcement (`hostInfo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostInfo {

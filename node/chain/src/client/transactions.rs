@@ -5,16 +5,16 @@ use alloy::{
     network::TransactionBuilder,
     primitives::{Address, B256, Bytes, U256},
     rpc::types::{TransactionReceipt, TransactionRequest},
-    sol_types::{SolCall, SolEvent},
+    sol_types::{SolCall, SolError, SolEvent},
 };
 
-use super::{Chain, TxOutcome, method_name};
+use super::{Chain, Extension, TxOutcome, method_name};
 use crate::{
     bindings::{
         HoardTestToken,
         Marketplace::{self, RequestParams},
     },
-    error::ChainError,
+    error::{ChainError, decode_revert},
     tx::Allowance,
 };
 
@@ -50,20 +50,10 @@ impl Chain {
     ) -> Result<(B256, TxOutcome), ChainError> {
         let d = &self.inner.deployment;
         // escrowFor validates the parameters: its revert is requestStorage's.
-        let escrow = self.escrow_for(&params).await.map_err(|e| match e {
-            ChainError::Revert { error, .. } => {
-                let method = method_name::<Marketplace::requestStorageCall>();
-                self.metrics()
-                    .tx_reverted
-                    .with_label_values(&[method])
-                    .inc();
-                ChainError::Revert {
-                    method: method.to_owned(),
-                    error,
-                }
-            }
-            e => e,
-        })?;
+        let escrow = self
+            .escrow_for(&params)
+            .await
+            .map_err(|e| self.revert_as::<Marketplace::requestStorageCall>(e))?;
         let allowance = Allowance {
             token: d.token,
             spender: d.marketplace,
@@ -85,6 +75,82 @@ impl Chain {
                 ))
             })?;
         Ok((request_id, TxOutcome::of(&receipt)))
+    }
+
+    /// Extends a running request of this account by `extra_seconds`; approves the token for
+    /// exactly the extension's cost first if the allowance is short. Returns the new end and the
+    /// payment (from its `RequestExtended` event).
+    pub async fn extend_request(
+        &self,
+        request_id: B256,
+        extra_seconds: u64,
+    ) -> Result<(Extension, TxOutcome), ChainError> {
+        let d = &self.inner.deployment;
+        let me = self.address().ok_or(ChainError::NoSigner)?;
+        // Only the renter may extend; say so before approving anything (an unknown request has
+        // no renter and fails in extensionCost below).
+        let renter = self.get_request(request_id).await?.renter;
+        if renter != Address::ZERO && renter != me {
+            let error = Marketplace::NotRenter { caller: me, renter };
+            let revert = ChainError::Revert {
+                method: String::new(),
+                error: decode_revert(&error.abi_encode()),
+            };
+            return Err(self.revert_as::<Marketplace::extendRequestCall>(revert));
+        }
+        // extensionCost checks the request and the extension: its revert is extendRequest's
+        // (and nothing is approved for an extension that cannot happen).
+        let cost = self
+            .extension_cost(request_id, extra_seconds)
+            .await
+            .map_err(|e| self.revert_as::<Marketplace::extendRequestCall>(e))?;
+        let allowance = Allowance {
+            token: d.token,
+            spender: d.marketplace,
+            amount: cost,
+        };
+        let call = Marketplace::extendRequestCall {
+            requestId: request_id,
+            extraSeconds: U256::from(extra_seconds),
+        };
+        let receipt = self.transact(d.marketplace, call, Some(allowance)).await?;
+        let extension = receipt
+            .inner
+            .logs()
+            .iter()
+            .filter(|log| log.address() == d.marketplace)
+            .find_map(|log| Marketplace::RequestExtended::decode_log_data(log.data()).ok())
+            .filter(|event| event.requestId == request_id)
+            .map(|event| Extension {
+                ends_at: event.endsAt,
+                payment: event.payment,
+            })
+            .ok_or_else(|| {
+                ChainError::Other(format!(
+                    "extendRequest transaction {} emitted no RequestExtended event",
+                    receipt.transaction_hash
+                ))
+            })?;
+        Ok((extension, TxOutcome::of(&receipt)))
+    }
+
+    /// A view's revert reported as the revert of transaction `C` it stands in for (and counted
+    /// as one); other errors pass through.
+    fn revert_as<C: SolCall>(&self, e: ChainError) -> ChainError {
+        match e {
+            ChainError::Revert { error, .. } => {
+                let method = method_name::<C>();
+                self.metrics()
+                    .tx_reverted
+                    .with_label_values(&[method])
+                    .inc();
+                ChainError::Revert {
+                    method: method.to_owned(),
+                    error,
+                }
+            }
+            e => e,
+        }
     }
 
     /// Fills slot `slot_index` of a request with its first proof; approves the slot's full

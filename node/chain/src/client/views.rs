@@ -239,6 +239,24 @@ impl Chain {
         .await
     }
 
+    /// What `extendRequest(request_id, extra_seconds)` pulls from the renter:
+    /// price · slotSize · slots · extra_seconds. Reverts (`UnknownRequest`, `RequestNotActive`,
+    /// `InvalidExtension`, `PriceOverflow`) as the extension itself would, whoever asks.
+    pub async fn extension_cost(
+        &self,
+        request_id: B256,
+        extra_seconds: u64,
+    ) -> Result<U256, ChainError> {
+        self.view("extensionCost", async {
+            self.inner
+                .market
+                .extensionCost(request_id, U256::from(extra_seconds))
+                .call()
+                .await
+        })
+        .await
+    }
+
     /// The id the next request of `renter` will get.
     pub async fn next_request_id(&self, renter: Address) -> Result<B256, ChainError> {
         self.view("nextRequestId", async {

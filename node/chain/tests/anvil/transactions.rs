@@ -1,4 +1,4 @@
-//! Reverts, funds and nonces.
+//! Reverts, funds, nonces, and extending a request.
 
 use std::collections::BTreeSet;
 
@@ -7,9 +7,9 @@ use alloy::{
     providers::Provider,
     signers::local::PrivateKeySigner,
 };
-use hoard_chain::{Chain, ChainConfig, ChainError};
+use hoard_chain::{Chain, ChainConfig, ChainError, EventFollower, Extension, MarketEvent, fund};
 
-use crate::common::{Env, params, tokens};
+use crate::common::{Env, params, poll_until, tokens};
 
 #[tokio::test]
 async fn reverts_come_back_decoded_and_cost_no_nonce() {
@@ -199,5 +199,156 @@ async fn concurrent_transactions_get_consecutive_nonces() {
             .await
             .expect("nonce"),
         first_nonce + 23
+    );
+}
+
+#[tokio::test]
+async fn the_renter_extends_a_running_request_and_pays_for_it() {
+    let env = Env::start().await;
+    let renter = env.chain(1).await;
+    let other = env.chain(2).await;
+    let me = renter.address().expect("signer");
+    fund(&renter, &[me, other.address().expect("signer")], tokens(10))
+        .await
+        .expect("fund");
+    let p = params(20); // one 64-KiB slot at 1 unit/B/s: P = 65,536 per second
+    let per_second = U256::from(65_536u64);
+    let (id, _) = renter.request_storage(p.clone()).await.expect("request");
+    let before = renter.get_request(id).await.expect("request info");
+    let balance = renter.token_balance(me).await.expect("balance");
+
+    assert_eq!(
+        renter.extension_cost(id, 600).await.expect("cost"),
+        per_second * U256::from(600)
+    );
+    let (extension, outcome) = renter.extend_request(id, 600).await.expect("extend");
+    assert_eq!(
+        extension,
+        Extension {
+            ends_at: before.endsAt + 600,
+            payment: per_second * U256::from(600),
+        }
+    );
+    let after = renter.get_request(id).await.expect("request info");
+    assert_eq!(after.endsAt, before.endsAt + 600);
+    assert_eq!(after.params.duration, p.duration + 600);
+    assert_eq!(
+        (after.createdAt, after.expiresAt),
+        (before.createdAt, before.expiresAt)
+    );
+    assert_eq!(
+        renter.token_balance(me).await.expect("balance"),
+        balance - extension.payment
+    );
+    // The approval was for exactly the payment.
+    assert_eq!(
+        renter
+            .token_allowance(me, env.deployment.marketplace)
+            .await
+            .expect("allowance"),
+        U256::ZERO
+    );
+
+    // The event follower hands the extension to the node.
+    let mut follower = EventFollower::new(0);
+    let mut cursor = None;
+    let polls = poll_until(&mut follower, &renter, &mut cursor, |p| {
+        p.caught_up && p.cursor.block >= outcome.block
+    })
+    .await;
+    let extended: Vec<MarketEvent> = polls
+        .into_iter()
+        .flat_map(|p| p.events)
+        .map(|e| e.event)
+        .filter(|e| matches!(e, MarketEvent::RequestExtended { .. }))
+        .collect();
+    assert_eq!(
+        extended,
+        vec![MarketEvent::RequestExtended {
+            request_id: id,
+            extra_seconds: 600,
+            ends_at: before.endsAt + 600,
+            payment: extension.payment,
+        }]
+    );
+
+    // Refusals, decoded, and none of them approves or spends anything.
+    let e = other
+        .extend_request(id, 60)
+        .await
+        .expect_err("not the renter");
+    assert_eq!(
+        e.revert_reason(),
+        Some(
+            format!(
+                "NotRenter {{ caller: {:?}, renter: {me:?} }}",
+                other.address().expect("signer")
+            )
+            .as_str()
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("extendRequest reverted: NotRenter"),
+        "{e}"
+    );
+    let e = renter.extend_request(id, 0).await.expect_err("zero");
+    assert!(
+        e.revert_reason()
+            .is_some_and(|r| r.starts_with("InvalidExtension { extraSeconds: 0,")),
+        "{e:?}"
+    );
+    let e = renter
+        .extend_request(B256::repeat_byte(9), 60)
+        .await
+        .expect_err("unknown");
+    assert!(
+        e.revert_reason()
+            .is_some_and(|r| r.starts_with("UnknownRequest")),
+        "{e:?}"
+    );
+    assert_eq!(
+        other
+            .token_allowance(other.address().expect("signer"), env.deployment.marketplace)
+            .await
+            .expect("allowance"),
+        U256::ZERO
+    );
+
+    // Unfilled past its expiry, the request is Cancelled: too late to extend.
+    let provider = renter.provider();
+    provider
+        .raw_request::<_, i64>(
+            "evm_increaseTime".into(),
+            serde_json::json!([before.expiresAt - before.createdAt + 1]),
+        )
+        .await
+        .expect("increase time");
+    provider
+        .raw_request::<_, String>("evm_mine".into(), serde_json::json!([]))
+        .await
+        .expect("mine");
+    let e = renter.extend_request(id, 60).await.expect_err("cancelled");
+    assert!(
+        e.revert_reason()
+            .is_some_and(|r| r.starts_with("RequestNotActive") && r.ends_with("state: 3 }")),
+        "{e:?}"
+    );
+    // Each refusal counts as a reverted extendRequest of the client that tried it.
+    let reverted = |c: &Chain| {
+        c.metrics()
+            .tx_reverted
+            .with_label_values(&["extendRequest"])
+            .get()
+    };
+    assert_eq!((reverted(&renter), reverted(&other)), (3, 1));
+    assert_eq!(
+        renter
+            .metrics()
+            .tx_sent
+            .with_label_values(&["extendRequest"])
+            .get(),
+        1
     );
 }
