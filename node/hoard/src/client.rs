@@ -30,7 +30,10 @@ pub(crate) struct ApiArgs {
     #[arg(long, env = "HOARD_API_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
     /// The node's data folder, to read the API token from.
+    // Its own id: with the default id (`data_dir`) this global's default `.hoard` would also fill
+    // `hoard node run --data-dir` and hide the config file's `data_dir`.
     #[arg(
+        id = "node_data_dir",
         long = "node-data-dir",
         env = "HOARD_DATA_DIR",
         default_value = ".hoard",

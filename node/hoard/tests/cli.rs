@@ -235,3 +235,38 @@ fn node_run_names_what_is_missing() {
         "{err}"
     );
 }
+
+/// The config file's `data_dir` is used (the CLI's own `--node-data-dir` default once hid it),
+/// and a config file that cannot be read is named with its cause, once.
+#[test]
+fn node_run_takes_data_dir_from_the_config_file() {
+    let tmp = TempDir::new().expect("tempdir");
+    let config = tmp.path().join("node.toml");
+    fs::write(
+        &config,
+        "data_dir = \"from-file\"\n[chain]\ndeployment = \"missing.json\"\n",
+    )
+    .expect("write the config");
+    let out = Command::new(env!("CARGO_BIN_EXE_hoard"))
+        .args(["node", "run", "--config", p(&config)])
+        .current_dir(tmp.path())
+        .env_remove("HOARD_DATA_DIR")
+        .env_remove("HOARD_DEPLOYMENT")
+        .env(
+            "HOARD_PRIVATE_KEY",
+            "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+        )
+        .output()
+        .expect("run hoard");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("missing.json"),
+        "{err}"
+    );
+    assert!(tmp.path().join("from-file").is_dir(), "{err}");
+    assert!(!tmp.path().join(".hoard").exists(), "{err}");
+
+    let (ok, _, err) = hoard(&["node", "run", "--config", p(&tmp.path().join("none.toml"))]);
+    assert!(!ok && err.contains("cannot read the config file"), "{err}");
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
