@@ -49,16 +49,26 @@ pub(crate) struct Client {
     /// The node's API base URL.
     pub(crate) url: String,
     token: Option<String>,
+    /// Where the token came from, for the hint when the node refuses the call.
+    token_source: String,
 }
 
 impl Client {
     pub(crate) fn new(args: &ApiArgs) -> Self {
-        let token = args.token.clone().or_else(|| {
-            std::fs::read_to_string(args.data_dir.join("api-token"))
-                .ok()
-                .map(|t| t.trim().to_string())
-        });
-        Self::at(&args.url, token)
+        let file = args.data_dir.join("api-token");
+        let (token, token_source) = match &args.token {
+            Some(t) => (Some(t.clone()), "--token / HOARD_API_TOKEN".to_string()),
+            None => (
+                std::fs::read_to_string(&file)
+                    .ok()
+                    .map(|t| t.trim().to_string()),
+                file.display().to_string(),
+            ),
+        };
+        Self {
+            token_source,
+            ..Self::at(&args.url, token)
+        }
     }
 
     /// A client of the node at `url`, with `token` for the calls that change things.
@@ -70,6 +80,7 @@ impl Client {
                 .unwrap_or_default(),
             url: url.trim_end_matches('/').to_string(),
             token,
+            token_source: "the caller".into(),
         }
     }
 
@@ -94,6 +105,22 @@ impl Client {
                 .get("error")
                 .and_then(Value::as_str)
                 .unwrap_or("unknown error");
+            if status == reqwest::StatusCode::UNAUTHORIZED {
+                match &self.token {
+                    None => bail!(
+                        "{msg}; no token at {}: point --node-data-dir (or HOARD_DATA_DIR) at the \
+                         data folder of the node at {}, or pass --token",
+                        self.token_source,
+                        self.url
+                    ),
+                    Some(_) => bail!(
+                        "{msg}; the token from {} is not this node's: is --node-data-dir the \
+                         data folder of the node at {}?",
+                        self.token_source,
+                        self.url
+                    ),
+                }
+            }
             bail!("{msg}");
         }
         Ok(serde_json::from_value(body)?)
@@ -343,11 +370,9 @@ pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::
             let s: HostStatus = c.get("/api/v1/host").await?;
             out.result(&s, || {
                 let mut t = format!(
-                    "host role {}; capacity {} bytes, min price {}/B/s, max collateral {}\nbalance {}  collateral at risk {}  earned so far {}\n",
-                    if s.enabled { "on" } else { "off" },
-                    s.offer.capacity_bytes,
-                    s.offer.min_price_per_byte_per_second,
-                    s.offer.max_collateral_per_slot,
+                    "host role {}; {}\nbalance {}  collateral at risk {}  earned so far {}\n",
+                    on_off(s.enabled),
+                    offer_line(&s.offer),
                     s.balance,
                     s.collateral_at_risk,
                     s.earned
@@ -387,7 +412,7 @@ pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::
             if change {
                 offer = c.put("/api/v1/host/offer", &offer).await?;
             }
-            out.result(&offer, || format!("{offer:#?}"));
+            out.result(&offer, || offer_line(&offer));
         }
         HostCommand::Withdraw => {
             let r: Value = c.post("/api/v1/host/withdraw", &json!({})).await?;
@@ -454,6 +479,34 @@ pub(crate) async fn audit(c: &Client, dataset: B256, out: &Output) -> anyhow::Re
 
 pub(crate) async fn info(c: &Client, out: &Output) -> anyhow::Result<()> {
     let i: NodeInfo = c.get("/api/v1/node").await?;
-    out.result(&i, || format!("{i:#?}"));
+    out.result(&i, || {
+        format!(
+            "node     {} (hoard {})\naccount  {}\nchain    {}, marketplace {}, block {}, period {}\n\
+             roles    host {}, validator {}\nlisten   {}\npeers    {}",
+            i.peer_id,
+            i.version,
+            i.address,
+            i.chain_id,
+            i.marketplace,
+            i.block,
+            i.period,
+            on_off(i.host),
+            on_off(i.validator),
+            i.listen.join(" "),
+            i.peers
+        )
+    });
     Ok(())
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+/// The offer in one line (amounts in token base units).
+fn offer_line(o: &Offer) -> String {
+    format!(
+        "capacity {} bytes, min price {}/B/s, max collateral {}",
+        o.capacity_bytes, o.min_price_per_byte_per_second, o.max_collateral_per_slot
+    )
 }
