@@ -1,6 +1,6 @@
 //! `hoard node run`: start a node in the foreground until Ctrl-C or SIGTERM.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{io::IsTerminal as _, net::SocketAddr, path::PathBuf};
 
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context as _;
@@ -112,8 +112,13 @@ fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOARD_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,libp2p=warn,alloy=warn,hyper=warn")
     });
+    // Colours only on a terminal (`hoard node run 2> node.log` writes plain text), and never with
+    // NO_COLOR set (no-color.org).
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
