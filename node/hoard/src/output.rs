@@ -24,14 +24,12 @@ impl Output {
 
     /// Prints `value` as JSON, or `text()` as text.
     pub(crate) fn result<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
-        if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).expect("results serialise")
-            );
+        let text = if self.json {
+            serde_json::to_string_pretty(value).expect("results serialise")
         } else {
-            println!("{}", text());
-        }
+            text()
+        };
+        print_line(&text);
     }
 
     /// A byte progress bar, hidden for JSON output or when stderr is not a terminal.
@@ -50,6 +48,20 @@ impl Output {
         );
         bar.enable_steady_tick(Duration::from_millis(200));
         Bar(bar)
+    }
+}
+
+/// Writes `text` and a newline to stdout. A reader that went away (`hoard status … | head -1`) is
+/// not an error; any other write error ends the process non-zero (`println!` would panic).
+fn print_line(text: &str) {
+    use std::io::Write as _;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("error: writing the result to stdout: {e}");
+            std::process::exit(1);
+        }
     }
 }
 

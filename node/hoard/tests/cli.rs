@@ -270,3 +270,21 @@ fn node_run_takes_data_dir_from_the_config_file() {
     assert!(!ok && err.contains("cannot read the config file"), "{err}");
     assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }
+
+/// A reader that goes away (`hoard status … | head -1`) ends the command quietly, not in a panic.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let tmp = TempDir::new().expect("tempdir");
+    let file = tmp.path().join("f");
+    fs::write(&file, b"data").expect("write");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_hoard"))
+        .args(["pack", p(&file), "--out", p(&tmp.path().join("o"))])
+        .stdout(writer)
+        .output()
+        .expect("run hoard");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
