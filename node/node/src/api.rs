@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::{
     config::Offer,
+    extend::{ExtendError, ExtendRequest, ExtendResult},
     node::Ctx,
     renter::PutRequest,
     store::{HostSlotState, ProofOutcome},
@@ -32,6 +33,7 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, listener: tokio::net::TcpListener) {
         .route("/api/v1/datasets", post(put_dataset))
         .route("/api/v1/datasets/{id}", get(dataset_status))
         .route("/api/v1/datasets/{id}/audit", post(audit))
+        .route("/api/v1/datasets/{id}/extend", post(extend))
         .route("/api/v1/downloads", post(download))
         .route("/api/v1/jobs/{id}", get(job))
         .route("/api/v1/requests/{id}/withdraw", post(request_withdraw))
@@ -306,6 +308,31 @@ async fn audit(
         .await
         .map(Json)
         .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("{e:#}")))
+}
+
+/// `POST /api/v1/datasets/{id}/extend`: `{id}` is a dataset id or a request id.
+async fn extend(
+    State(ctx): State<Arc<Ctx>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(req): Json<ExtendRequest>,
+) -> ApiResult<ExtendResult> {
+    authorize(&ctx, &headers)?;
+    let id = parse_id(&id)?;
+    crate::extend::extend(&ctx, id, req.duration)
+        .await
+        .map(Json)
+        .map_err(|e| {
+            let status = match &e {
+                ExtendError::Unknown(_) => StatusCode::NOT_FOUND,
+                ExtendError::Store(_) | ExtendError::NotSynced(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                ExtendError::Chain(c) if c.is_transient() => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            ApiError(status, e.to_string())
+        })
 }
 
 /// `POST /api/v1/downloads`.

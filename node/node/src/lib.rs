@@ -15,8 +15,9 @@
 //! - `sync` polls the head, follows Marketplace events from a saved cursor and broadcasts them.
 //! - `host` picks and fills slots (`fetch`, `repair`); `prove` answers each period's challenges on
 //!   the blocking pool and withdraws at the end.
-//! - `renter` packs and posts datasets and serves them; `download` fetches them back; `audit`
-//!   spot-checks hosts off chain; `validator` marks missed proofs.
+//! - `renter` packs and posts datasets and serves them; `extend` buys more time for one;
+//!   `download` fetches them back; `audit` spot-checks hosts off chain; `validator` marks missed
+//!   proofs.
 //! - Every task shares one `Ctx` and stops on its cancellation token.
 
 mod announce;
@@ -24,6 +25,7 @@ mod api;
 mod audit;
 pub mod config;
 mod download;
+mod extend;
 mod fetch;
 mod host;
 mod jobs;
@@ -40,6 +42,7 @@ mod validator;
 pub use api::{DownloadRequest, HostSlotView, HostStatus, NodeInfo, ValidatorState};
 pub use audit::AuditResult;
 pub use config::{NodeConfig, Offer, Overrides, Secret};
+pub use extend::{ExtendRequest, ExtendResult};
 pub use jobs::JobStatus;
 pub use node::Node;
 pub use renter::{PutRequest, RequestStatus, SlotStatus};

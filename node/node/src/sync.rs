@@ -153,6 +153,22 @@ async fn apply(ctx: &Arc<Ctx>, event: &MarketEvent) -> anyhow::Result<()> {
             ctx.metrics.dataset_repairs.with_label_values(&[&label]);
             ctx.store.put_request(&record)?;
         }
+        MarketEvent::RequestExtended {
+            request_id,
+            extra_seconds,
+            ends_at,
+            ..
+        } => {
+            // Hosts prove until `ends_at` (prove.rs), so the new end must reach the store. Set, not
+            // added: a replay after a reorg leaves the same value.
+            if let Some(mut record) = ctx.store.request(request_id)?
+                && record.ends_at != *ends_at
+            {
+                tracing::info!(request = %short(request_id), extra_seconds, ends_at, "request extended");
+                record.ends_at = *ends_at;
+                ctx.store.put_request(&record)?;
+            }
+        }
         MarketEvent::SlotFilled { request_id, .. } | MarketEvent::SlotFreed { request_id, .. } => {
             refresh_dataset_slots(ctx, request_id).await;
             track_repairs(ctx, event, request_id);
