@@ -201,8 +201,9 @@ pub(crate) struct PutArgs {
     /// Parity slots m: how many slots (hosts) may be lost.
     #[arg(long, short = 'm', default_value_t = 2)]
     parity_slots: u16,
-    /// How long to store it, seconds.
-    #[arg(long, default_value_t = 30 * 24 * 3600)]
+    /// How long to store it: seconds, or a number with a unit (s, m, h, d, w, y = 365 days),
+    /// e.g. 30d.
+    #[arg(long, default_value = "2592000", value_parser = crate::duration::parse)]
     duration: u64,
     /// Seconds hosts have to fill every slot before the request is cancelled and refunded.
     #[arg(long, default_value_t = 3600)]

@@ -8,13 +8,15 @@
 //!  hoard bench  ─▶ all of the above, timed, with peak memory
 //!  hoard node run ─▶ hoard_node::Node (libp2p + chain + store + roles + REST API)
 //!  hoard devnet ─▶ anvil + deploy + renter + N hosts (child processes) + the story of a dataset
-//!  hoard put/get/status/withdraw/host/validate/audit ─▶ REST calls to a running node
+//!  hoard put/get/status/extend/withdraw/host/validate/audit ─▶ REST calls to a running node
 //! ```
 
 mod bench;
 mod client;
 mod dataset;
 mod devnet;
+mod duration;
+mod extend;
 mod node_cmd;
 mod output;
 mod proof;
@@ -63,6 +65,8 @@ enum Command {
         /// Dataset id or request id.
         id: alloy::primitives::B256,
     },
+    /// Store a dataset longer: extend its running request and pay the escrow for the extra time.
+    Extend(extend::ExtendArgs),
     /// Withdraw the renter's refund of an ended request.
     Withdraw {
         /// Request id.
@@ -106,6 +110,7 @@ fn api_command(cmd: Command, api: &client::ApiArgs, out: &output::Output) -> any
             Command::Put(a) => client::put(&c, a, out).await,
             Command::Get(a) => client::get(&c, a, out).await,
             Command::Status { id } => client::status(&c, id, out).await,
+            Command::Extend(a) => extend::run(&c, a, out).await,
             Command::Withdraw { request } => client::withdraw(&c, request, out).await,
             Command::Host(h) => client::host(&c, h, out).await,
             Command::Validate { off, withdraw } => client::validate(&c, off, withdraw, out).await,
