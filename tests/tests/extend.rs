@@ -53,7 +53,10 @@ async fn extended_request_is_proven_until_the_new_end_and_paid_exactly() -> anyh
         .post::<Value>(&path, &body)
         .await
         .expect_err("a host is not the renter");
-    assert!(e.to_string().contains("only its renter can extend it"), "{e}");
+    assert!(
+        e.to_string().contains("only its renter can extend it"),
+        "{e}"
+    );
 
     // Without the tokens for it, the renter's node refuses before sending anything.
     let renter_chain = net.client(renter.key.clone()).await?;
@@ -149,11 +152,11 @@ async fn extended_request_is_proven_until_the_new_end_and_paid_exactly() -> anyh
     )
     .await?;
     let (_, now) = observer.head().await?;
-    assert!(now >= new_end, "finished at {now}, before the new end {new_end}");
-    let e = renter
-        .post::<Value>(&path, &body)
-        .await
-        .expect_err("ended");
+    assert!(
+        now >= new_end,
+        "finished at {now}, before the new end {new_end}"
+    );
+    let e = renter.post::<Value>(&path, &body).await.expect_err("ended");
     assert!(e.to_string().contains("has ended (finished)"), "{e}");
 
     // Everyone withdraws; host i earns P·(newEnd − filledAtᵢ), the renter pays exactly the sum.
