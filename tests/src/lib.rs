@@ -5,6 +5,14 @@
 //! dev accounts from the test token, and starts nodes in this process (each with its own data
 //! folder, ports and metrics registry). Tests wait with [`eventually`] (a poll with a deadline),
 //! never with bare sleeps.
+//!
+//! [`RpcProxy`] sits between nodes and anvil to cut the chain off or catch a transaction on its
+//! way ([`Network::rpc_proxy`] routes every node started afterwards through one). [`Api`] drives
+//! any node's REST API, in this process or a `hoard node run` child.
+
+mod proxy;
+
+pub use proxy::{RpcProxy, Trap};
 
 use std::{
     future::Future,
@@ -39,6 +47,8 @@ pub struct Network {
     pub deployment_file: PathBuf,
     /// Scratch space for nodes and data.
     pub dir: TempDir,
+    /// When set, nodes configured afterwards reach the chain through this proxy.
+    pub rpc_proxy: Option<RpcProxy>,
     keys: Vec<PrivateKeySigner>,
     next_key: usize,
 }
@@ -54,8 +64,15 @@ pub struct TestNode {
     pub key: PrivateKeySigner,
     /// API base URL.
     pub url: String,
-    http: reqwest::Client,
+    api: Api,
+}
+
+/// A client of one node's REST API and `/metrics`.
+#[derive(Debug, Clone)]
+pub struct Api {
+    url: String,
     token: String,
+    http: reqwest::Client,
 }
 
 impl Network {
@@ -78,6 +95,7 @@ impl Network {
             deployment,
             deployment_file,
             dir,
+            rpc_proxy: None,
             keys,
             next_key: 1,
         };
@@ -122,7 +140,10 @@ impl Network {
         c.api.listen = "127.0.0.1:0".parse().expect("literal address");
         c.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
         c.p2p.request_timeout_secs = 10;
-        c.chain.rpc_url = self.chain.rpc_url();
+        c.chain.rpc_url = self
+            .rpc_proxy
+            .as_ref()
+            .map_or_else(|| self.chain.rpc_url(), RpcProxy::url);
         c.chain.deployment = self.deployment_file.clone();
         c.chain.poll_interval_ms = 250;
         // Periods are 8 s here: a transaction dropped by a reorg must be sent again quickly.
@@ -183,12 +204,22 @@ pub async fn put(
     params: &PutRequest,
     wait: bool,
 ) -> anyhow::Result<Stored> {
+    put_via(renter.api(), dir, len, params, wait).await
+}
+
+/// [`put`] through any node's API (a `hoard node run` child too).
+pub async fn put_via(
+    renter: &Api,
+    dir: &Path,
+    len: usize,
+    params: &PutRequest,
+    wait: bool,
+) -> anyhow::Result<Stored> {
     let input = dir.join(format!("input-{len}.bin"));
     write_dataset(&input, len)?;
     let mut params = params.clone();
     params.path = input.clone();
-    let started: serde_json::Value = renter.post("/api/v1/datasets", &params).await?;
-    let job = started["job"].as_str().context("job id")?.to_string();
+    let job = renter.start_put(&params).await?;
     let status = if wait {
         renter.wait_job(&job, Duration::from_secs(120)).await?
     } else {
@@ -253,13 +284,13 @@ impl TestNode {
     /// Starts a node with `config`.
     pub async fn start(config: NodeConfig, key: PrivateKeySigner) -> anyhow::Result<Self> {
         let node = Node::start(config.clone(), key.clone()).await?;
+        let url = format!("http://{}", node.api_addr());
         Ok(Self {
-            url: format!("http://{}", node.api_addr()),
-            token: node.token().expose().to_string(),
+            api: Api::new(&url, node.token().expose()),
+            url,
             node: Some(node),
             config,
             key,
-            http: reqwest::Client::new(),
         })
     }
 
@@ -272,6 +303,56 @@ impl TestNode {
     pub async fn stop(&mut self) {
         if let Some(n) = self.node.take() {
             n.stop().await;
+        }
+    }
+
+    /// The node's API client.
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+
+    /// `GET` an API path.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.api.get(path).await
+    }
+
+    /// `POST` to an API path with the token.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        self.api.post(path, body).await
+    }
+
+    /// The node's `/metrics` text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        self.api.metrics().await
+    }
+
+    /// The value of one metric line (exact series), or 0.
+    pub async fn metric(&self, series: &str) -> anyhow::Result<f64> {
+        self.api.metric(series).await
+    }
+
+    /// Downloads `dataset` to `out` through this node and waits for it.
+    pub async fn download(&self, dataset: B256, out: &Path) -> anyhow::Result<JobStatus> {
+        self.api.download(dataset, out).await
+    }
+
+    /// Waits for a job to finish and returns it (fails if it failed).
+    pub async fn wait_job(&self, job: &str, timeout: Duration) -> anyhow::Result<JobStatus> {
+        self.api.wait_job(job, timeout).await
+    }
+}
+
+impl Api {
+    /// A client of the API at `url` (`http://host:port`) using `token` for mutating calls.
+    pub fn new(url: &str, token: &str) -> Self {
+        Self {
+            url: url.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+            http: reqwest::Client::new(),
         }
     }
 
@@ -304,18 +385,20 @@ impl TestNode {
             .get(format!("{}/metrics", self.url))
             .send()
             .await?
+            .error_for_status()?
             .text()
             .await?)
     }
 
     /// The value of one metric line (exact series), or 0.
     pub async fn metric(&self, series: &str) -> anyhow::Result<f64> {
-        let text = self.metrics().await?;
-        Ok(text
-            .lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0))
+        Ok(metric_value(&self.metrics().await?, series))
+    }
+
+    /// Starts a put of `params` and returns its job id.
+    pub async fn start_put(&self, params: &PutRequest) -> anyhow::Result<String> {
+        let started: serde_json::Value = self.post("/api/v1/datasets", params).await?;
+        Ok(started["job"].as_str().context("job id")?.to_string())
     }
 
     /// Downloads `dataset` to `out` through this node and waits for it.
@@ -345,6 +428,15 @@ impl TestNode {
     }
 }
 
+/// The value of `series` (a metric name with its labels exactly as exported, e.g.
+/// `hoard_proofs_failed_total{reason="revert"}`) in a `/metrics` text, or 0 if absent.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 async fn decode<T: DeserializeOwned>(r: reqwest::Response) -> anyhow::Result<T> {
     let status = r.status();
     let body: serde_json::Value = r.json().await?;
@@ -353,7 +445,21 @@ async fn decode<T: DeserializeOwned>(r: reqwest::Response) -> anyhow::Result<T> 
 }
 
 /// Polls `check` every 250 ms until it returns `Some`, failing after `timeout` with `what`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    poll_every(Duration::from_millis(250), timeout, what, check).await
+}
+
+/// [`eventually`] polling every `every`: for moments that pass quickly (a download under way).
+pub async fn poll_every<T, F, Fut>(
+    every: Duration,
+    timeout: Duration,
+    what: &str,
+    mut check: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<T>>>,
@@ -371,7 +477,7 @@ where
                 "timed out after {timeout:?} waiting for {what} (last error: {last_err:?})"
             ));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
