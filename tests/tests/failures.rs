@@ -2,7 +2,9 @@
 //! evicted and replaced by a repair; a slot corrupted on disk is noticed, costs its host on
 //! chain, and downloads route around it; losing more than `m` hosts fails the request and the
 //! money splits exactly as the contract's formulas say; an unfilled request is refunded; a host
-//! that restarts within a period misses nothing.
+//! that restarts within a period misses nothing; nodes ride out an RPC outage and keep proving;
+//! hosts wait for a renter that went offline before they could fetch, and fill when it is back.
+//! (A host killed with SIGKILL mid-download or mid-proof: `node/hoard/tests/crash.rs`.)
 
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ use alloy::{
 use hoard_chain::{Chain, ProofStatus, RequestState, SlotState};
 use hoard_node::RequestStatus;
 use hoard_tests::{
-    Network, Stored, TestNode, eventually, fetch_and_compare, init_logs, params, put, stop_all,
+    Network, RpcProxy, Stored, TestNode, eventually, fetch_and_compare, init_logs, params, put,
+    stop_all,
 };
 
 /// Blocks per period (1 s blocks).
@@ -395,6 +398,172 @@ async fn nodes_recover_from_a_reorg_without_losing_state() -> anyhow::Result<()>
             .all(|s| s.state == "filled")
     );
     renter.stop().await;
+    stop_all(&mut hosts).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_ride_out_an_rpc_outage_and_keep_proving() -> anyhow::Result<()> {
+    init_logs();
+    let mut net = Network::start(PERIOD).await?;
+    let chain = net.observer().await?;
+    // Every node reaches anvil through the proxy; the test's own view does not.
+    net.rpc_proxy = Some(RpcProxy::start(&net.chain.rpc_url()).await?);
+    let (mut renter, mut hosts) = net.renter_and_hosts(6).await?;
+    let stored = put(&renter, net.dir.path(), 2 << 20, &params(300, 60), true).await?;
+    let all = slots(&renter, &stored).await?;
+    let mut filled = 0;
+    for s in &all {
+        filled = filled.max(chain.get_slot(s.slot_id).await?.filledPeriod);
+    }
+
+    // Cut three blocks before a period starts and restore five blocks later (shorter than a
+    // period): that period's proofs can only be made after the restore.
+    let next_start = (filled + 2) * PERIOD;
+    eventually(Duration::from_secs(60), "the cut's block", || async {
+        Ok((chain.head_block().await? >= next_start - 3).then_some(()))
+    })
+    .await?;
+    let nodes: Vec<&TestNode> = std::iter::once(&renter).chain(hosts.iter()).collect();
+    let errors = "hoard_rpc_errors_total";
+    let mut errors_before = Vec::new();
+    for n in &nodes {
+        errors_before.push(n.metric(errors).await?);
+    }
+    let proxy = net.rpc_proxy.as_ref().expect("set above");
+    proxy.cut().await;
+    let cut_head = chain.head_block().await?;
+    eventually(
+        Duration::from_secs(30),
+        "every node to see RPC errors",
+        || async {
+            for (n, before) in nodes.iter().zip(&errors_before) {
+                if n.metric(errors).await? <= *before {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        },
+    )
+    .await?;
+    eventually(
+        Duration::from_secs(30),
+        "five blocks without RPC",
+        || async { Ok((chain.head_block().await? >= cut_head + 5).then_some(())) },
+    )
+    .await?;
+    // Still up (the API answers), but blind: nobody has synced past the cut.
+    for n in &nodes {
+        let synced = n.metric("hoard_chain_synced_block").await?;
+        assert!(
+            synced <= cut_head as f64,
+            "synced to {synced} through a cut proxy"
+        );
+    }
+    proxy.restore().await?;
+    let restored = chain.head_block().await?;
+
+    // Every node catches up with the chain...
+    eventually(
+        Duration::from_secs(30),
+        "every node to catch up with the chain",
+        || async {
+            for n in &nodes {
+                let head = n.metric("hoard_chain_head_block").await?;
+                let synced = n.metric("hoard_chain_synced_block").await?;
+                if head < restored as f64 || synced < restored as f64 {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        },
+    )
+    .await?;
+    // ...and keeps proving: the period that began in the dark and the next one are proven for
+    // every slot, and nothing is marked missing.
+    let target = restored / PERIOD + 1;
+    eventually(Duration::from_secs(60), "two more periods", || async {
+        Ok((chain.current_period().await? > target).then_some(()))
+    })
+    .await?;
+    for s in &all {
+        for p in filled + 1..=target {
+            assert_eq!(
+                chain.proof_status(s.slot_id, p).await?,
+                ProofStatus::Submitted,
+                "slot {} period {p} (outage from block {cut_head} to {restored})",
+                s.index
+            );
+        }
+        assert_eq!(chain.get_slot(s.slot_id).await?.missedProofs, 0);
+    }
+    renter.stop().await;
+    stop_all(&mut hosts).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hosts_wait_for_a_renter_that_went_offline_and_fill_when_it_is_back() -> anyhow::Result<()>
+{
+    init_logs();
+    let mut net = Network::start(PERIOD).await?;
+    let chain = net.observer().await?;
+    let mut renter = net.node("renter", false).await?;
+    eventually(
+        Duration::from_secs(60),
+        "the renter to be announced",
+        || async {
+            let hosts = chain.hosts().await?;
+            Ok(hosts
+                .iter()
+                .any(|(a, _)| *a == renter.address())
+                .then_some(()))
+        },
+    )
+    .await?;
+    let stored = put(&renter, net.dir.path(), 2 << 20, &params(300, 180), false).await?;
+    // The renter goes away as soon as its request is mined, before any host has started.
+    renter.stop().await;
+    let mut hosts = Vec::new();
+    for i in 0..6 {
+        hosts.push(net.node(&format!("host-{i}"), true).await?);
+    }
+
+    // Every host tries to fetch from the renter and cannot; no slot is filled.
+    let failed =
+        "hoard_p2p_requests_total{direction=\"outbound\",outcome=\"error\",protocol=\"block\"}";
+    eventually(
+        Duration::from_secs(60),
+        "every host to fail to reach the renter",
+        || async {
+            for h in &hosts {
+                if h.metric(failed).await? < 1.0 {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        },
+    )
+    .await?;
+    for i in 0..6 {
+        let slot = hoard_chain::slot_id(stored.request, i);
+        assert_eq!(chain.slot_state(slot).await?, SlotState::Free, "slot {i}");
+    }
+
+    // Back on the same data folder (new ports, announced again): it serves its dataset again
+    // and the hosts, retrying, fill every slot before the request expires.
+    renter = TestNode::start(renter.config.clone(), renter.key.clone()).await?;
+    eventually(
+        Duration::from_secs(120),
+        "every slot to be filled",
+        || async {
+            Ok((chain.request_state(stored.request).await? == RequestState::Started).then_some(()))
+        },
+    )
+    .await?;
+    // The hosts hold the dataset: it comes back whole with the renter gone again.
+    renter.stop().await;
+    fetch_and_compare(&mut net, &stored).await?;
     stop_all(&mut hosts).await;
     Ok(())
 }
