@@ -9,6 +9,7 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use alloy::primitives::{Address, B256, U256};
@@ -150,6 +151,8 @@ pub struct HostEntry {
 pub struct Store {
     db: sled::Db,
     volumes: Vec<PathBuf>,
+    /// One flush at a time (see [`Store::flush`]).
+    flushing: Arc<tokio::sync::Mutex<()>>,
 }
 
 const META: &str = "meta";
@@ -199,6 +202,7 @@ impl Store {
         let store = Self {
             db,
             volumes: volumes.to_vec(),
+            flushing: Arc::default(),
         };
         store.remove_orphan_slots()?;
         Ok(store)
@@ -311,8 +315,21 @@ impl Store {
     }
 
     /// Makes everything written so far durable.
+    ///
+    /// Not sled's `flush_async`: several of those at once deadlock, each waiting on sled's own
+    /// I/O threads that the others fill (sled issues #1241 and #1308; it hung a renter here with
+    /// 50 puts in flight). The blocking `flush` runs on tokio's blocking pool, one at a time;
+    /// a caller that waited for another's flush still flushes, as its writes may be newer.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let _one = self.flushing.lock().await;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Io {
+                what: "flushing",
+                path: PathBuf::from("the database"),
+                source: std::io::Error::other(e),
+            })??;
         Ok(())
     }
 
@@ -568,5 +585,36 @@ mod tests {
         let _first = Store::open(dir.path(), std::slice::from_ref(&vol)).expect("open");
         let err = Store::open(dir.path(), std::slice::from_ref(&vol)).expect_err("locked");
         assert!(err.to_string().contains("in use"), "{err}");
+    }
+
+    /// Many tasks writing and flushing at once (a renter with 50 puts in flight) all finish.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_flushes_all_finish() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vol = dir.path().join("vol");
+        let store = Store::open(dir.path(), std::slice::from_ref(&vol)).expect("open");
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..64u8 {
+            let store = store.clone();
+            let vol = vol.clone();
+            tasks.spawn(async move {
+                for round in 0..20u64 {
+                    let mut s = slot(i, HostSlotState::Filled, &vol);
+                    s.filled_period = round;
+                    store.put_host_slot(&s)?;
+                    store.flush().await?;
+                }
+                Ok::<_, StoreError>(())
+            });
+        }
+        let all = async {
+            while let Some(r) = tasks.join_next().await {
+                r.expect("task").expect("write and flush");
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), all)
+            .await
+            .expect("every flush finished within a minute");
+        assert_eq!(store.host_slots().expect("slots").len(), 64);
     }
 }
