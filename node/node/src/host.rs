@@ -386,7 +386,23 @@ async fn submit_fill(
         // next one (a call simulated on "latest" runs in the next block's context too).
         let next = ctx.chain.head_block().await? + 1;
         let period = next / period_length;
-        let seed = ctx.chain.period_seed(period).await?;
+        let seed = match ctx.chain.period_seed(period).await {
+            Ok(seed) => seed,
+            // When the next block opens a period, a chain that runs calls in the latest block's
+            // context (anvil does) refuses its seed as `FuturePeriod` until that block is mined:
+            // wait for it rather than give the slot up.
+            Err(e) if e.to_string().contains("FuturePeriod") => {
+                last_err = Some(e);
+                let mut head = ctx.head.clone();
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    head.wait_for(|h| h.block >= next),
+                )
+                .await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let proof = build_proof(dir, index, tree.clone(), seed, slot_id, r).await?;
         match ctx
             .chain
