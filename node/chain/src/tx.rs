@@ -14,9 +14,10 @@
 //! ```
 //!
 //! Sending is sequential (one nonce at a time); waiting for receipts is concurrent, so many
-//! transactions of one signer can land in the same block. A job that needs a token allowance
-//! first waits for every transaction in flight (they may spend allowance), so its check-then-approve
-//! cannot race with another job's spending.
+//! transactions of one signer can land in the same block. A job that needs a token allowance goes
+//! out at once when the allowance covers it on top of what the transactions in flight may still
+//! spend; otherwise it first waits for them to land, then approves exactly its amount, so its
+//! check-then-approve cannot race with another job's spending.
 //!
 //! Nonces: the actor reads the pending nonce at the start and counts up from there. Whenever it
 //! cannot be sure what the node has (a send that failed ambiguously, a receipt timeout, a nonce
@@ -27,7 +28,7 @@
 //! dropped transactions of ours, which it broadcasts again from its [`Journal`] before going on.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -78,6 +79,14 @@ const JOURNAL_DEPTH: u64 = 256;
 /// recorded.
 type Journal = Arc<Mutex<BTreeMap<u64, Bytes>>>;
 
+/// What a receipt task reports when its transaction has landed (or was given up on).
+struct Landed {
+    /// The nonce must be re-read from the node.
+    resync: bool,
+    /// The allowance the transaction could spend (reserved while it was in flight).
+    spends: Option<Allowance>,
+}
+
 /// Settings of the sender.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TxSettings {
@@ -120,6 +129,7 @@ impl TxSender {
             settings,
             nonce: None,
             inflight: JoinSet::new(),
+            reserved: HashMap::new(),
             journal: Journal::default(),
         };
         let span = tracing::info_span!("tx_sender", %address);
@@ -163,8 +173,11 @@ struct Actor {
     settings: TxSettings,
     /// Next nonce to use; `None`: read the pending nonce from the node before the next send.
     nonce: Option<u64>,
-    /// Receipt waits of sent transactions; each returns whether the nonce must be re-read.
-    inflight: JoinSet<bool>,
+    /// Receipt waits of sent transactions.
+    inflight: JoinSet<Landed>,
+    /// Allowance that transactions in flight may still spend, per (token, spender): they have
+    /// not lowered the allowance the chain reports yet.
+    reserved: HashMap<(Address, Address), U256>,
     journal: Journal,
 }
 
@@ -185,10 +198,23 @@ impl Actor {
         tracing::debug!("transaction sender stopped");
     }
 
-    fn settled(&mut self, done: Result<bool, tokio::task::JoinError>) {
-        // A receipt task that panicked leaves us unsure of the nonce as well.
-        if done.unwrap_or(true) {
-            self.nonce = None;
+    fn settled(&mut self, done: Result<Landed, tokio::task::JoinError>) {
+        match done {
+            Ok(landed) => {
+                if landed.resync {
+                    self.nonce = None;
+                }
+                if let Some(a) = landed.spends
+                    && let Some(r) = self.reserved.get_mut(&(a.token, a.spender))
+                {
+                    *r = r.saturating_sub(a.amount);
+                }
+            }
+            // A receipt task that panicked leaves us unsure of the nonce as well.
+            Err(_) => self.nonce = None,
+        }
+        if self.inflight.is_empty() {
+            self.reserved.clear();
         }
     }
 
@@ -224,10 +250,17 @@ impl Actor {
         }
         match self.submit(method, tx).await {
             Ok(sent) => {
+                if let Some(a) = allowance {
+                    let r = self.reserved.entry((a.token, a.spender)).or_default();
+                    *r = r.saturating_add(a.amount);
+                }
                 self.inflight.spawn(async move {
                     let (result, resync) = sent.wait().await;
                     let _ = reply.send(result);
-                    resync
+                    Landed {
+                        resync,
+                        spends: allowance,
+                    }
                 });
             }
             Err(e) => {
@@ -291,19 +324,25 @@ impl Actor {
         }
     }
 
-    /// Approves exactly `a.amount` if the allowance is below it, and waits for the approval.
+    /// Makes sure `a.amount` of allowance is left for this transaction once the transactions in
+    /// flight have spent theirs. If it is, the transaction goes out at once (many fills of one
+    /// host can land in one block); if not, the earlier transactions land first, and if the
+    /// allowance is still short, exactly `a.amount` is approved and the approval awaited.
     async fn ensure_allowance(&mut self, a: Allowance) -> Result<(), ChainError> {
+        if !self.inflight.is_empty() {
+            let reserved = self
+                .reserved
+                .get(&(a.token, a.spender))
+                .copied()
+                .unwrap_or_default();
+            if self.allowance(a).await? >= reserved.saturating_add(a.amount) {
+                return Ok(());
+            }
+        }
         // Earlier transactions of ours may spend allowance: let them land before reading it.
         self.settle_all().await;
         self.reconcile().await;
-        let token = HoardTestToken::new(a.token, &self.rpc.provider);
-        let current = self
-            .rpc
-            .retry("allowance", || async {
-                token.allowance(self.address, a.spender).call().await
-            })
-            .await?;
-        if current >= a.amount {
+        if self.allowance(a).await? >= a.amount {
             return Ok(());
         }
         let call = HoardTestToken::approveCall {
@@ -319,6 +358,16 @@ impl Actor {
             self.nonce = None;
         }
         result.map(drop)
+    }
+
+    /// The allowance `a.spender` has from this signer now.
+    async fn allowance(&self, a: Allowance) -> Result<U256, ChainError> {
+        let token = HoardTestToken::new(a.token, &self.rpc.provider);
+        self.rpc
+            .retry("allowance", || async {
+                token.allowance(self.address, a.spender).call().await
+            })
+            .await
     }
 
     /// Simulates, prices, signs and broadcasts `tx`; returns the handle to wait for its receipt.

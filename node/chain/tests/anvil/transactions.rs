@@ -352,3 +352,53 @@ async fn the_renter_extends_a_running_request_and_pays_for_it() {
         1
     );
 }
+
+/// Transactions that spend allowance go out together when the allowance covers all of them (a
+/// host filling many slots at once), and still all land, each approving exactly its amount,
+/// when there is none.
+#[tokio::test]
+async fn spenders_share_an_ample_allowance_and_approve_when_short() {
+    let env = Env::start().await;
+    let chain = env.chain(1).await;
+    let market = chain.deployment().marketplace;
+    chain.faucet(tokens(1)).await.expect("faucet");
+    chain
+        .token_approve(market, U256::MAX)
+        .await
+        .expect("approve");
+
+    let spend_all = |seeds: std::ops::Range<u8>| {
+        let mut tasks = tokio::task::JoinSet::new();
+        for seed in seeds {
+            let chain = chain.clone();
+            tasks.spawn(async move { chain.request_storage(params(seed)).await });
+        }
+        async move {
+            let mut blocks = BTreeSet::new();
+            while let Some(done) = tasks.join_next().await {
+                let (_, outcome) = done.expect("task").expect("requestStorage");
+                blocks.insert(outcome.block);
+            }
+            blocks
+        }
+    };
+    // One after another (each waiting for the one before) would take eight blocks.
+    let blocks = spend_all(10..18).await;
+    assert!(
+        blocks.len() <= 3,
+        "8 requests were mined in blocks {blocks:?}"
+    );
+
+    chain
+        .token_approve(market, U256::ZERO)
+        .await
+        .expect("reset");
+    let blocks = spend_all(20..23).await;
+    assert_eq!(blocks.len(), 3, "each waits for its own approval");
+    let me = chain.address().expect("signer");
+    assert_eq!(
+        chain.token_allowance(me, market).await.expect("allowance"),
+        U256::ZERO,
+        "each approved exactly its escrow"
+    );
+}
