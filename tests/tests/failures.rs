@@ -561,6 +561,14 @@ async fn hosts_wait_for_a_renter_that_went_offline_and_fill_when_it_is_back() ->
         },
     )
     .await?;
+    // Having learnt of each other, the hosts took one slot each rather than racing for the
+    // same one (a race costs a download and a reverted fill).
+    for h in &hosts {
+        let reverted = h
+            .metric("hoard_tx_reverted_total{method=\"fillSlot\"}")
+            .await?;
+        assert_eq!(reverted, 0.0, "{} raced for a slot", h.address());
+    }
     // The hosts hold the dataset: it comes back whole with the renter gone again.
     renter.stop().await;
     fetch_and_compare(&mut net, &stored).await?;

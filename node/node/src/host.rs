@@ -6,8 +6,9 @@
 //! position `p` tries slot `p mod slots` at once, and slot `(p + d) mod slots` only after
 //! `d × fill_backoff`, checking the slot is still free before downloading. With as many hosts
 //! as slots each gets its own; a host that is offline or not interested leaves its slot to the
-//! next one after a short wait. A host fills at most one slot per request (slots of one request
-//! on one machine would fail together).
+//! next one after a short wait. The ranking is made again at every step, so hosts that saw the
+//! request before each other's announcements stop racing after the first step. A host fills at
+//! most one slot per request (slots of one request on one machine would fail together).
 
 use std::{sync::Arc, time::Duration};
 
@@ -206,15 +207,21 @@ async fn try_fill(ctx: &Arc<Ctx>, request: B256) -> anyhow::Result<()> {
         tracing::info!(request = %short(&request), why, "passing on a request");
         return Ok(());
     }
-    let order = preference(ctx, &r);
     let backoff = Duration::from_secs(ctx.config.host.fill_backoff_secs);
-    for (d, index) in order.into_iter().enumerate() {
+    for d in 0..usize::from(r.slots) {
         if d > 0 {
             tokio::select! {
                 _ = ctx.cancel.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(backoff) => {}
             }
         }
+        // Ranked again at every step, not once: hosts that see a request before they know each
+        // other (all started after it was posted) each rank themselves first and would race for
+        // the same slot at every step, each race a wasted download and a reverted fill. By the
+        // next step their announcements are in, and the order is the agreed one.
+        let Some(&index) = preference(ctx, &r).get(d) else {
+            break;
+        };
         let slot_id = hoard_chain::slot_id(request, u64::from(index));
         let st = ctx.chain.slot_state(slot_id).await?;
         if !matches!(st, SlotState::Free | SlotState::Repair) {
