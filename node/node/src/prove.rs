@@ -134,7 +134,26 @@ async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, permits: &Sema
             return;
         }
         match ctx.chain.is_proof_required(slot.slot_id).await {
-            Ok(false) => return, // mined already (by us before a restart) or not due
+            Ok(false) => {
+                // Mined already (typically by an earlier run of this node, killed after its
+                // transaction reached the pool but before it recorded the outcome) or not due.
+                // A mined proof is recorded here: without a record the scheduler starts this
+                // task again on every block, counts the proof as required each time, and warns
+                // that it is at risk near the deadline. Its transaction is not known here: the
+                // record carries the zero hash and the block the node is at.
+                if let Ok(hoard_chain::ProofStatus::Submitted) =
+                    ctx.chain.proof_status(slot.slot_id, period).await
+                {
+                    let mined = ProofOutcome::Submitted {
+                        tx: B256::ZERO,
+                        block: ctx.head().block,
+                    };
+                    let _ = ctx.store.put_proof(&slot.slot_id, period, &mined);
+                    let _ = ctx.store.flush().await;
+                    tracing::info!(slot = %short(&slot.slot_id), period, "proof already mined (by an earlier run)");
+                }
+                return;
+            }
             Ok(true) => {}
             Err(e) => {
                 tracing::warn!(err = %e, "cannot ask whether a proof is required; retrying");
