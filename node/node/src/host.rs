@@ -111,7 +111,7 @@ pub(crate) async fn verify_local(ctx: Arc<Ctx>) {
             Err(e) => tracing::warn!(err = %e, "slot check did not finish"),
         }
     }
-    crate::prove::refresh_gauges(&ctx).await;
+    ctx.gauges_stale.notify_one();
 }
 
 /// Reads a hosted slot block by block and checks each against its committed root.
@@ -354,7 +354,7 @@ async fn fill(ctx: &Arc<Ctx>, r: &RequestRecord, index: u16, repair: bool) -> an
             ctx.store.flush().await?;
             let _ = ctx.net.start_providing(r.manifest_id.0).await;
             tracing::info!(request = %short(&r.id), slot = index, period, "slot filled");
-            crate::prove::refresh_gauges(ctx).await;
+            ctx.gauges_stale.notify_one();
             Ok(())
         }
         Err(e) => {

@@ -117,7 +117,7 @@ impl NodeMetrics {
             )?,
             proofs_failed: r.int_counter_vec(
                 "hoard_proofs_failed_total",
-                "Proof attempts that failed, by reason (local_verify, revert, io).",
+                "Proof attempts that failed, by reason (local_verify, revert, late, io).",
                 &["reason"],
             )?,
             proofs_missed: r.int_counter(
@@ -214,7 +214,7 @@ impl NodeMetrics {
         for state in ["filling", "filled", "finished", "failed"] {
             m.slots.with_label_values(&[state]).set(0);
         }
-        for reason in ["local_verify", "revert", "io"] {
+        for reason in ["local_verify", "revert", "late", "io"] {
             m.proofs_failed.with_label_values(&[reason]);
         }
         for outcome in ["ok", "failed", "unreachable"] {

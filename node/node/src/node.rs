@@ -56,6 +56,8 @@ pub(crate) struct Ctx {
     pub(crate) filling: Mutex<std::collections::HashSet<alloy::primitives::B256>>,
     /// When each freed slot was freed (block time), to time its repair.
     pub(crate) freed_at: Mutex<std::collections::HashMap<alloy::primitives::B256, u64>>,
+    /// Told when the host's slots, collateral or earnings changed (`prove::gauges` refreshes).
+    pub(crate) gauges_stale: tokio::sync::Notify,
 }
 
 impl Ctx {
@@ -182,6 +184,7 @@ impl Node {
             offer: Mutex::new(offer),
             filling: Mutex::default(),
             freed_at: Mutex::default(),
+            gauges_stale: tokio::sync::Notify::new(),
         });
         ctx.metrics
             .period_length_blocks
@@ -206,6 +209,7 @@ impl Node {
         // Proofs and withdrawals run whenever the node holds slots, even with the host role off
         // (it then takes no new slots but keeps its promises).
         tasks.spawn(crate::prove::run(ctx.clone()));
+        tasks.spawn(crate::prove::gauges(ctx.clone()));
         tasks.spawn(crate::host::verify_local(ctx.clone()));
         tasks.spawn(crate::validator::run(ctx.clone()));
         tasks.spawn(crate::renter::run(ctx.clone()));

@@ -103,7 +103,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
                 let permits = permits.clone();
                 let done_tx = done_tx.clone();
                 tokio::spawn(async move {
-                    prove_slot(&ctx, &slot, now.period, &permits).await;
+                    prove_slot(&ctx, &slot, now.period, seed, &permits).await;
                     let _ = done_tx.send(key);
                 });
             }
@@ -122,13 +122,15 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
     }
 }
 
-/// Proves one slot for `period`, retrying until it is mined or the period is over.
-async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, permits: &Semaphore) {
+/// Proves one slot for `period`, retrying until it is mined or the period is over. `seed` is the
+/// period's seed as the scheduler read it; retries read it again (a reorg may have changed it).
+async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, seed: B256, permits: &Semaphore) {
     let Ok(Some(r)) = ctx.store.request(&slot.request_id) else {
         return;
     };
     let dir = ctx.store.slot_dir(&slot.volume, &slot.slot_id);
     let mut delay = Duration::from_millis(500);
+    let mut first = Some(seed);
     loop {
         if ctx.cancel.is_cancelled() || ctx.head().period != period {
             return;
@@ -161,7 +163,11 @@ async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, permits: &Sema
                 continue;
             }
         }
-        let seed = match ctx.chain.period_seed(period).await {
+        let seed = match first.take() {
+            Some(s) => Ok(s),
+            None => ctx.chain.period_seed(period).await,
+        };
+        let seed = match seed {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(err = %e, "cannot read the period seed; retrying");
@@ -225,7 +231,8 @@ async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, permits: &Sema
                         block: outcome.block,
                     },
                 );
-                let _ = ctx.store.flush().await;
+                // Not flushed one by one (a thousand fsyncs a period): sled writes it out within
+                // half a second, and a record lost in a crash only costs an isProofRequired call.
                 tracing::info!(slot = %short(&slot.slot_id), period, block = outcome.block, "proof accepted");
                 return;
             }
@@ -238,6 +245,21 @@ async fn prove_slot(ctx: &Arc<Ctx>, slot: &HostSlot, period: u64, permits: &Sema
                 // The request ended (its last block fell after the period's head): nothing due.
                 tracing::debug!(slot = %short(&slot.slot_id), period, "request ended; no proof due");
                 return;
+            }
+            Err(e) if matches!(e.revert_reason(), Some(r) if r.starts_with("InvalidProof") || r.starts_with("ProofNotRequired")) =>
+            {
+                // It verified locally against the seed of `period`, so the chain judged it
+                // against another seed: the period ended before the proof got in (the next loop
+                // stops), or a reorg replaced the seed block (the next loop proves again with
+                // the new seed). Counted apart from real rejections.
+                ctx.metrics.proofs_failed.with_label_values(&["late"]).inc();
+                tracing::warn!(slot = %short(&slot.slot_id), period, err = %e, "proof answered a seed that is no longer the period's (period over, or reorg)");
+                let _ = ctx.store.put_proof(
+                    &slot.slot_id,
+                    period,
+                    &ProofOutcome::Failed(e.to_string()),
+                );
+                retry_sleep(ctx, &mut delay).await;
             }
             Err(e) => {
                 ctx.metrics
@@ -304,12 +326,33 @@ pub(crate) async fn withdraw_ended(ctx: &Arc<Ctx>) {
         let _ = ctx.store.put_host_slot(&slot);
     }
     let _ = ctx.store.flush().await;
-    refresh_gauges(ctx).await;
+    ctx.gauges_stale.notify_one();
 }
+
+/// Keeps the host's gauges fresh: refreshes when told they are stale ([`Ctx::gauges_stale`]),
+/// at most every [`GAUGES_MIN_INTERVAL`], and at least every minute. One refresh asks the chain
+/// once per filled slot, so refreshing after every fill would cost a host of N slots N² calls.
+pub(crate) async fn gauges(ctx: Arc<Ctx>) {
+    loop {
+        refresh_gauges(&ctx).await;
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            _ = tokio::time::sleep(GAUGES_MIN_INTERVAL) => {}
+        }
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            _ = ctx.gauges_stale.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(60) - GAUGES_MIN_INTERVAL) => {}
+        }
+    }
+}
+
+/// The shortest time between two refreshes of the host's gauges.
+const GAUGES_MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Recomputes the host's gauges (slots, storage, collateral, earnings, balance) from the store
 /// and the chain.
-pub(crate) async fn refresh_gauges(ctx: &Arc<Ctx>) {
+async fn refresh_gauges(ctx: &Arc<Ctx>) {
     let Ok(slots) = ctx.store.host_slots() else {
         return;
     };
