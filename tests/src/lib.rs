@@ -444,6 +444,20 @@ async fn decode<T: DeserializeOwned>(r: reqwest::Response) -> anyhow::Result<T> 
     Ok(serde_json::from_value(body)?)
 }
 
+/// Waits until `request` is in `state` on chain (polled, failing after `timeout`).
+pub async fn until_state(
+    chain: &Chain,
+    request: B256,
+    state: hoard_chain::RequestState,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let what = format!("request {request} to be {state}");
+    eventually(timeout, &what, || async {
+        Ok((chain.request_state(request).await? == state).then_some(()))
+    })
+    .await
+}
+
 /// Polls `check` every 250 ms until it returns `Some`, failing after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, check: F) -> anyhow::Result<T>
 where

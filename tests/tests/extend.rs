@@ -140,15 +140,11 @@ async fn extended_request_is_proven_until_the_new_end_and_paid_exactly() -> anyh
     }
 
     // The request finishes at the new end, not before.
-    eventually(
+    hoard_tests::until_state(
+        &observer,
+        request,
+        hoard_chain::RequestState::Finished,
         Duration::from_secs(120),
-        "the request to finish",
-        || async {
-            Ok(
-                (observer.request_state(request).await? == hoard_chain::RequestState::Finished)
-                    .then_some(()),
-            )
-        },
     )
     .await?;
     let (_, now) = observer.head().await?;

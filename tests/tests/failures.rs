@@ -12,7 +12,7 @@ use alloy::{
     primitives::{Address, U256},
     providers::Provider,
 };
-use hoard_chain::{Chain, ProofStatus, RequestState, SlotState};
+use hoard_chain::{Chain, ProofStatus, SlotState};
 use hoard_node::RequestStatus;
 use hoard_tests::{
     Network, RpcProxy, Stored, TestNode, eventually, fetch_and_compare, init_logs, params, put,
@@ -194,9 +194,12 @@ async fn losing_more_than_m_hosts_fails_the_request_and_splits_the_money_exactly
     for v in &victims {
         host_of(&mut hosts, Some(*v)).stop().await;
     }
-    eventually(Duration::from_secs(240), "the request to fail", || async {
-        Ok((chain.request_state(stored.request).await? == RequestState::Failed).then_some(()))
-    })
+    hoard_tests::until_state(
+        &chain,
+        stored.request,
+        hoard_chain::RequestState::Failed,
+        Duration::from_secs(240),
+    )
     .await?;
     let info = chain.get_request(stored.request).await?;
     let end = info.endedAt;
@@ -265,15 +268,11 @@ async fn a_request_that_never_fills_is_cancelled_and_refunded() -> anyhow::Resul
         chain.token_balance(renter.address()).await? < before,
         "escrow taken"
     );
-    eventually(
+    hoard_tests::until_state(
+        &chain,
+        stored.request,
+        hoard_chain::RequestState::Cancelled,
         Duration::from_secs(60),
-        "the request to be cancelled",
-        || async {
-            Ok(
-                (chain.request_state(stored.request).await? == RequestState::Cancelled)
-                    .then_some(()),
-            )
-        },
     )
     .await?;
     let _: serde_json::Value = renter
@@ -553,12 +552,11 @@ async fn hosts_wait_for_a_renter_that_went_offline_and_fill_when_it_is_back() ->
     // Back on the same data folder (new ports, announced again): it serves its dataset again
     // and the hosts, retrying, fill every slot before the request expires.
     renter = TestNode::start(renter.config.clone(), renter.key.clone()).await?;
-    eventually(
+    hoard_tests::until_state(
+        &chain,
+        stored.request,
+        hoard_chain::RequestState::Started,
         Duration::from_secs(120),
-        "every slot to be filled",
-        || async {
-            Ok((chain.request_state(stored.request).await? == RequestState::Started).then_some(()))
-        },
     )
     .await?;
     // Having learnt of each other, the hosts took one slot each rather than racing for the

@@ -126,15 +126,11 @@ async fn put_fill_prove_get_finish_and_pay() -> anyhow::Result<()> {
 
     // The request finishes; hosts withdraw pay and collateral, the renter its refund.
     let info = observer.get_request(request).await?;
-    eventually(
+    hoard_tests::until_state(
+        &observer,
+        request,
+        hoard_chain::RequestState::Finished,
         Duration::from_secs(120),
-        "the request to finish",
-        || async {
-            Ok(
-                (observer.request_state(request).await? == hoard_chain::RequestState::Finished)
-                    .then_some(()),
-            )
-        },
     )
     .await?;
     let mut filled_at = Vec::new();
