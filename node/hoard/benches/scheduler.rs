@@ -1,0 +1,364 @@
+//! Proof-scheduler benchmark: one host process with many filled slots, proving every period.
+//!
+//! `cargo bench -p hoard --bench scheduler [-- --slots N --period-blocks L --periods P --slot-kib S]`
+//!
+//! ```text
+//!  anvil (1 s blocks) + contracts ── renter (in this process) puts N datasets of S KiB, k=1 m=1,
+//!                                    proof probability 1 (a proof every period: the worst case)
+//!                                 ── host A: `hoard node run --host`, its own process (measured)
+//!                                 ── host B (in this process) takes the other slot of each request
+//!  after every slot is filled: renter and host B stop, host A's peak RSS is reset, then for P
+//!  whole periods: host A's RSS and CPU time, the block of the period by which all its proofs
+//!  were mined, and the proofs on chain (proofStatus of every slot) against the proofs required.
+//! ```
+//!
+//! Prints figures and exits non-zero if a required proof is missing; asserts nothing about speed
+//! (tests never time things; this is the benchmark). Host A runs with the default node settings
+//! but for a 250 ms chain poll, as the tests use.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::{primitives::U256, signers::local::PrivateKeySigner};
+use anyhow::{Context as _, bail, ensure};
+use hoard_chain::ProofStatus;
+use hoard_tests::{Network, TestNode, eventually, params};
+
+/// Requests posted before waiting for their slots to fill.
+const BATCH: usize = 50;
+
+struct Args {
+    slots: usize,
+    period_blocks: u64,
+    periods: u64,
+    slot_kib: usize,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        slots: 1000,
+        period_blocks: 64,
+        periods: 3,
+        slot_kib: 1024,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || -> anyhow::Result<u64> {
+            it.next()
+                .with_context(|| format!("{flag} needs a value"))?
+                .parse()
+                .with_context(|| format!("{flag} needs a number"))
+        };
+        match flag.as_str() {
+            "--slots" => a.slots = value()? as usize,
+            "--period-blocks" => a.period_blocks = value()?,
+            "--periods" => a.periods = value()?,
+            "--slot-kib" => a.slot_kib = value()? as usize,
+            "--bench" => {} // added by cargo
+            other => bail!(
+                "unknown argument {other}; use --slots, --period-blocks, --periods, --slot-kib"
+            ),
+        }
+    }
+    ensure!(
+        a.slots > 0 && a.periods > 0 && a.slot_kib > 0,
+        "values must be positive"
+    );
+    Ok(a)
+}
+
+/// A `hoard node run` child process, killed on drop.
+struct HostProcess {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl HostProcess {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// User + system CPU seconds so far.
+    fn cpu_secs(&self) -> f64 {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // clock ticks are 100 per second on Linux (USER_HZ).
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    async fn metric(&self, series: &str) -> f64 {
+        Self::metric_at(&self.url, series).await
+    }
+
+    /// One series of the node at `url`'s /metrics, or 0.
+    async fn metric_at(url: &str, series: &str) -> f64 {
+        let Ok(r) = reqwest::get(format!("{url}/metrics")).await else {
+            return 0.0;
+        };
+        let text = r.text().await.unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts host A as its own process with the harness's settings for a host named `name`.
+async fn start_host_process(net: &mut Network, name: &str) -> anyhow::Result<HostProcess> {
+    let (mut config, key) = net.config(name);
+    config.host.enabled = true;
+    approve_all(net, &key).await?;
+    // Fixed ports: the process cannot tell us which port 0 became.
+    let api = free_port()?;
+    config.api.listen = format!("127.0.0.1:{api}").parse()?;
+    config.p2p.listen = vec![format!("/ip4/127.0.0.1/tcp/{}", free_port()?)];
+    config.chain.receipt_timeout_secs = 30;
+    fs::create_dir_all(&config.data_dir)?;
+    let file = config.data_dir.join("node.toml");
+    fs::write(&file, toml::to_string(&config)?)?;
+    let log = config.data_dir.join("node.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_hoard"))
+        .args(["node", "run", "--config"])
+        .arg(&file)
+        .env("HOARD_PRIVATE_KEY", key.to_bytes().to_string())
+        .env("HOARD_LOG", "warn,hoard_node=warn")
+        .stdout(Stdio::from(fs::File::create(&log)?))
+        .stderr(Stdio::from(fs::File::create(log.with_extension("err"))?))
+        .spawn()
+        .context("starting the host process")?;
+    let host = HostProcess {
+        child,
+        url: format!("http://127.0.0.1:{api}"),
+        log,
+    };
+    let http = reqwest::Client::new();
+    eventually(Duration::from_secs(60), "host A's API", || async {
+        Ok(http
+            .get(format!("{}/api/v1/node", host.url))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ()))
+    })
+    .await?;
+    Ok(host)
+}
+
+/// Lets the marketplace take any amount of `key`'s tokens. The nodes approve exactly what each
+/// transaction needs; with hundreds of fills at once, one approval up front keeps the setup from
+/// spending a block on an approval between fills.
+async fn approve_all(net: &Network, key: &PrivateKeySigner) -> anyhow::Result<()> {
+    net.client(key.clone())
+        .await?
+        .token_approve(net.deployment.marketplace, U256::MAX)
+        .await?;
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Writes `n` distinct files of `len` bytes (a shared pseudo-random body, its index in front).
+fn write_inputs(dir: &Path, n: usize, len: usize) -> anyhow::Result<Vec<PathBuf>> {
+    let body = dir.join("body.bin");
+    hoard_tests::write_dataset(&body, len)?;
+    let mut bytes = fs::read(&body)?;
+    (0..n)
+        .map(|i| {
+            bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            let path = dir.join(format!("input-{i}.bin"));
+            fs::write(&path, &bytes)?;
+            Ok(path)
+        })
+        .collect()
+}
+
+/// Posts one put and returns its job id.
+async fn post_put(renter: &TestNode, input: &Path) -> anyhow::Result<String> {
+    let mut p = params(7 * 24 * 3600, 3600);
+    p.path = input.to_path_buf();
+    p.data_slots = 1;
+    p.parity_slots = 1;
+    p.samples = 16;
+    let started: serde_json::Value = renter.post("/api/v1/datasets", &p).await?;
+    Ok(started["job"].as_str().context("job id")?.to_string())
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let a = args()?;
+    hoard_tests::init_logs();
+    let mut net = Network::start(a.period_blocks).await?;
+    println!(
+        "scheduler bench: {} slots of {} KiB, {}-block periods (1 s blocks), {} periods measured",
+        a.slots, a.slot_kib, a.period_blocks, a.periods
+    );
+
+    let (mut renter_cfg, renter_key) = net.config("renter");
+    renter_cfg.chain.poll_interval_ms = 1000;
+    let (mut b_cfg, b_key) = net.config("host-b");
+    b_cfg.host.enabled = true;
+    for key in [&renter_key, &b_key] {
+        approve_all(&net, key).await?;
+    }
+    let mut host_a = start_host_process(&mut net, "host-a").await?;
+    let a_addr = {
+        let info: serde_json::Value = reqwest::get(format!("{}/api/v1/node", host_a.url))
+            .await?
+            .json()
+            .await?;
+        info["address"]
+            .as_str()
+            .context("host A's address")?
+            .parse::<alloy::primitives::Address>()?
+    };
+    let mut renter = TestNode::start(renter_cfg, renter_key).await?;
+    let mut host_b = TestNode::start(b_cfg, b_key).await?;
+    let chain = net.observer().await?;
+    eventually(Duration::from_secs(60), "three nodes announced", || async {
+        Ok((chain.hosts().await?.len() >= 3).then_some(()))
+    })
+    .await?;
+
+    // Setup: N requests in batches; each batch waits until both its slots are filled.
+    let setup = Instant::now();
+    let inputs = write_inputs(net.dir.path(), a.slots, a.slot_kib << 10)?;
+    let mut posted = 0;
+    for batch in inputs.chunks(BATCH) {
+        let mut jobs = Vec::new();
+        for input in batch {
+            jobs.push(post_put(&renter, input).await?);
+        }
+        for job in &jobs {
+            renter.wait_job(job, Duration::from_secs(600)).await?;
+        }
+        posted += batch.len();
+        println!(
+            "  setup: {posted} requests filled ({:.0} s)",
+            setup.elapsed().as_secs_f64()
+        );
+    }
+    let mine = chain.host_slots(a_addr).await?;
+    ensure!(
+        mine.len() == a.slots,
+        "host A holds {} slots, expected {}",
+        mine.len(),
+        a.slots
+    );
+    println!(
+        "setup: {} requests, host A holds {} slots, host A peak RSS while filling {} MiB ({:.0} s)",
+        a.slots,
+        mine.len(),
+        host_a.status_kib("VmHWM:") / 1024,
+        setup.elapsed().as_secs_f64()
+    );
+    renter.stop().await;
+    host_b.stop().await;
+
+    // Measure whole periods from the next one on.
+    let first = chain.current_period().await? + 1;
+    let start_block = first * a.period_blocks;
+    eventually(
+        Duration::from_secs(a.period_blocks * 3),
+        "the first measured period",
+        || async { Ok((chain.head().await?.0 >= start_block).then_some(())) },
+    )
+    .await?;
+    // Writing 5 to clear_refs resets the process's VmHWM to its current RSS.
+    fs::write(format!("/proc/{}/clear_refs", host_a.pid()), "5")
+        .context("resetting host A's peak RSS")?;
+    let rss_start = host_a.status_kib("VmRSS:") / 1024;
+    let counters = |h: &HostProcess| {
+        let h = h.url.clone();
+        async move {
+            let a = HostProcess::metric_at(&h, "hoard_rpc_requests_total").await;
+            let b =
+                HostProcess::metric_at(&h, "hoard_tx_gas_used_total{method=\"submitProof\"}").await;
+            let c = HostProcess::metric_at(&h, "hoard_tx_sent_total{method=\"submitProof\"}").await;
+            (a, b, c)
+        }
+    };
+    let (rpc0, gas0, sent0) = counters(&host_a).await;
+    let mut failures = 0;
+    for period in first..first + a.periods {
+        let cpu0 = host_a.cpu_secs();
+        let submitted0 = host_a.metric("hoard_proofs_submitted_total").await;
+        let period_start = period * a.period_blocks;
+        let period_end = period_start + a.period_blocks; // first block of the next period
+        let mut all_in_at = None;
+        let mut max_rss = 0;
+        loop {
+            let (head, _) = chain.head().await?;
+            max_rss = max_rss.max(host_a.status_kib("VmRSS:"));
+            let done = host_a.metric("hoard_proofs_submitted_total").await - submitted0;
+            if all_in_at.is_none() && done as usize >= a.slots {
+                all_in_at = Some(head.saturating_sub(period_start));
+            }
+            if head >= period_end {
+                break;
+            }
+            if let Some(status) = host_a.child.try_wait()? {
+                bail!("host A exited ({status}); see {}", host_a.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let cpu = host_a.cpu_secs() - cpu0;
+        let mut on_chain = 0;
+        for slot in &mine {
+            if chain.proof_status(*slot, period).await? == ProofStatus::Submitted {
+                on_chain += 1;
+            }
+        }
+        failures += a.slots - on_chain;
+        println!(
+            "period {period}: {on_chain}/{} proofs on chain; all mined by block {} of {}; host A CPU {cpu:.1} s, max RSS {} MiB",
+            a.slots,
+            all_in_at.map_or("—".to_string(), |b| b.to_string()),
+            a.period_blocks,
+            max_rss / 1024
+        );
+    }
+    let (rpc1, gas1, sent1) = counters(&host_a).await;
+    let sent = (sent1 - sent0).max(1.0);
+    println!(
+        "host A: RSS {rss_start} MiB at the start of measuring, peak {} MiB while proving; \
+         {:.0} gas and {:.1} RPC calls per proof sent",
+        host_a.status_kib("VmHWM:") / 1024,
+        (gas1 - gas0) / sent,
+        (rpc1 - rpc0) / sent,
+    );
+    ensure!(
+        failures == 0,
+        "{failures} required proofs missing (host log: {})",
+        host_a.log.display()
+    );
+    Ok(())
+}
