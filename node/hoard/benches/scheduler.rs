@@ -13,8 +13,9 @@
 //! ```
 //!
 //! Prints figures and exits non-zero if a required proof is missing; asserts nothing about speed
-//! (tests never time things; this is the benchmark). Host A runs with the default node settings
-//! but for a 250 ms chain poll, as the tests use.
+//! (tests never time things; this is the benchmark). Host A runs with the test harness's node
+//! settings (250 ms chain poll) but a 30 s receipt timeout, and two proofs built at a time (the
+//! default).
 
 use std::{
     fs,
