@@ -157,6 +157,8 @@ pub struct Store {
 
 const META: &str = "meta";
 const REQUESTS: &str = "requests";
+/// slot id → request id, for every slot of every request seen (labels events without an RPC).
+const SLOT_REQUESTS: &str = "slot_requests";
 const SLOTS: &str = "host_slots";
 const PROOFS: &str = "proofs";
 const DATASETS: &str = "datasets";
@@ -369,7 +371,19 @@ impl Store {
 
     /// Records a request.
     pub fn put_request(&self, r: &RequestRecord) -> Result<(), StoreError> {
+        let slots = self.tree(SLOT_REQUESTS)?;
+        for i in 0..r.slots {
+            slots.insert(hoard_chain::slot_id(r.id, u64::from(i)), r.id.as_slice())?;
+        }
         self.put(REQUESTS, r.id.as_slice(), r)
+    }
+
+    /// The request a slot belongs to, for requests this node has seen.
+    pub fn request_of_slot(&self, slot: &B256) -> Result<Option<B256>, StoreError> {
+        Ok(self
+            .tree(SLOT_REQUESTS)?
+            .get(slot)?
+            .and_then(|v| B256::try_from(v.as_ref()).ok()))
     }
 
     /// A request by id.
@@ -576,6 +590,41 @@ mod tests {
         assert_eq!(std::fs::read_dir(vol.join("tmp")).expect("tmp").count(), 0);
         let proofs = store.proofs_of(&B256::repeat_byte(1)).expect("proofs");
         assert_eq!(proofs.keys().copied().collect::<Vec<_>>(), vec![5]);
+    }
+
+    #[test]
+    fn every_slot_of_a_stored_request_maps_back_to_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vol = dir.path().join("vol");
+        let store = Store::open(dir.path(), std::slice::from_ref(&vol)).expect("open");
+        let id = B256::repeat_byte(5);
+        let record = RequestRecord {
+            id,
+            renter: Address::repeat_byte(1),
+            manifest_id: B256::repeat_byte(2),
+            dataset_root: B256::repeat_byte(3),
+            slots: 6,
+            max_slot_loss: 2,
+            slot_size: 1 << 16,
+            cell_count: 256,
+            samples: 16,
+            proof_probability: 1,
+            price_per_byte_per_second: U256::from(1),
+            collateral_per_byte: U256::from(1),
+            expires_at: 10,
+            ends_at: 20,
+        };
+        store.put_request(&record).expect("put");
+        for i in 0..6 {
+            let slot = hoard_chain::slot_id(id, i);
+            assert_eq!(
+                store.request_of_slot(&slot).expect("get"),
+                Some(id),
+                "slot {i}"
+            );
+        }
+        let beyond = hoard_chain::slot_id(id, 6);
+        assert_eq!(store.request_of_slot(&beyond).expect("get"), None);
     }
 
     #[test]

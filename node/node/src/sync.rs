@@ -313,7 +313,12 @@ async fn refresh_dataset_slots(ctx: &Arc<Ctx>, request_id: &B256) {
     }
 }
 
+/// The label of the request a slot belongs to: from the store (every request this node has seen
+/// maps its slots), else from the chain (a store written before the map existed).
 async fn dataset_label(ctx: &Arc<Ctx>, slot_id: &B256) -> Option<String> {
+    if let Ok(Some(request)) = ctx.store.request_of_slot(slot_id) {
+        return Some(short(&request));
+    }
     let slot = ctx.chain.get_slot(*slot_id).await.ok()?;
     Some(short(&slot.requestId))
 }
