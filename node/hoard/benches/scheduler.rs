@@ -27,7 +27,7 @@ use std::{
 use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use anyhow::{Context as _, bail, ensure};
 use hoard_chain::ProofStatus;
-use hoard_tests::{Network, TestNode, eventually, params};
+use hoard_tests::{Api, Network, TestNode, eventually, params};
 
 /// Requests posted before waiting for their slots to fill.
 const BATCH: usize = 50;
@@ -75,7 +75,7 @@ fn args() -> anyhow::Result<Args> {
 /// A `hoard node run` child process, killed on drop.
 struct HostProcess {
     child: Child,
-    url: String,
+    api: Api,
     log: PathBuf,
 }
 
@@ -104,20 +104,20 @@ impl HostProcess {
         (ticks(11) + ticks(12)) / 100.0
     }
 
-    async fn metric(&self, series: &str) -> f64 {
-        Self::metric_at(&self.url, series).await
+    /// RPC calls, `submitProof` gas and `submitProof` transactions so far.
+    async fn proof_costs(&self) -> (f64, f64, f64) {
+        (
+            self.metric("hoard_rpc_requests_total").await,
+            self.metric("hoard_tx_gas_used_total{method=\"submitProof\"}")
+                .await,
+            self.metric("hoard_tx_sent_total{method=\"submitProof\"}")
+                .await,
+        )
     }
 
-    /// One series of the node at `url`'s /metrics, or 0.
-    async fn metric_at(url: &str, series: &str) -> f64 {
-        let Ok(r) = reqwest::get(format!("{url}/metrics")).await else {
-            return 0.0;
-        };
-        let text = r.text().await.unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
+    /// One series of its /metrics (0 if it does not answer).
+    async fn metric(&self, series: &str) -> f64 {
+        self.api.metric(series).await.unwrap_or(0.0)
     }
 }
 
@@ -142,29 +142,29 @@ async fn start_host_process(net: &mut Network, name: &str) -> anyhow::Result<Hos
     let file = config.data_dir.join("node.toml");
     fs::write(&file, toml::to_string(&config)?)?;
     let log = config.data_dir.join("node.log");
+    let out = fs::File::create(&log)?;
     let child = Command::new(env!("CARGO_BIN_EXE_hoard"))
         .args(["node", "run", "--config"])
         .arg(&file)
         .env("HOARD_PRIVATE_KEY", key.to_bytes().to_string())
         .env("HOARD_LOG", "warn,hoard_node=warn")
-        .stdout(Stdio::from(fs::File::create(&log)?))
-        .stderr(Stdio::from(fs::File::create(log.with_extension("err"))?))
+        .stdout(Stdio::from(out.try_clone()?))
+        .stderr(Stdio::from(out))
         .spawn()
         .context("starting the host process")?;
+    // Reads only (node info, /metrics): no token needed.
     let host = HostProcess {
         child,
-        url: format!("http://127.0.0.1:{api}"),
+        api: Api::new(&format!("http://127.0.0.1:{api}"), ""),
         log,
     };
-    let http = reqwest::Client::new();
     eventually(Duration::from_secs(60), "host A's API", || async {
-        Ok(http
-            .get(format!("{}/api/v1/node", host.url))
-            .send()
+        Ok(host
+            .api
+            .get::<serde_json::Value>("/api/v1/node")
             .await
             .ok()
-            .filter(|r| r.status().is_success())
-            .map(|_| ()))
+            .map(drop))
     })
     .await?;
     Ok(host)
@@ -232,10 +232,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut host_a = start_host_process(&mut net, "host-a").await?;
     let a_addr = {
-        let info: serde_json::Value = reqwest::get(format!("{}/api/v1/node", host_a.url))
-            .await?
-            .json()
-            .await?;
+        let info: serde_json::Value = host_a.api.get("/api/v1/node").await?;
         info["address"]
             .as_str()
             .context("host A's address")?
@@ -297,17 +294,7 @@ async fn main() -> anyhow::Result<()> {
     fs::write(format!("/proc/{}/clear_refs", host_a.pid()), "5")
         .context("resetting host A's peak RSS")?;
     let rss_start = host_a.status_kib("VmRSS:") / 1024;
-    let counters = |h: &HostProcess| {
-        let h = h.url.clone();
-        async move {
-            let a = HostProcess::metric_at(&h, "hoard_rpc_requests_total").await;
-            let b =
-                HostProcess::metric_at(&h, "hoard_tx_gas_used_total{method=\"submitProof\"}").await;
-            let c = HostProcess::metric_at(&h, "hoard_tx_sent_total{method=\"submitProof\"}").await;
-            (a, b, c)
-        }
-    };
-    let (rpc0, gas0, sent0) = counters(&host_a).await;
+    let (rpc0, gas0, sent0) = host_a.proof_costs().await;
     let mut failures = 0;
     for period in first..first + a.periods {
         let cpu0 = host_a.cpu_secs();
@@ -347,7 +334,7 @@ async fn main() -> anyhow::Result<()> {
             max_rss / 1024
         );
     }
-    let (rpc1, gas1, sent1) = counters(&host_a).await;
+    let (rpc1, gas1, sent1) = host_a.proof_costs().await;
     let sent = (sent1 - sent0).max(1.0);
     println!(
         "host A: RSS {rss_start} MiB at the start of measuring, peak {} MiB while proving; \
