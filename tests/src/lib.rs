@@ -29,7 +29,7 @@ use hoard_chain::{
     Chain, ChainConfig, Deployment,
     devnet::{DeploySettings, LocalChain},
 };
-use hoard_node::{JobStatus, Node, NodeConfig, PutRequest};
+use hoard_node::{JobStatus, Node, NodeConfig, PutRequest, SlotStatus};
 use serde::{Serialize, de::DeserializeOwned};
 use tempfile::TempDir;
 
@@ -442,6 +442,85 @@ async fn decode<T: DeserializeOwned>(r: reqwest::Response) -> anyhow::Result<T> 
     let body: serde_json::Value = r.json().await?;
     anyhow::ensure!(status.is_success(), "API error {status}: {body}");
     Ok(serde_json::from_value(body)?)
+}
+
+/// Token balances of a renter and its hosts, taken before a request to check payouts against.
+#[derive(Debug, Clone)]
+pub struct Balances {
+    /// The renter's.
+    pub renter: U256,
+    /// Each host's, in the order given.
+    pub hosts: Vec<U256>,
+}
+
+impl Balances {
+    /// Reads the balances of `renter` and `hosts` now.
+    pub async fn of(chain: &Chain, renter: &TestNode, hosts: &[TestNode]) -> anyhow::Result<Self> {
+        let mut balances = Vec::new();
+        for h in hosts {
+            balances.push(chain.token_balance(h.address()).await?);
+        }
+        Ok(Self {
+            renter: chain.token_balance(renter.address()).await?,
+            hosts: balances,
+        })
+    }
+}
+
+/// After `request` ended at `end`: every host withdraws, then the renter. Host i holding slot i
+/// must have gained exactly `pay_per_second`·(end − filledAtᵢ) over `before` (its collateral came
+/// back), the renter must have paid exactly their sum, and the marketplace must hold nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn withdraw_and_check_pay(
+    chain: &Chain,
+    request: B256,
+    renter: &TestNode,
+    hosts: &[TestNode],
+    slots: &[SlotStatus],
+    pay_per_second: U256,
+    end: u64,
+    before: &Balances,
+) -> anyhow::Result<()> {
+    let mut filled_at = Vec::new();
+    for s in slots {
+        filled_at.push(chain.get_slot(s.slot_id).await?.filledAt);
+    }
+    for h in hosts {
+        let _: serde_json::Value = h
+            .post("/api/v1/host/withdraw", &serde_json::json!({}))
+            .await?;
+    }
+    let _: serde_json::Value = renter
+        .post(
+            &format!("/api/v1/requests/{request}/withdraw"),
+            &serde_json::json!({}),
+        )
+        .await?;
+    let mut paid = U256::ZERO;
+    for (i, s) in slots.iter().enumerate() {
+        let host = hosts
+            .iter()
+            .position(|h| Some(h.address()) == s.host)
+            .expect("a host of ours");
+        let earned = pay_per_second * U256::from(end - filled_at[i]);
+        paid += earned;
+        assert_eq!(
+            chain.token_balance(hosts[host].address()).await?,
+            before.hosts[host] + earned,
+            "host of slot {i}"
+        );
+    }
+    assert_eq!(
+        chain.token_balance(renter.address()).await?,
+        before.renter - paid,
+        "renter"
+    );
+    assert_eq!(
+        chain.token_balance(chain.deployment().marketplace).await?,
+        U256::ZERO,
+        "nothing left in escrow"
+    );
+    Ok(())
 }
 
 /// Waits until `request` is in `state` on chain (polled, failing after `timeout`).

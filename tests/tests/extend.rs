@@ -34,11 +34,7 @@ async fn extended_request_is_proven_until_the_new_end_and_paid_exactly() -> anyh
         || async { Ok((observer.hosts().await?.len() >= 7).then_some(())) },
     )
     .await?;
-    let renter_before = observer.token_balance(renter.address()).await?;
-    let mut hosts_before = Vec::new();
-    for h in &hosts {
-        hosts_before.push(observer.token_balance(h.address()).await?);
-    }
+    let before = hoard_tests::Balances::of(&observer, &renter, &hosts).await?;
 
     let put_params = params(DURATION, 60);
     let stored = put(&renter, net.dir.path(), 2 << 20, &put_params, true).await?;
@@ -156,40 +152,10 @@ async fn extended_request_is_proven_until_the_new_end_and_paid_exactly() -> anyh
     assert!(e.to_string().contains("has ended (finished)"), "{e}");
 
     // Everyone withdraws; host i earns P·(newEnd − filledAtᵢ), the renter pays exactly the sum.
-    let mut filled_at = Vec::new();
-    for s in slots {
-        filled_at.push(observer.get_slot(s.slot_id).await?.filledAt);
-    }
-    for h in &hosts {
-        let _: Value = h.post("/api/v1/host/withdraw", &json!({})).await?;
-    }
-    let _: Value = renter
-        .post(&format!("/api/v1/requests/{request}/withdraw"), &json!({}))
-        .await?;
-    let mut paid = U256::ZERO;
-    for (i, s) in slots.iter().enumerate() {
-        let host = hosts
-            .iter()
-            .position(|h| Some(h.address()) == s.host)
-            .expect("a host of ours");
-        let earned = p * U256::from(new_end - filled_at[i]);
-        paid += earned;
-        assert_eq!(
-            observer.token_balance(hosts[host].address()).await?,
-            hosts_before[host] + earned,
-            "host of slot {i}"
-        );
-    }
-    assert_eq!(
-        observer.token_balance(renter.address()).await?,
-        renter_before - paid,
-        "renter"
-    );
-    assert_eq!(
-        observer.token_balance(net.deployment.marketplace).await?,
-        U256::ZERO,
-        "nothing left in escrow"
-    );
+    hoard_tests::withdraw_and_check_pay(
+        &observer, request, &renter, &hosts, slots, p, new_end, &before,
+    )
+    .await?;
 
     renter.stop().await;
     for h in &mut hosts {

@@ -18,21 +18,13 @@ async fn put_fill_prove_get_finish_and_pay() -> anyhow::Result<()> {
     init_logs();
     let mut net = Network::start(PERIOD).await?;
     let observer = net.observer().await?;
-    let token_balance = |a| {
-        let o = observer.clone();
-        async move { o.token_balance(a).await }
-    };
 
     let mut renter = net.node("renter", false).await?;
     let mut hosts = Vec::new();
     for i in 0..6 {
         hosts.push(net.node(&format!("host-{i}"), true).await?);
     }
-    let renter_before = token_balance(renter.address()).await?;
-    let mut hosts_before = Vec::new();
-    for h in &hosts {
-        hosts_before.push(token_balance(h.address()).await?);
-    }
+    let before = hoard_tests::Balances::of(&observer, &renter, &hosts).await?;
 
     // Every node announces itself; hosts rank each other from those announcements.
     eventually(
@@ -133,46 +125,22 @@ async fn put_fill_prove_get_finish_and_pay() -> anyhow::Result<()> {
         Duration::from_secs(120),
     )
     .await?;
-    let mut filled_at = Vec::new();
-    for s in slots {
-        filled_at.push(observer.get_slot(s.slot_id).await?.filledAt);
-    }
-    for h in &hosts {
-        let _: Value = h.post("/api/v1/host/withdraw", &json!({})).await?;
-    }
     let mut renter =
         hoard_tests::TestNode::start(renter.config.clone(), renter.key.clone()).await?;
-    let _: Value = renter
-        .post(&format!("/api/v1/requests/{request}/withdraw"), &json!({}))
-        .await?;
 
     // Money: host i earns P·(end − filledAtᵢ); the renter pays exactly the sum.
     let p = price * U256::from(info.params.slotSize);
-    let end = info.endsAt;
-    let mut paid = U256::ZERO;
-    for (i, s) in slots.iter().enumerate() {
-        let host = hosts
-            .iter()
-            .position(|h| Some(h.address()) == s.host)
-            .expect("a host of ours");
-        let earned = p * U256::from(end - filled_at[i]);
-        paid += earned;
-        assert_eq!(
-            token_balance(hosts[host].address()).await?,
-            hosts_before[host] + earned,
-            "host of slot {i}"
-        );
-    }
-    assert_eq!(
-        token_balance(renter.address()).await?,
-        renter_before - paid,
-        "renter"
-    );
-    assert_eq!(
-        token_balance(net.deployment.marketplace).await?,
-        U256::ZERO,
-        "nothing left in escrow"
-    );
+    hoard_tests::withdraw_and_check_pay(
+        &observer,
+        request,
+        &renter,
+        &hosts,
+        slots,
+        p,
+        info.endsAt,
+        &before,
+    )
+    .await?;
 
     renter.stop().await;
     for h in &mut hosts {
