@@ -25,6 +25,10 @@ bytes32! {
     /// A proof period's randomness: the hash of the block just before the period starts.
     Seed
 }
+bytes32! {
+    /// A dataset's id: SHA-256 of its encoded manifest (docs/protocol.md section 4).
+    DatasetId
+}
 
 /// keccak-256 of the concatenated 32-byte words.
 fn keccak_words(words: &[&[u8; 32]]) -> [u8; 32] {
@@ -80,6 +84,18 @@ pub struct Challenge {
 }
 
 impl Challenge {
+    /// The challenge of an off-chain audit (`/hoard/audit/1`) of a slot of `dataset`: an audit
+    /// has no period, so the auditor picks a fresh `seed`, and the dataset id stands in for the
+    /// slot id as the samples' salt. The auditor and the audited host both build it here.
+    pub fn audit(seed: Seed, dataset: &DatasetId, samples: u32, cell_count: NonZeroU64) -> Self {
+        Self {
+            seed,
+            slot_id: SlotId(dataset.0),
+            samples,
+            cell_count,
+        }
+    }
+
     /// Sample `j` is `keccak256(abi.encode(seed, slotId, uint256(j))) % cellCount`, for
     /// `j = 0..samples`, in that order (duplicates possible).
     pub fn indices(&self) -> Vec<CellIndex> {

@@ -27,7 +27,7 @@ pub mod layout;
 pub mod proof;
 pub mod tree;
 
-pub use challenge::{Challenge, RequestId, Seed, SlotId, proof_required, slot_id};
+pub use challenge::{Challenge, DatasetId, RequestId, Seed, SlotId, proof_required, slot_id};
 pub use hash::{Hash, leaf_hash, node_hash};
 pub use layout::{
     BLOCK_SIZE, CELL_SIZE, CELLS_PER_BLOCK, CellIndex, Layout, LayoutError, MAX_SLOTS, SlotIndex,

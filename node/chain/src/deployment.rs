@@ -45,6 +45,13 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// The period arithmetic of this deployment.
+    pub fn periods(&self) -> crate::Periods {
+        // `load` refuses a zero period length, and so does the contract's constructor.
+        crate::Periods::new(self.period_length.max(1), self.grace_blocks)
+            .expect("a period length of at least 1")
+    }
+
     /// Reads a deployment file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ChainError> {
         let path = path.as_ref();
@@ -53,13 +60,18 @@ impl Deployment {
             path: path.display().to_string(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|e| {
+        let invalid = |e: &dyn std::fmt::Display| {
             ChainError::Other(format!(
                 "the deployment file {} is invalid: {e} — use the file contracts/script/deploy.sh \
                  or `hoard devnet` wrote",
                 path.display()
             ))
-        })
+        };
+        let d: Self = serde_json::from_str(&text).map_err(|e| invalid(&e))?;
+        if d.period_length == 0 {
+            return Err(invalid(&"periodLength is 0"));
+        }
+        Ok(d)
     }
 
     /// Writes the deployment file atomically: a temporary file next to it, fsync, rename, fsync

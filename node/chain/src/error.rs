@@ -64,13 +64,13 @@ pub enum ChainError {
     ConfigMismatch(String),
 
     /// The call would revert (found by simulating it before sending, or by a view).
-    #[error("{method} reverted: {error}")]
+    #[error("{method} reverted: {reason}")]
     Revert {
         /// Contract method.
         method: String,
-        /// The decoded custom error with its arguments (e.g. `ZeroPrice`,
-        /// `TooManySlots { slots: 300, max: 256 }`), a revert string, or the raw selector.
-        error: String,
+        /// Why, decoded: a Marketplace or token custom error with its arguments, a revert
+        /// string, or the raw selector. Match on it with [`ChainError::marketplace`].
+        reason: RevertReason,
     },
 
     /// The transaction was sent but no receipt came within the receipt timeout (after
@@ -148,11 +148,19 @@ impl ChainError {
         }
     }
 
-    /// The decoded revert (e.g. `ZeroPrice`, `TooManySlots { slots: 300, max: 256 }`) if this is a
-    /// [`ChainError::Revert`].
-    pub fn revert_reason(&self) -> Option<&str> {
+    /// The decoded revert if this is a [`ChainError::Revert`].
+    pub fn revert_reason(&self) -> Option<&RevertReason> {
         match self {
-            Self::Revert { error, .. } => Some(error),
+            Self::Revert { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The Marketplace's custom error, if this is a revert with one: callers decide by variant,
+    /// `matches!(e.marketplace(), Some(MarketplaceErrors::FuturePeriod(_)))`, never by message.
+    pub fn marketplace(&self) -> Option<&MarketplaceErrors> {
+        match self.revert_reason() {
+            Some(RevertReason::Marketplace(e)) => Some(e),
             _ => None,
         }
     }
@@ -164,7 +172,7 @@ impl ChainError {
                 if let Some(data) = payload.as_revert_data() {
                     return Self::Revert {
                         method: method.to_owned(),
-                        error: decode_revert(&data),
+                        reason: RevertReason::decode(&data),
                     };
                 }
                 (
@@ -199,7 +207,7 @@ impl ChainError {
             // A revert without data (`require(false)`, invalid opcode, out of gas in a call).
             return Self::Revert {
                 method: method.to_owned(),
-                error: message,
+                reason: RevertReason::Message(message),
             };
         }
         Self::Node {
@@ -242,34 +250,77 @@ fn transport_is_transient(err: &TransportError) -> bool {
     }
 }
 
-/// Decodes revert data against the Marketplace's and the token's custom errors, then the standard
-/// `Error(string)` / `Panic(uint256)`, and falls back to the raw selector.
-pub fn decode_revert(data: &[u8]) -> String {
-    if let Ok(e) = MarketplaceErrors::abi_decode(data) {
-        return without_variant(format!("{e:?}"));
+/// Why a call reverted, decoded from its revert data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevertReason {
+    /// A Marketplace custom error, with its arguments.
+    Marketplace(MarketplaceErrors),
+    /// A test token (OpenZeppelin ERC-20) custom error.
+    Token(HoardTestTokenErrors),
+    /// A revert string (`Error(string)`), a panic code, or the node's message for a revert
+    /// without data (`require(false)`, out of gas inside a call).
+    Message(String),
+    /// A custom error of no contract hoard knows: its selector and argument bytes.
+    Unknown {
+        /// The first four bytes of the revert data.
+        selector: [u8; 4],
+        /// Bytes of arguments after the selector.
+        args: usize,
+    },
+    /// Revert data shorter than a selector.
+    Malformed(Vec<u8>),
+}
+
+impl RevertReason {
+    /// Decodes revert data against the Marketplace's and the token's custom errors, then the
+    /// standard `Error(string)` / `Panic(uint256)`, and falls back to the raw selector.
+    pub fn decode(data: &[u8]) -> Self {
+        if let Ok(e) = MarketplaceErrors::abi_decode(data) {
+            return Self::Marketplace(e);
+        }
+        if let Ok(e) = HoardTestTokenErrors::abi_decode(data) {
+            return Self::Token(e);
+        }
+        if data.is_empty() {
+            return Self::Message("execution reverted without a reason".to_owned());
+        }
+        if let Some(reason) = decode_revert_reason(data) {
+            return Self::Message(reason);
+        }
+        match <[u8; 4]>::try_from(data.get(..4).unwrap_or_default()) {
+            Ok(selector) => Self::Unknown {
+                selector,
+                args: data.len() - 4,
+            },
+            Err(_) => Self::Malformed(data.to_vec()),
+        }
     }
-    if let Ok(e) = HoardTestTokenErrors::abi_decode(data) {
-        return without_variant(format!("{e:?}"));
-    }
-    if data.is_empty() {
-        return "execution reverted without a reason".to_owned();
-    }
-    if let Some(reason) = decode_revert_reason(data) {
-        return reason;
-    }
-    match data.get(..4) {
-        Some(selector) => format!(
-            "unknown custom error 0x{} ({} bytes of arguments)",
-            alloy::hex::encode(selector),
-            data.len() - 4
-        ),
-        None => format!("malformed revert data 0x{}", alloy::hex::encode(data)),
+}
+
+/// Prints the custom error's name with its arguments (`ZeroPrice`,
+/// `TooManySlots { slots: 300, max: 256 }`), the revert string, or the selector.
+impl std::fmt::Display for RevertReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Marketplace(e) => f.write_str(&without_variant(format!("{e:?}"))),
+            Self::Token(e) => f.write_str(&without_variant(format!("{e:?}"))),
+            Self::Message(m) => f.write_str(m),
+            Self::Unknown { selector, args } => write!(
+                f,
+                "unknown custom error 0x{} ({args} bytes of arguments)",
+                alloy::hex::encode(selector)
+            ),
+            Self::Malformed(data) => {
+                write!(f, "malformed revert data 0x{}", alloy::hex::encode(data))
+            }
+        }
     }
 }
 
 /// The generated error enums print as `Name(Name { field: value })` (the variant is named after
 /// the error type); keep the inner `Name { field: value }` (or just `Name` for errors without
-/// arguments).
+/// arguments). Display only: code matches on the variants.
 fn without_variant(debug: String) -> String {
     match debug.split_once('(') {
         Some((variant, rest)) if rest.starts_with(variant) && rest.ends_with(')') => {
@@ -289,14 +340,19 @@ mod tests {
     #[test]
     fn decodes_marketplace_errors_by_name_with_arguments() {
         let data = Marketplace::ZeroPrice {}.abi_encode();
-        assert_eq!(decode_revert(&data), "ZeroPrice");
+        let reason = RevertReason::decode(&data);
+        assert!(matches!(
+            reason,
+            RevertReason::Marketplace(MarketplaceErrors::ZeroPrice(_))
+        ));
+        assert_eq!(reason.to_string(), "ZeroPrice");
         let data = Marketplace::TooManySlots {
             slots: U256::from(300),
             max: U256::from(256),
         }
         .abi_encode();
         assert_eq!(
-            decode_revert(&data),
+            RevertReason::decode(&data).to_string(),
             "TooManySlots { slots: 300, max: 256 }"
         );
     }
@@ -309,7 +365,9 @@ mod tests {
             needed: U256::from(2),
         }
         .abi_encode();
-        let text = decode_revert(&data);
+        let reason = RevertReason::decode(&data);
+        assert!(matches!(reason, RevertReason::Token(_)), "{reason:?}");
+        let text = reason.to_string();
         assert!(text.starts_with("ERC20InsufficientAllowance {"), "{text}");
         assert!(text.contains("needed: 2"), "{text}");
     }
@@ -317,12 +375,14 @@ mod tests {
     #[test]
     fn falls_back_to_revert_strings_and_selectors() {
         let data = alloy::sol_types::Revert::from("plain reason").abi_encode();
-        assert_eq!(decode_revert(&data), "revert: plain reason");
+        let text = |d: &[u8]| RevertReason::decode(d).to_string();
+        assert_eq!(text(&data), "revert: plain reason");
         assert_eq!(
-            decode_revert(&[0xde, 0xad, 0xbe, 0xef, 0, 0]),
+            text(&[0xde, 0xad, 0xbe, 0xef, 0, 0]),
             "unknown custom error 0xdeadbeef (2 bytes of arguments)"
         );
-        assert_eq!(decode_revert(&[]), "execution reverted without a reason");
+        assert_eq!(text(&[]), "execution reverted without a reason");
+        assert_eq!(text(&[0xde, 0xad]), "malformed revert data 0xdead");
     }
 
     #[test]
@@ -340,10 +400,14 @@ mod tests {
         assert!(!not_found.is_transient());
         let revert = ChainError::Revert {
             method: "requestStorage".into(),
-            error: "ZeroPrice".into(),
+            reason: RevertReason::decode(&Marketplace::ZeroPrice {}.abi_encode()),
         };
         assert!(!revert.is_transient());
-        assert_eq!(revert.revert_reason(), Some("ZeroPrice"));
+        assert!(matches!(
+            revert.marketplace(),
+            Some(MarketplaceErrors::ZeroPrice(_))
+        ));
+        assert_eq!(revert.to_string(), "requestStorage reverted: ZeroPrice");
         assert!(
             down.to_string()
                 .contains("is anvil running? check --rpc-url")

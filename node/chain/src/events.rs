@@ -24,6 +24,8 @@ use alloy::{
 };
 use serde::{Deserialize, Serialize};
 
+use hoard_prover::{RequestId, SlotId, SlotIndex};
+
 use crate::{
     bindings::Marketplace::{MarketplaceEvents, RequestParams},
     client::Chain,
@@ -46,7 +48,7 @@ pub enum MarketEvent {
     /// A renter opened a request and escrowed `escrow` tokens.
     StorageRequested {
         /// Request id.
-        request_id: B256,
+        request_id: RequestId,
         /// The renter.
         renter: Address,
         /// The request's parameters.
@@ -61,7 +63,7 @@ pub enum MarketEvent {
     /// The renter extended a running request: it now ends at `ends_at`.
     RequestExtended {
         /// Request id.
-        request_id: B256,
+        request_id: RequestId,
         /// Seconds added to the duration.
         extra_seconds: u64,
         /// The new end (unix seconds).
@@ -72,20 +74,20 @@ pub enum MarketEvent {
     /// A host filled a slot (`repair`: the slot was in Repair).
     SlotFilled {
         /// Request id.
-        request_id: B256,
+        request_id: RequestId,
         /// Slot id.
-        slot_id: B256,
+        slot_id: SlotId,
         /// The host.
         host: Address,
         /// Slot index in the request.
-        slot_index: u64,
+        slot_index: SlotIndex,
         /// Whether the slot was being repaired.
         repair: bool,
     },
     /// A host proved its slot for `period`.
     ProofSubmitted {
         /// Slot id.
-        slot_id: B256,
+        slot_id: SlotId,
         /// The host.
         host: Address,
         /// The period.
@@ -94,7 +96,7 @@ pub enum MarketEvent {
     /// `reporter` marked the proof of `period` missing.
     ProofMissed {
         /// Slot id.
-        slot_id: B256,
+        slot_id: SlotId,
         /// The host.
         host: Address,
         /// The period.
@@ -111,33 +113,33 @@ pub enum MarketEvent {
     /// `host` was evicted; the slot is in Repair.
     SlotFreed {
         /// Request id.
-        request_id: B256,
+        request_id: RequestId,
         /// Slot id.
-        slot_id: B256,
+        slot_id: SlotId,
         /// The evicted host.
         host: Address,
         /// Slot index in the request.
-        slot_index: u64,
+        slot_index: SlotIndex,
     },
     /// Every slot of the request is filled.
     RequestStarted {
         /// Request id.
-        request_id: B256,
+        request_id: RequestId,
     },
     /// The request ran its duration (emitted by the first withdrawal after the end).
     RequestFinished {
         /// Request id.
-        request_id: B256,
+        request_id: RequestId,
     },
     /// The request lost too many slots.
     RequestFailed {
         /// Request id.
-        request_id: B256,
+        request_id: RequestId,
     },
     /// The request expired unfilled (emitted by the first withdrawal after the expiry).
     RequestCancelled {
         /// Request id.
-        request_id: B256,
+        request_id: RequestId,
     },
     /// Tokens left the contract: to a host (`slot_id` set), a renter (`slot_id` zero) or a
     /// reporter (both ids zero).
@@ -145,9 +147,9 @@ pub enum MarketEvent {
         /// Who was paid.
         account: Address,
         /// Request id (zero for a reporter).
-        request_id: B256,
+        request_id: RequestId,
         /// Slot id (zero for a renter or a reporter).
-        slot_id: B256,
+        slot_id: SlotId,
         /// Tokens paid.
         amount: U256,
     },
@@ -412,10 +414,15 @@ fn decode(log: &Log) -> Option<ChainEvent> {
 fn convert(e: MarketplaceEvents) -> Result<MarketEvent, String> {
     let small =
         |name: &str, v: U256| u64::try_from(v).map_err(|_| format!("{name} {v} exceeds 64 bits"));
+    let index = |name: &str, v: U256| {
+        u16::try_from(v)
+            .map(SlotIndex)
+            .map_err(|_| format!("{name} {v} exceeds 16 bits"))
+    };
     use MarketplaceEvents as E;
     Ok(match e {
         E::StorageRequested(e) => MarketEvent::StorageRequested {
-            request_id: e.requestId,
+            request_id: RequestId(e.requestId.0),
             renter: e.renter,
             params: e.params,
             escrow: e.escrow,
@@ -423,25 +430,25 @@ fn convert(e: MarketplaceEvents) -> Result<MarketEvent, String> {
             ends_at: e.endsAt,
         },
         E::RequestExtended(e) => MarketEvent::RequestExtended {
-            request_id: e.requestId,
+            request_id: RequestId(e.requestId.0),
             extra_seconds: small("extraSeconds", e.extraSeconds)?,
             ends_at: e.endsAt,
             payment: e.payment,
         },
         E::SlotFilled(e) => MarketEvent::SlotFilled {
-            request_id: e.requestId,
-            slot_id: e.slotId,
+            request_id: RequestId(e.requestId.0),
+            slot_id: SlotId(e.slotId.0),
             host: e.host,
-            slot_index: small("slotIndex", e.slotIndex)?,
+            slot_index: index("slotIndex", e.slotIndex)?,
             repair: e.repair,
         },
         E::ProofSubmitted(e) => MarketEvent::ProofSubmitted {
-            slot_id: e.slotId,
+            slot_id: SlotId(e.slotId.0),
             host: e.host,
             period: small("period", e.period)?,
         },
         E::ProofMissed(e) => MarketEvent::ProofMissed {
-            slot_id: e.slotId,
+            slot_id: SlotId(e.slotId.0),
             host: e.host,
             period: small("period", e.period)?,
             reporter: e.reporter,
@@ -450,27 +457,27 @@ fn convert(e: MarketplaceEvents) -> Result<MarketEvent, String> {
             missed_proofs: small("missedProofs", e.missedProofs)?,
         },
         E::SlotFreed(e) => MarketEvent::SlotFreed {
-            request_id: e.requestId,
-            slot_id: e.slotId,
+            request_id: RequestId(e.requestId.0),
+            slot_id: SlotId(e.slotId.0),
             host: e.host,
-            slot_index: small("slotIndex", e.slotIndex)?,
+            slot_index: index("slotIndex", e.slotIndex)?,
         },
         E::RequestStarted(e) => MarketEvent::RequestStarted {
-            request_id: e.requestId,
+            request_id: RequestId(e.requestId.0),
         },
         E::RequestFinished(e) => MarketEvent::RequestFinished {
-            request_id: e.requestId,
+            request_id: RequestId(e.requestId.0),
         },
         E::RequestFailed(e) => MarketEvent::RequestFailed {
-            request_id: e.requestId,
+            request_id: RequestId(e.requestId.0),
         },
         E::RequestCancelled(e) => MarketEvent::RequestCancelled {
-            request_id: e.requestId,
+            request_id: RequestId(e.requestId.0),
         },
         E::Withdrawn(e) => MarketEvent::Withdrawn {
             account: e.account,
-            request_id: e.requestId,
-            slot_id: e.slotId,
+            request_id: RequestId(e.requestId.0),
+            slot_id: SlotId(e.slotId.0),
             amount: e.amount,
         },
         E::HostAnnounced(e) => MarketEvent::HostAnnounced {

@@ -25,35 +25,43 @@
 //! - [`events`]: [`EventFollower`], [`MarketEvent`], [`Cursor`].
 //! - [`error`]: [`ChainError`], with revert data decoded to the custom error's name.
 //! - [`deployment`]: the deployment file `contracts/script/deploy.sh` writes.
-//! - [`devnet`]: anvil for tests and `hoard devnet`, deployment from the artifacts, faucet.
+//! - `devnet` (feature `devnet`): anvil for tests and `hoard devnet`, deployment from the
+//!   artifacts, faucet.
 //! - [`metrics`]: RPC and transaction metrics in the caller's registry.
 //! - [`bindings`]: `sol!` bindings from `contracts/artifacts/`.
 //!
-//! Ids: the contract speaks `B256`; the prover's 32-byte newtypes convert with [`B256Ext`].
+//! Ids: the contract speaks `B256`; this crate's API speaks hoard's newtypes (`RequestId`,
+//! `SlotId`, `Seed`, `DatasetId`, `Hash`, `SlotIndex`) and converts at its edge with [`B256Ext`].
+//! [`Periods`] is the period arithmetic every role uses.
 
 pub mod bindings;
 pub mod client;
 pub mod deployment;
+#[cfg(feature = "devnet")]
 pub mod devnet;
 pub mod error;
 pub mod events;
 pub mod metrics;
+pub mod periods;
 mod rpc;
 pub mod state;
 mod tx;
 
 pub use alloy::primitives::{Address, B256, Bytes, U256};
 pub use alloy::signers::local::PrivateKeySigner;
-pub use bindings::Marketplace::{MarketplaceConfig, RequestInfo, RequestParams, SlotInfo};
-pub use client::{Chain, ChainConfig, Extension, HostInfo, TxOutcome};
+pub use bindings::Marketplace::MarketplaceErrors;
+pub use bindings::Marketplace::{MarketplaceConfig, RequestInfo, RequestParams};
+pub use client::{Chain, ChainConfig, Extension, HostInfo, Slot, TxOutcome};
 pub use deployment::Deployment;
+#[cfg(feature = "devnet")]
 pub use devnet::{DeploySettings, LocalChain, deploy, find_anvil, fund};
-pub use error::{ChainError, decode_revert};
+pub use error::{ChainError, RevertReason};
 pub use events::{ChainEvent, Cursor, EventFollower, MarketEvent, Poll};
 pub use metrics::ChainMetrics;
+pub use periods::Periods;
 pub use state::{ProofStatus, RequestState, SlotState};
 
-use hoard_prover::{Hash, RequestId, Seed, SlotId};
+use hoard_prover::{DatasetId, Hash, RequestId, Seed, SlotId};
 
 /// Conversions between the prover's 32-byte newtypes and alloy's `B256` (the orphan rule rules
 /// out `From` impls between two foreign types).
@@ -78,26 +86,22 @@ macro_rules! b256_ext {
     )+};
 }
 
-b256_ext!(RequestId, SlotId, Seed, Hash);
-
-/// `keccak256(abi.encode(requestId, slotIndex))`, as the Marketplace's `slotId`.
-pub fn slot_id(request_id: B256, slot_index: u64) -> B256 {
-    use alloy::sol_types::SolValue;
-    alloy::primitives::keccak256((request_id, U256::from(slot_index)).abi_encode())
-}
+b256_ext!(RequestId, SlotId, Seed, Hash, DatasetId);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn ids_round_trip_and_slot_ids_match_the_prover() {
+    fn ids_round_trip_and_slot_ids_match_the_contract() {
+        use alloy::sol_types::SolValue;
         let request = RequestId([7; 32]);
         let b = request.to_b256();
         assert_eq!(b, B256::repeat_byte(7));
         assert_eq!(RequestId::from_b256(b), request);
+        // The Marketplace's slotId: keccak256(abi.encode(requestId, uint256(slotIndex))).
+        let contract = alloy::primitives::keccak256((b, U256::from(3)).abi_encode());
         let prover_slot = hoard_prover::slot_id(&request, hoard_prover::SlotIndex(3));
-        assert_eq!(slot_id(b, 3), prover_slot.to_b256());
-        assert_eq!(SlotId::from_b256(slot_id(b, 3)), prover_slot);
+        assert_eq!(SlotId::from_b256(contract), prover_slot);
     }
 }

@@ -10,10 +10,7 @@ use hoard_prover::{DatasetTree, Hash, Layout};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-hoard_prover::bytes32! {
-    /// A dataset's content id: SHA-256 of its encoded manifest.
-    DatasetId
-}
+pub use hoard_prover::DatasetId;
 
 /// The manifest format this code writes and reads.
 pub const MANIFEST_FORMAT: u16 = 1;

@@ -114,6 +114,34 @@ pub struct Extension {
     pub payment: U256,
 }
 
+/// A slot as `getSlot` reports it, in hoard's types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// The request it belongs to.
+    pub request_id: hoard_prover::RequestId,
+    /// Its index in the request.
+    pub index: hoard_prover::SlotIndex,
+    /// Its state (`None` for an unknown id).
+    pub state: crate::SlotState,
+    /// Current (or, once Paid, last) host; zero while Free or in Repair.
+    pub host: Address,
+    /// When the current host filled it (unix seconds).
+    pub filled_at: u64,
+    /// Period in which the current host filled it; the fill's proof counts for this period.
+    pub filled_period: u64,
+    /// Missed proofs marked against the current host.
+    pub missed_proofs: u64,
+    /// Root of the slot tree the current host committed to.
+    pub slot_root: hoard_prover::Hash,
+}
+
+impl Slot {
+    /// Whether `host` holds it now.
+    pub fn is_filled_by(&self, host: Address) -> bool {
+        self.state == crate::SlotState::Filled && self.host == host
+    }
+}
+
 /// A host's announcement (`hostInfo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostInfo {

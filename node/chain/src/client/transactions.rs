@@ -3,18 +3,21 @@
 
 use alloy::{
     network::TransactionBuilder,
-    primitives::{Address, B256, Bytes, U256},
+    primitives::{Address, Bytes, U256},
     rpc::types::{TransactionReceipt, TransactionRequest},
-    sol_types::{SolCall, SolError, SolEvent},
+    sol_types::{SolCall, SolEvent},
 };
+
+use hoard_prover::{Hash, RequestId, SlotId, SlotIndex};
 
 use super::{Chain, Extension, TxOutcome, method_name};
 use crate::{
+    B256Ext as _,
     bindings::{
         HoardTestToken,
-        Marketplace::{self, RequestParams},
+        Marketplace::{self, MarketplaceErrors, RequestParams},
     },
-    error::{ChainError, decode_revert},
+    error::{ChainError, RevertReason},
     tx::Allowance,
 };
 
@@ -47,7 +50,7 @@ impl Chain {
     pub async fn request_storage(
         &self,
         params: RequestParams,
-    ) -> Result<(B256, TxOutcome), ChainError> {
+    ) -> Result<(RequestId, TxOutcome), ChainError> {
         let d = &self.inner.deployment;
         // escrowFor validates the parameters: its revert is requestStorage's.
         let escrow = self
@@ -67,7 +70,7 @@ impl Chain {
             .iter()
             .filter(|log| log.address() == d.marketplace)
             .find_map(|log| Marketplace::StorageRequested::decode_log_data(log.data()).ok())
-            .map(|event| event.requestId)
+            .map(|event| RequestId(event.requestId.0))
             .ok_or_else(|| {
                 ChainError::Other(format!(
                     "requestStorage transaction {} emitted no StorageRequested event",
@@ -82,7 +85,7 @@ impl Chain {
     /// payment (from its `RequestExtended` event).
     pub async fn extend_request(
         &self,
-        request_id: B256,
+        request_id: RequestId,
         extra_seconds: u64,
     ) -> Result<(Extension, TxOutcome), ChainError> {
         let d = &self.inner.deployment;
@@ -94,7 +97,7 @@ impl Chain {
             let error = Marketplace::NotRenter { caller: me, renter };
             let revert = ChainError::Revert {
                 method: String::new(),
-                error: decode_revert(&error.abi_encode()),
+                reason: RevertReason::Marketplace(MarketplaceErrors::NotRenter(error)),
             };
             return Err(self.revert_as::<Marketplace::extendRequestCall>(revert));
         }
@@ -110,7 +113,7 @@ impl Chain {
             amount: cost,
         };
         let call = Marketplace::extendRequestCall {
-            requestId: request_id,
+            requestId: request_id.to_b256(),
             extraSeconds: U256::from(extra_seconds),
         };
         let receipt = self.transact(d.marketplace, call, Some(allowance)).await?;
@@ -120,7 +123,7 @@ impl Chain {
             .iter()
             .filter(|log| log.address() == d.marketplace)
             .find_map(|log| Marketplace::RequestExtended::decode_log_data(log.data()).ok())
-            .filter(|event| event.requestId == request_id)
+            .filter(|event| event.requestId == request_id.to_b256())
             .map(|event| Extension {
                 ends_at: event.endsAt,
                 payment: event.payment,
@@ -138,7 +141,7 @@ impl Chain {
     /// as one); other errors pass through.
     fn revert_as<C: SolCall>(&self, e: ChainError) -> ChainError {
         match e {
-            ChainError::Revert { error, .. } => {
+            ChainError::Revert { reason, .. } => {
                 let method = method_name::<C>();
                 self.metrics()
                     .tx_reverted
@@ -146,7 +149,7 @@ impl Chain {
                     .inc();
                 ChainError::Revert {
                     method: method.to_owned(),
-                    error,
+                    reason,
                 }
             }
             e => e,
@@ -158,10 +161,10 @@ impl Chain {
     /// allowance stays unused).
     pub async fn fill_slot(
         &self,
-        request_id: B256,
-        slot_index: u64,
-        slot_root: B256,
-        root_path: Vec<B256>,
+        request_id: RequestId,
+        slot_index: SlotIndex,
+        slot_root: Hash,
+        root_path: &[Hash],
         proof: Bytes,
     ) -> Result<TxOutcome, ChainError> {
         let d = &self.inner.deployment;
@@ -172,10 +175,10 @@ impl Chain {
             amount: collateral,
         };
         let call = Marketplace::fillSlotCall {
-            requestId: request_id,
-            slotIndex: U256::from(slot_index),
-            slotRoot: slot_root,
-            rootPath: root_path,
+            requestId: request_id.to_b256(),
+            slotIndex: U256::from(slot_index.0),
+            slotRoot: slot_root.to_b256(),
+            rootPath: root_path.iter().map(|h| h.to_b256()).collect(),
             proof,
         };
         let receipt = self.transact(d.marketplace, call, Some(allowance)).await?;
@@ -183,34 +186,43 @@ impl Chain {
     }
 
     /// Proves `slot_id` for the current period.
-    pub async fn submit_proof(&self, slot_id: B256, proof: Bytes) -> Result<TxOutcome, ChainError> {
-        self.transact_market(Marketplace::submitProofCall { id: slot_id, proof })
-            .await
+    pub async fn submit_proof(
+        &self,
+        slot_id: SlotId,
+        proof: Bytes,
+    ) -> Result<TxOutcome, ChainError> {
+        self.transact_market(Marketplace::submitProofCall {
+            id: slot_id.to_b256(),
+            proof,
+        })
+        .await
     }
 
     /// Marks the missing proof of `slot_id` for `period`.
     pub async fn mark_proof_missing(
         &self,
-        slot_id: B256,
+        slot_id: SlotId,
         period: u64,
     ) -> Result<TxOutcome, ChainError> {
         self.transact_market(Marketplace::markProofMissingCall {
-            id: slot_id,
+            id: slot_id.to_b256(),
             period: U256::from(period),
         })
         .await
     }
 
     /// Withdraws a host's pay and collateral after the request ended.
-    pub async fn withdraw_slot(&self, slot_id: B256) -> Result<TxOutcome, ChainError> {
-        self.transact_market(Marketplace::withdrawSlotCall { id: slot_id })
-            .await
+    pub async fn withdraw_slot(&self, slot_id: SlotId) -> Result<TxOutcome, ChainError> {
+        self.transact_market(Marketplace::withdrawSlotCall {
+            id: slot_id.to_b256(),
+        })
+        .await
     }
 
     /// Withdraws a renter's refund after the request ended.
-    pub async fn withdraw_request(&self, request_id: B256) -> Result<TxOutcome, ChainError> {
+    pub async fn withdraw_request(&self, request_id: RequestId) -> Result<TxOutcome, ChainError> {
         self.transact_market(Marketplace::withdrawRequestCall {
-            requestId: request_id,
+            requestId: request_id.to_b256(),
         })
         .await
     }

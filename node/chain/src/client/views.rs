@@ -7,9 +7,12 @@ use alloy::{
     providers::Provider,
 };
 
-use super::{Chain, HostInfo, PAGE, to_u64};
+use hoard_prover::{Hash, RequestId, Seed, SlotId, SlotIndex};
+
+use super::{Chain, HostInfo, PAGE, Slot, to_u64};
 use crate::{
-    bindings::Marketplace::{RequestInfo, RequestParams, SlotInfo},
+    B256Ext as _,
+    bindings::Marketplace::{RequestInfo, RequestParams},
     error::ChainError,
     state::{ProofStatus, RequestState, SlotState},
 };
@@ -97,15 +100,17 @@ impl Chain {
 
     /// Seed of `period` (reverts `SeedUnavailable` before the period starts or once the seed
     /// block is older than the randomness horizon).
-    pub async fn period_seed(&self, period: u64) -> Result<B256, ChainError> {
-        self.view("periodSeed", async {
-            self.inner
-                .market
-                .periodSeed(U256::from(period))
-                .call()
-                .await
-        })
-        .await
+    pub async fn period_seed(&self, period: u64) -> Result<Seed, ChainError> {
+        let seed = self
+            .view("periodSeed", async {
+                self.inner
+                    .market
+                    .periodSeed(U256::from(period))
+                    .call()
+                    .await
+            })
+            .await?;
+        Ok(Seed(seed.0))
     }
 
     /// The challenge of `slot_id` in `period`: its seed, whether the period's coin says a proof
@@ -113,14 +118,14 @@ impl Chain {
     /// (duplicates kept).
     pub async fn challenge(
         &self,
-        slot_id: B256,
+        slot_id: SlotId,
         period: u64,
-    ) -> Result<(B256, bool, Vec<u64>), ChainError> {
+    ) -> Result<(Seed, bool, Vec<u64>), ChainError> {
         let c = self
             .view("challenge", async {
                 self.inner
                     .market
-                    .challenge(slot_id, U256::from(period))
+                    .challenge(slot_id.to_b256(), U256::from(period))
                     .call()
                     .await
             })
@@ -130,13 +135,17 @@ impl Chain {
             .into_iter()
             .map(|i| to_u64("challenge", i))
             .collect::<Result<_, _>>()?;
-        Ok((c.seed, c.required, indices))
+        Ok((Seed(c.seed.0), c.required, indices))
     }
 
     /// Whether the host of `slot_id` must still submit a proof in the current period.
-    pub async fn is_proof_required(&self, slot_id: B256) -> Result<bool, ChainError> {
+    pub async fn is_proof_required(&self, slot_id: SlotId) -> Result<bool, ChainError> {
         self.view("isProofRequired", async {
-            self.inner.market.isProofRequired(slot_id).call().await
+            self.inner
+                .market
+                .isProofRequired(slot_id.to_b256())
+                .call()
+                .await
         })
         .await
     }
@@ -144,14 +153,14 @@ impl Chain {
     /// Whether the proof of `slot_id` for `period` was submitted or marked missing.
     pub async fn proof_status(
         &self,
-        slot_id: B256,
+        slot_id: SlotId,
         period: u64,
     ) -> Result<ProofStatus, ChainError> {
         let s = self
             .view("proofStatus", async {
                 self.inner
                     .market
-                    .proofStatus(slot_id, U256::from(period))
+                    .proofStatus(slot_id.to_b256(), U256::from(period))
                     .call()
                     .await
             })
@@ -162,55 +171,80 @@ impl Chain {
     // ------------------------------------------------------------------ requests and slots
 
     /// A request; `state` is `None` (0) for an unknown id.
-    pub async fn get_request(&self, request_id: B256) -> Result<RequestInfo, ChainError> {
+    pub async fn get_request(&self, request_id: RequestId) -> Result<RequestInfo, ChainError> {
         self.view("getRequest", async {
-            self.inner.market.getRequest(request_id).call().await
+            self.inner
+                .market
+                .getRequest(request_id.to_b256())
+                .call()
+                .await
         })
         .await
     }
 
-    /// A slot; `state` is `None` (0) for an unknown id.
-    pub async fn get_slot(&self, slot_id: B256) -> Result<SlotInfo, ChainError> {
-        self.view("getSlot", async {
-            self.inner.market.getSlot(slot_id).call().await
+    /// A slot; `state` is `None` for an unknown id.
+    pub async fn get_slot(&self, slot_id: SlotId) -> Result<Slot, ChainError> {
+        let s = self
+            .view("getSlot", async {
+                self.inner.market.getSlot(slot_id.to_b256()).call().await
+            })
+            .await?;
+        Ok(Slot {
+            request_id: RequestId(s.requestId.0),
+            index: SlotIndex(u16::try_from(s.slotIndex).map_err(|_| {
+                ChainError::Other(format!("getSlot: slot index {} is not a u16", s.slotIndex))
+            })?),
+            state: SlotState::try_from(s.state)?,
+            host: s.host,
+            filled_at: s.filledAt,
+            filled_period: s.filledPeriod,
+            missed_proofs: u64::from(s.missedProofs),
+            slot_root: Hash(s.slotRoot.0),
         })
-        .await
     }
 
     /// A request's state, with Cancelled and Finished applied as soon as time says so.
-    pub async fn request_state(&self, request_id: B256) -> Result<RequestState, ChainError> {
+    pub async fn request_state(&self, request_id: RequestId) -> Result<RequestState, ChainError> {
         let s = self
             .view("requestState", async {
-                self.inner.market.requestState(request_id).call().await
+                self.inner
+                    .market
+                    .requestState(request_id.to_b256())
+                    .call()
+                    .await
             })
             .await?;
         RequestState::try_from(s)
     }
 
     /// A slot's state, with the request's end state applied.
-    pub async fn slot_state(&self, slot_id: B256) -> Result<SlotState, ChainError> {
+    pub async fn slot_state(&self, slot_id: SlotId) -> Result<SlotState, ChainError> {
         let s = self
             .view("slotState", async {
-                self.inner.market.slotState(slot_id).call().await
+                self.inner.market.slotState(slot_id.to_b256()).call().await
             })
             .await?;
         SlotState::try_from(s)
     }
 
     /// What the slot's current host earned so far and the collateral it would get back.
-    pub async fn slot_payout(&self, slot_id: B256) -> Result<(U256, U256), ChainError> {
+    pub async fn slot_payout(&self, slot_id: SlotId) -> Result<(U256, U256), ChainError> {
         let p = self
             .view("slotPayout", async {
-                self.inner.market.slotPayout(slot_id).call().await
+                self.inner.market.slotPayout(slot_id.to_b256()).call().await
             })
             .await?;
         Ok((p.earned, p.collateral))
     }
 
     /// What `withdrawRequest` would pay the renter.
-    pub async fn renter_refund(&self, request_id: B256) -> Result<U256, ChainError> {
+    pub async fn renter_refund(&self, request_id: RequestId) -> Result<U256, ChainError> {
         self.view("renterRefund", async {
-            self.inner.market.renterRefund(request_id).call().await
+            self.inner
+                .market
+                .renterRefund(request_id.to_b256())
+                .call()
+                .await
         })
         .await
     }
@@ -224,9 +258,13 @@ impl Chain {
     }
 
     /// Full collateral of one slot of the request.
-    pub async fn slot_collateral(&self, request_id: B256) -> Result<U256, ChainError> {
+    pub async fn slot_collateral(&self, request_id: RequestId) -> Result<U256, ChainError> {
         self.view("slotCollateral", async {
-            self.inner.market.slotCollateral(request_id).call().await
+            self.inner
+                .market
+                .slotCollateral(request_id.to_b256())
+                .call()
+                .await
         })
         .await
     }
@@ -244,13 +282,13 @@ impl Chain {
     /// `InvalidExtension`, `PriceOverflow`) as the extension itself would, whoever asks.
     pub async fn extension_cost(
         &self,
-        request_id: B256,
+        request_id: RequestId,
         extra_seconds: u64,
     ) -> Result<U256, ChainError> {
         self.view("extensionCost", async {
             self.inner
                 .market
-                .extensionCost(request_id, U256::from(extra_seconds))
+                .extensionCost(request_id.to_b256(), U256::from(extra_seconds))
                 .call()
                 .await
         })
@@ -258,39 +296,45 @@ impl Chain {
     }
 
     /// The id the next request of `renter` will get.
-    pub async fn next_request_id(&self, renter: Address) -> Result<B256, ChainError> {
-        self.view("nextRequestId", async {
-            self.inner.market.nextRequestId(renter).call().await
-        })
-        .await
+    pub async fn next_request_id(&self, renter: Address) -> Result<RequestId, ChainError> {
+        let id = self
+            .view("nextRequestId", async {
+                self.inner.market.nextRequestId(renter).call().await
+            })
+            .await?;
+        Ok(RequestId(id.0))
     }
 
     /// Every slot `host` ever filled, oldest first (a refilled slot appears again).
-    pub async fn host_slots(&self, host: Address) -> Result<Vec<B256>, ChainError> {
+    pub async fn host_slots(&self, host: Address) -> Result<Vec<SlotId>, ChainError> {
         let m = &self.inner.market;
         let count = self
             .view("hostSlotCount", async {
                 m.hostSlotCount(host).call().await
             })
             .await?;
-        self.pages("hostSlots", count, |offset, limit| async move {
-            m.hostSlots(host, offset, limit).call().await
-        })
-        .await
+        let ids = self
+            .pages("hostSlots", count, |offset, limit| async move {
+                m.hostSlots(host, offset, limit).call().await
+            })
+            .await?;
+        Ok(ids.into_iter().map(|id| SlotId(id.0)).collect())
     }
 
     /// Every request of `renter`, oldest first.
-    pub async fn renter_requests(&self, renter: Address) -> Result<Vec<B256>, ChainError> {
+    pub async fn renter_requests(&self, renter: Address) -> Result<Vec<RequestId>, ChainError> {
         let m = &self.inner.market;
         let count = self
             .view("renterRequestCount", async {
                 m.renterRequestCount(renter).call().await
             })
             .await?;
-        self.pages("renterRequests", count, |offset, limit| async move {
-            m.renterRequests(renter, offset, limit).call().await
-        })
-        .await
+        let ids = self
+            .pages("renterRequests", count, |offset, limit| async move {
+                m.renterRequests(renter, offset, limit).call().await
+            })
+            .await?;
+        Ok(ids.into_iter().map(|id| RequestId(id.0)).collect())
     }
 
     /// Every announced host with its announcement.

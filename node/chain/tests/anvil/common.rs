@@ -2,14 +2,13 @@
 
 use std::time::Duration;
 
-use alloy::{
-    primitives::{B256, U256},
-    signers::local::PrivateKeySigner,
-};
+use alloy::primitives::{B256, U256};
+use alloy::signers::local::PrivateKeySigner;
 use hoard_chain::{
     Chain, ChainConfig, ChainEvent, Cursor, DeploySettings, Deployment, EventFollower, LocalChain,
     MarketEvent, Poll, RequestParams, deploy,
 };
+use hoard_prover::RequestId;
 use tokio::time::Instant;
 
 /// Longest any wait for the chain may take in these tests.
@@ -104,7 +103,7 @@ pub(crate) async fn poll_until(
     }
 }
 
-pub(crate) fn requested(events: &[ChainEvent]) -> Vec<B256> {
+pub(crate) fn requested(events: &[ChainEvent]) -> Vec<RequestId> {
     events
         .iter()
         .filter_map(|e| match e.event {

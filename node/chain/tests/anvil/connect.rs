@@ -1,7 +1,7 @@
 //! Connecting (and refusing to), and a request round trip.
 
 use alloy::primitives::{Address, U256};
-use hoard_chain::{Chain, ChainError, RequestState};
+use hoard_chain::{B256Ext as _, Chain, ChainError, RequestState};
 
 use crate::common::{Env, params, tokens};
 
@@ -123,15 +123,15 @@ async fn request_storage_returns_the_predicted_id_and_escrows() {
         renter.renter_requests(me).await.expect("renterRequests"),
         vec![id]
     );
-    let slot = hoard_chain::slot_id(id, 0);
-    assert_eq!(renter.get_slot(slot).await.expect("getSlot").requestId, id);
+    let slot = hoard_prover::slot_id(&id, hoard_prover::SlotIndex(0));
+    assert_eq!(renter.get_slot(slot).await.expect("getSlot").request_id, id);
     let on_chain = renter
         .marketplace()
-        .slotId(id, U256::ZERO)
+        .slotId(id.to_b256(), U256::ZERO)
         .call()
         .await
         .expect("slotId");
-    assert_eq!(slot, on_chain);
+    assert_eq!(slot.to_b256(), on_chain);
     assert_eq!(
         renter.slot_collateral(id).await.expect("collateral"),
         U256::from(256u64 * 256)

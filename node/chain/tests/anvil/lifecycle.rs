@@ -4,11 +4,12 @@ use std::{num::NonZeroU64, time::Duration};
 
 use alloy::primitives::{B256, Bytes, U256};
 use hoard_chain::{
-    B256Ext, Chain, ChainError, DeploySettings, EventFollower, MarketEvent, ProofStatus,
-    RequestParams, RequestState, SlotState, fund,
+    B256Ext, Chain, ChainError, DeploySettings, EventFollower, MarketEvent, MarketplaceErrors,
+    ProofStatus, RequestParams, RequestState, SlotState, fund,
 };
 use hoard_prover::{
-    BLOCK_SIZE, Challenge, DatasetTree, DirectProof, Seed, SlotId, SlotTree, block_root,
+    BLOCK_SIZE, Challenge, DatasetTree, DirectProof, RequestId, SlotId, SlotIndex, SlotTree,
+    block_root,
 };
 use tokio::time::Instant;
 
@@ -71,12 +72,12 @@ impl Dataset {
     }
 
     /// The proof of `slot` for `period`, checked against the contract's view of the challenge.
-    async fn proof(&self, chain: &Chain, slot_id: B256, slot: usize, period: u64) -> Bytes {
+    async fn proof(&self, chain: &Chain, slot_id: SlotId, slot: usize, period: u64) -> Bytes {
         let (seed, required, indices) = chain.challenge(slot_id, period).await.expect("challenge");
         assert!(required, "proofProbability 1: every period");
         let challenge = Challenge {
-            seed: Seed::from_b256(seed),
-            slot_id: SlotId::from_b256(slot_id),
+            seed,
+            slot_id,
             samples: 4,
             cell_count: NonZeroU64::new(512).expect("non-zero"),
         };
@@ -102,7 +103,9 @@ where
         let period = chain.current_period().await.expect("period");
         match attempt(period).await {
             Ok(_) => return period,
-            Err(e) if e.revert_reason() == Some("InvalidProof") => continue,
+            Err(e) if matches!(e.marketplace(), Some(MarketplaceErrors::InvalidProof(_))) => {
+                continue;
+            }
             Err(e) => panic!("transaction failed: {e}"),
         }
     }
@@ -162,24 +165,19 @@ async fn host_fills_proves_and_a_reporter_marks_a_missed_proof() {
         .expect("approve ahead");
 
     let slots = [
-        hoard_chain::slot_id(request, 0),
-        hoard_chain::slot_id(request, 1),
+        hoard_prover::slot_id(&request, SlotIndex(0)),
+        hoard_prover::slot_id(&request, SlotIndex(1)),
     ];
     let mut fill_periods = Vec::new();
     for (i, slot_id) in slots.into_iter().enumerate() {
-        let root = data.trees[i].root().to_b256();
-        let path: Vec<B256> = data
-            .dataset
-            .path(i)
-            .expect("path")
-            .iter()
-            .map(|h| h.to_b256())
-            .collect();
+        let root = data.trees[i].root();
+        let path = data.dataset.path(i).expect("path");
         let period = in_one_period(&host, |period| {
             let (host, data, path) = (&host, &data, path.clone());
             async move {
                 let proof = data.proof(host, slot_id, i, period).await;
-                host.fill_slot(request, i as u64, root, path, proof).await
+                host.fill_slot(request, SlotIndex(i as u16), root, &path, proof)
+                    .await
             }
         })
         .await;
@@ -194,10 +192,7 @@ async fn host_fills_proves_and_a_reporter_marks_a_missed_proof() {
         slots
     );
     let info = host.get_slot(slots[0]).await.expect("slot");
-    assert_eq!(
-        (info.host, SlotState::try_from(info.state).expect("state")),
-        (host_address, SlotState::Filled)
-    );
+    assert_eq!((info.host, info.state), (host_address, SlotState::Filled));
     // Collateral went in, and the approval ahead covered both fills exactly.
     assert_eq!(
         host.token_allowance(host_address, env.deployment.marketplace)
@@ -236,8 +231,10 @@ async fn host_fills_proves_and_a_reporter_marks_a_missed_proof() {
         .await
         .expect_err("was proven");
     assert!(
-        e.revert_reason()
-            .is_some_and(|r| r.starts_with("ProofWasSubmitted")),
+        matches!(
+            e.marketplace(),
+            Some(MarketplaceErrors::ProofWasSubmitted(_))
+        ),
         "{e}"
     );
     reporter
@@ -288,14 +285,14 @@ async fn host_fills_proves_and_a_reporter_marks_a_missed_proof() {
             request_id: request,
             slot_id: slots[0],
             host: host_address,
-            slot_index: 0,
+            slot_index: SlotIndex(0),
             repair: false,
         },
         MarketEvent::SlotFilled {
             request_id: request,
             slot_id: slots[1],
             host: host_address,
-            slot_index: 1,
+            slot_index: SlotIndex(1),
             repair: false,
         },
         MarketEvent::RequestStarted {
@@ -316,7 +313,7 @@ async fn host_fills_proves_and_a_reporter_marks_a_missed_proof() {
             if *slot_id == slots[1] && *period == proven_in && *reporter == reporter_address && *r == reward)));
     assert!(events.iter().any(|e| matches!(e,
         MarketEvent::Withdrawn { account, request_id, slot_id, amount }
-            if *account == reporter_address && request_id.is_zero() && slot_id.is_zero() && *amount == reward)));
+            if *account == reporter_address && *request_id == RequestId::default() && *slot_id == SlotId::default() && *amount == reward)));
     assert!(events.iter().any(|e| matches!(e,
         MarketEvent::StorageRequested { request_id, .. } if *request_id == request)));
 }

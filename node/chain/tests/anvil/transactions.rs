@@ -7,7 +7,10 @@ use alloy::{
     providers::Provider,
     signers::local::PrivateKeySigner,
 };
-use hoard_chain::{Chain, ChainConfig, ChainError, EventFollower, Extension, MarketEvent, fund};
+use hoard_chain::{
+    Chain, ChainConfig, ChainError, EventFollower, Extension, MarketEvent, MarketplaceErrors, fund,
+};
+use hoard_prover::{Hash, RequestId, SlotIndex};
 
 use crate::common::{Env, params, poll_until, tokens};
 
@@ -22,7 +25,7 @@ async fn reverts_come_back_decoded_and_cost_no_nonce() {
     let mut p = params(2);
     p.pricePerBytePerSecond = U256::ZERO;
     let e = chain.request_storage(p).await.expect_err("zero price");
-    assert_eq!(e.revert_reason(), Some("ZeroPrice"), "{e:?}");
+    assert_eq!(reason(&e).as_deref(), Some("ZeroPrice"), "{e:?}");
     assert!(
         e.to_string().contains("requestStorage reverted: ZeroPrice"),
         "{e}"
@@ -34,7 +37,7 @@ async fn reverts_come_back_decoded_and_cost_no_nonce() {
     p.slots = 300;
     let e = chain.request_storage(p).await.expect_err("too many slots");
     assert_eq!(
-        e.revert_reason(),
+        reason(&e).as_deref(),
         Some("TooManySlots { slots: 300, max: 256 }"),
         "{e:?}"
     );
@@ -47,16 +50,18 @@ async fn reverts_come_back_decoded_and_cost_no_nonce() {
     let e = chain
         .fill_slot(
             id,
-            0,
-            B256::repeat_byte(4),
-            vec![],
+            SlotIndex(0),
+            Hash([4; 32]),
+            &[],
             Bytes::from(vec![0u8; 512]),
         )
         .await
         .expect_err("bad proof");
-    let reason = e.revert_reason().expect("a revert");
     assert!(
-        reason.starts_with("InvalidProof") || reason.starts_with("InvalidSlotRootPath"),
+        matches!(
+            e.marketplace(),
+            Some(MarketplaceErrors::InvalidProof(_) | MarketplaceErrors::InvalidSlotRootPath(_))
+        ),
         "{e}"
     );
 
@@ -64,7 +69,7 @@ async fn reverts_come_back_decoded_and_cost_no_nonce() {
         .withdraw_reward()
         .await
         .expect_err("nothing to withdraw");
-    assert_eq!(e.revert_reason(), Some("NothingToWithdraw"), "{e:?}");
+    assert_eq!(reason(&e).as_deref(), Some("NothingToWithdraw"), "{e:?}");
 
     // None of those used a nonce: the next transaction goes through at once.
     let nonce_before = chain
@@ -278,7 +283,7 @@ async fn the_renter_extends_a_running_request_and_pays_for_it() {
         .await
         .expect_err("not the renter");
     assert_eq!(
-        e.revert_reason(),
+        reason(&e).as_deref(),
         Some(
             format!(
                 "NotRenter {{ caller: {:?}, renter: {me:?} }}",
@@ -295,17 +300,15 @@ async fn the_renter_extends_a_running_request_and_pays_for_it() {
     );
     let e = renter.extend_request(id, 0).await.expect_err("zero");
     assert!(
-        e.revert_reason()
-            .is_some_and(|r| r.starts_with("InvalidExtension { extraSeconds: 0,")),
+        reason(&e).is_some_and(|r| r.starts_with("InvalidExtension { extraSeconds: 0,")),
         "{e:?}"
     );
     let e = renter
-        .extend_request(B256::repeat_byte(9), 60)
+        .extend_request(RequestId([9; 32]), 60)
         .await
         .expect_err("unknown");
     assert!(
-        e.revert_reason()
-            .is_some_and(|r| r.starts_with("UnknownRequest")),
+        reason(&e).is_some_and(|r| r.starts_with("UnknownRequest")),
         "{e:?}"
     );
     assert_eq!(
@@ -331,8 +334,7 @@ async fn the_renter_extends_a_running_request_and_pays_for_it() {
         .expect("mine");
     let e = renter.extend_request(id, 60).await.expect_err("cancelled");
     assert!(
-        e.revert_reason()
-            .is_some_and(|r| r.starts_with("RequestNotActive") && r.ends_with("state: 3 }")),
+        reason(&e).is_some_and(|r| r.starts_with("RequestNotActive") && r.ends_with("state: 3 }")),
         "{e:?}"
     );
     // Each refusal counts as a reverted extendRequest of the client that tried it.
@@ -401,4 +403,10 @@ async fn spenders_share_an_ample_allowance_and_approve_when_short() {
         U256::ZERO,
         "each approved exactly its escrow"
     );
+}
+
+/// The decoded revert as people read it (`TooManySlots { slots: 300, max: 256 }`): these tests
+/// check the wording too.
+fn reason(e: &ChainError) -> Option<String> {
+    e.revert_reason().map(ToString::to_string)
 }
