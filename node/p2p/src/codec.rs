@@ -212,8 +212,8 @@ mod tests {
         assert_eq!(decoded, response());
 
         let request = BlockRequest::Blocks {
-            dataset: [5; 32],
-            slot: 1,
+            dataset: hoard_prover::DatasetId([5; 32]),
+            slot: hoard_prover::SlotIndex(1),
             first: 2,
             count: 3,
         };

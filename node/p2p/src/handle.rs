@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use hoard_prover::DatasetId;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -33,11 +34,11 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<AuditResponse, NetError>>,
     },
     StartProviding {
-        dataset: [u8; 32],
+        dataset: DatasetId,
         reply: oneshot::Sender<Result<(), NetError>>,
     },
     FindProviders {
-        dataset: [u8; 32],
+        dataset: DatasetId,
         timeout: Duration,
         reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
     },
@@ -122,7 +123,7 @@ impl NetworkHandle {
     /// dataset, republished by Kademlia). Returns once the announcement has been sent to the
     /// closest peers known; on [`NetError::Timeout`] the record is still stored locally and
     /// republished later.
-    pub async fn start_providing(&self, dataset: [u8; 32]) -> Result<(), NetError> {
+    pub async fn start_providing(&self, dataset: DatasetId) -> Result<(), NetError> {
         self.call(|reply| Command::StartProviding { dataset, reply })
             .await?
     }
@@ -132,7 +133,7 @@ impl NetworkHandle {
     /// banned peers. The actor dials the providers it finds so they can be asked right away.
     pub async fn find_providers(
         &self,
-        dataset: [u8; 32],
+        dataset: DatasetId,
         timeout: Duration,
     ) -> Result<Vec<PeerId>, NetError> {
         self.call(|reply| Command::FindProviders {

@@ -64,7 +64,7 @@ pub use handle::{LISTEN_ADDR_DEADLINE, NetworkHandle};
 pub use inbound::InboundRequest;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use messages::{
-    AuditRequest, AuditResponse, BlockRequest, BlockResponse, BlockWithPath,
+    AuditRequest, AuditResponse, BadBlock, BlockRequest, BlockResponse, BlockWithPath,
     MAX_BLOCKS_PER_REQUEST, MAX_PATH_LEN,
 };
 

@@ -1,7 +1,9 @@
 //! Wire messages of `/hoard/block/1` and `/hoard/audit/1`, CBOR-encoded by the request-response
 //! codec. Byte fields go through `serde_bytes` so they travel as CBOR byte strings, not arrays.
 
-use hoard_prover::{BLOCK_SIZE, Hash, block_root, tree::root_from_path};
+use hoard_prover::{
+    BLOCK_SIZE, Challenge, DatasetId, Hash, Seed, SlotIndex, block_root, tree::root_from_path,
+};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -18,14 +20,14 @@ pub enum BlockRequest {
     /// The manifest of a dataset; `dataset` is its id, the SHA-256 of the encoded manifest.
     Manifest {
         /// Dataset id.
-        dataset: [u8; 32],
+        dataset: DatasetId,
     },
     /// Blocks `first .. first + count` of one slot, each with its path to the slot root.
     Blocks {
         /// Dataset id.
-        dataset: [u8; 32],
+        dataset: DatasetId,
         /// Slot index within the dataset.
-        slot: u16,
+        slot: SlotIndex,
         /// Index of the first block within the slot.
         first: u64,
         /// Number of blocks, `1 ..= MAX_BLOCKS_PER_REQUEST`.
@@ -101,25 +103,70 @@ impl std::fmt::Debug for BlockWithPath {
     }
 }
 
+/// Why a received block was rejected: the peer that sent it is at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadBlock {
+    /// Not the block that was asked for.
+    #[error("block {got} instead of block {want}")]
+    WrongIndex {
+        /// The index asked for.
+        want: u64,
+        /// The index sent.
+        got: u64,
+    },
+    /// Not 65,536 bytes.
+    #[error("block {index} has {len} bytes")]
+    WrongLength {
+        /// The block.
+        index: u64,
+        /// Its length.
+        len: usize,
+    },
+    /// A path longer than any slot's, or too short for the index.
+    #[error("block {index} comes with a path of {len} siblings")]
+    BadPath {
+        /// The block.
+        index: u64,
+        /// The path's length.
+        len: usize,
+    },
+    /// Hashed up its path, it does not give the slot root.
+    #[error("block {index} does not match the slot root")]
+    RootMismatch {
+        /// The block.
+        index: u64,
+    },
+}
+
 impl BlockWithPath {
-    /// True iff `data` is a full block whose root, hashed up `path` at position `index`, gives
-    /// `slot_root`.
+    /// The one check of a received block, used by every download, fill and repair: `data` is a
+    /// full block, it is block `want`, and its root hashed up `path` gives `slot_root`. Returns
+    /// the block's root (a host keeps it in the slot's roots file).
     ///
-    /// Rejects data of the wrong length, paths longer than [`MAX_PATH_LEN`], and indices with bits
-    /// above the path's depth (which would otherwise let block `i` pass as block `i + 2^depth`).
-    /// The caller still checks that `index` is the block it asked for.
-    pub fn verify(&self, slot_root: &Hash) -> bool {
-        let Ok(block) = <&[u8; BLOCK_SIZE]>::try_from(self.data.as_slice()) else {
-            return false;
-        };
-        if self.path.len() > MAX_PATH_LEN {
-            return false;
+    /// Rejects paths longer than [`MAX_PATH_LEN`] (a peer could otherwise make us hash a lot) and
+    /// indices with bits above the path's depth (which would otherwise let block `i` pass as
+    /// block `i + 2^depth`).
+    pub fn verify(&self, slot_root: &Hash, want: u64) -> Result<Hash, BadBlock> {
+        let index = self.index;
+        if index != want {
+            return Err(BadBlock::WrongIndex { want, got: index });
         }
-        if self.path.len() < 64 && self.index >> self.path.len() != 0 {
-            return false;
+        let block = <&[u8; BLOCK_SIZE]>::try_from(self.data.as_slice()).map_err(|_| {
+            BadBlock::WrongLength {
+                index,
+                len: self.data.len(),
+            }
+        })?;
+        let len = self.path.len();
+        if len > MAX_PATH_LEN || index.checked_shr(len as u32).unwrap_or(0) != 0 {
+            return Err(BadBlock::BadPath { index, len });
         }
+        let root = block_root(block);
         let path: Vec<Hash> = self.path.iter().map(|sibling| Hash(*sibling)).collect();
-        root_from_path(block_root(block), self.index, &path) == *slot_root
+        if root_from_path(root, index, &path) != *slot_root {
+            return Err(BadBlock::RootMismatch { index });
+        }
+        Ok(root)
     }
 }
 
@@ -127,13 +174,32 @@ impl BlockWithPath {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRequest {
     /// Dataset id.
-    pub dataset: [u8; 32],
+    pub dataset: DatasetId,
     /// Slot index within the dataset.
-    pub slot: u16,
+    pub slot: SlotIndex,
     /// Challenge seed.
-    pub seed: [u8; 32],
+    pub seed: Seed,
     /// Number of cells to sample.
     pub samples: u16,
+}
+
+impl AuditRequest {
+    /// Most cells one audit may ask for: a bound on the work a peer can make a host do.
+    pub const MAX_SAMPLES: u16 = 128;
+
+    /// The challenge both sides prove and verify: [`Challenge::audit`] over a slot of
+    /// `cell_count` cells. `None` for a sample count outside `1..=MAX_SAMPLES` or an empty slot.
+    pub fn challenge(&self, cell_count: u64) -> Option<Challenge> {
+        if self.samples == 0 || self.samples > Self::MAX_SAMPLES {
+            return None;
+        }
+        Some(Challenge::audit(
+            self.seed,
+            &self.dataset,
+            u32::from(self.samples),
+            std::num::NonZeroU64::new(cell_count)?,
+        ))
+    }
 }
 
 /// A response on `/hoard/audit/1`.
@@ -194,56 +260,115 @@ mod tests {
         let root = tree.root();
         for index in 0..5 {
             let block = with_path(&data, &tree, index);
-            assert!(block.verify(&root), "block {index}");
+            assert_eq!(
+                block.verify(&root, index),
+                Ok(tree.block_root(index).expect("in range"))
+            );
+            assert_eq!(
+                block.verify(&root, index + 1),
+                Err(BadBlock::WrongIndex {
+                    want: index + 1,
+                    got: index
+                })
+            );
 
             let mut flipped = block.clone();
             flipped.data[100] ^= 1;
-            assert!(!flipped.verify(&root));
+            assert_eq!(
+                flipped.verify(&root, index),
+                Err(BadBlock::RootMismatch { index })
+            );
 
             let mut short = block.clone();
             short.data.truncate(BLOCK_SIZE - 1);
-            assert!(!short.verify(&root));
+            assert!(matches!(
+                short.verify(&root, index),
+                Err(BadBlock::WrongLength { .. })
+            ));
 
             let mut moved = block.clone();
             moved.index ^= 1;
-            assert!(!moved.verify(&root));
+            assert!(moved.verify(&root, moved.index).is_err());
 
             let mut aliased = block.clone();
             aliased.index += 1 << aliased.path.len();
-            assert!(!aliased.verify(&root));
+            assert!(matches!(
+                aliased.verify(&root, aliased.index),
+                Err(BadBlock::BadPath { .. })
+            ));
+
+            let mut long = block.clone();
+            long.path = vec![[0; 32]; MAX_PATH_LEN + 1];
+            assert!(matches!(
+                long.verify(&root, index),
+                Err(BadBlock::BadPath { .. })
+            ));
 
             let mut bad_path = block;
             bad_path.path[0][0] ^= 1;
-            assert!(!bad_path.verify(&root));
+            assert_eq!(
+                bad_path.verify(&root, index),
+                Err(BadBlock::RootMismatch { index })
+            );
+        }
+    }
+
+    #[test]
+    fn audits_build_one_challenge_for_both_sides() {
+        let request = AuditRequest {
+            dataset: DatasetId([3; 32]),
+            slot: SlotIndex(1),
+            seed: Seed([9; 32]),
+            samples: 16,
+        };
+        let c = request.challenge(1024).expect("valid");
+        assert_eq!(
+            c.slot_id.0, request.dataset.0,
+            "the dataset id salts the samples"
+        );
+        assert_eq!(
+            (c.seed, c.samples, c.cell_count.get()),
+            (request.seed, 16, 1024)
+        );
+        assert_eq!(request.challenge(0), None);
+        for samples in [0, AuditRequest::MAX_SAMPLES + 1] {
+            assert_eq!(
+                AuditRequest {
+                    samples,
+                    ..request.clone()
+                }
+                .challenge(1024),
+                None
+            );
         }
     }
 
     #[test]
     fn validate_bounds_block_count() {
         let ok = BlockRequest::Blocks {
-            dataset: [0; 32],
-            slot: 0,
+            dataset: DatasetId([0; 32]),
+            slot: SlotIndex(0),
             first: 0,
             count: 16,
         };
         assert!(ok.validate().is_ok());
         let zero = BlockRequest::Blocks {
-            dataset: [0; 32],
-            slot: 0,
+            dataset: DatasetId([0; 32]),
+            slot: SlotIndex(0),
             first: 0,
             count: 0,
         };
         assert!(zero.validate().is_err());
         let many = BlockRequest::Blocks {
-            dataset: [0; 32],
-            slot: 0,
+            dataset: DatasetId([0; 32]),
+            slot: SlotIndex(0),
             first: 0,
             count: 17,
         };
         assert!(many.validate().is_err());
         let overflow = BlockRequest::Blocks {
-            dataset: [0; 32],
-            slot: 0,
+            dataset: DatasetId([0; 32]),
+            slot: SlotIndex(0),
             first: u64::MAX,
             count: 1,
         };

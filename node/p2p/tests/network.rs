@@ -15,12 +15,12 @@ use hoard_p2p::{
     InboundRequest, Keypair, MAX_BLOCKS_PER_REQUEST, Multiaddr, NetError, NetworkConfig,
     NetworkHandle, PeerId,
 };
-use hoard_prover::{BLOCK_SIZE, Hash, SlotTree, block_root};
+use hoard_prover::{BLOCK_SIZE, DatasetId, Hash, Seed, SlotIndex, SlotTree, block_root};
 use prometheus::Registry;
 use serde_bytes::ByteBuf;
 use tokio::{sync::mpsc, task::JoinHandle};
 
-const DATASET: [u8; 32] = [7; 32];
+const DATASET: DatasetId = DatasetId([7; 32]);
 const WAIT: Duration = Duration::from_secs(15);
 
 /// A running node and what the test needs to drive it.
@@ -200,7 +200,7 @@ async fn sixteen_blocks_in_one_request_all_verify() {
 
     let request = BlockRequest::Blocks {
         dataset: DATASET,
-        slot: 3,
+        slot: SlotIndex(3),
         first: 2,
         count: MAX_BLOCKS_PER_REQUEST,
     };
@@ -216,17 +216,21 @@ async fn sixteen_blocks_in_one_request_all_verify() {
     let root = slot.tree.root();
     for (offset, block) in blocks.iter().enumerate() {
         assert_eq!(block.index, 2 + offset as u64);
-        assert!(block.verify(&root), "block {} verifies", block.index);
+        assert!(
+            block.verify(&root, block.index).is_ok(),
+            "block {} verifies",
+            block.index
+        );
     }
 
     // A flipped bit, a block served at another index, or the wrong slot root all fail.
     let mut tampered = blocks[5].clone();
     tampered.data[12_345] ^= 0x40;
-    assert!(!tampered.verify(&root));
+    assert!(tampered.verify(&root, 7).is_err());
     let mut moved = blocks[5].clone();
     moved.index += 1;
-    assert!(!moved.verify(&root));
-    assert!(!blocks[5].verify(&Hash([0; 32])));
+    assert!(moved.verify(&root, 8).is_err());
+    assert!(blocks[5].verify(&Hash([0; 32]), 7).is_err());
 
     // Payload bytes are counted on both sides, as are the outcomes.
     let payload = f64::from(MAX_BLOCKS_PER_REQUEST) * BLOCK_SIZE as f64;
@@ -255,7 +259,7 @@ async fn sixteen_blocks_in_one_request_all_verify() {
     // reaching it.
     let missing = BlockRequest::Blocks {
         dataset: DATASET,
-        slot: 3,
+        slot: SlotIndex(3),
         first: 19,
         count: 2,
     };
@@ -263,7 +267,7 @@ async fn sixteen_blocks_in_one_request_all_verify() {
     assert!(matches!(response, Ok(BlockResponse::Error(e)) if e == "not found"));
     let too_many = BlockRequest::Blocks {
         dataset: DATASET,
-        slot: 3,
+        slot: SlotIndex(3),
         first: 0,
         count: MAX_BLOCKS_PER_REQUEST + 1,
     };
@@ -276,8 +280,8 @@ async fn sixteen_blocks_in_one_request_all_verify() {
     // Audits travel on their own protocol.
     let audit = AuditRequest {
         dataset: DATASET,
-        slot: 3,
-        seed: [1; 32],
+        slot: SlotIndex(3),
+        seed: Seed([1; 32]),
         samples: 16,
     };
     let response = client
@@ -505,7 +509,7 @@ async fn provider_found_through_a_third_node() {
     // Another dataset has no providers.
     let other = c
         .net
-        .find_providers([9; 32], Duration::from_secs(2))
+        .find_providers(DatasetId([9; 32]), Duration::from_secs(2))
         .await
         .expect("search runs");
     assert!(other.is_empty());

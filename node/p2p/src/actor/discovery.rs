@@ -17,7 +17,7 @@ use crate::{behaviour::KAD_PROTOCOL, error::NetError};
 impl Actor {
     pub(super) fn find_providers(
         &mut self,
-        dataset: [u8; 32],
+        dataset: hoard_prover::DatasetId,
         timeout: Duration,
         reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
     ) {
@@ -31,7 +31,7 @@ impl Actor {
             .swarm
             .behaviour_mut()
             .kad
-            .get_providers(RecordKey::new(&dataset));
+            .get_providers(RecordKey::new(dataset.as_bytes()));
         let (deadline, handle) = abortable(tokio::time::sleep(timeout));
         self.deadlines
             .push(deadline.map(move |r| r.ok().map(|()| id)).boxed());

@@ -236,7 +236,7 @@ impl Actor {
                     .swarm
                     .behaviour_mut()
                     .kad
-                    .start_providing(RecordKey::new(&dataset))
+                    .start_providing(RecordKey::new(dataset.as_bytes()))
                 {
                     Ok(id) => {
                         self.providing.insert(id, reply);
