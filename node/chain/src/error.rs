@@ -160,7 +160,7 @@ impl ChainError {
     /// `matches!(e.marketplace(), Some(MarketplaceErrors::FuturePeriod(_)))`, never by message.
     pub fn marketplace(&self) -> Option<&MarketplaceErrors> {
         match self.revert_reason() {
-            Some(RevertReason::Marketplace(e)) => Some(e),
+            Some(RevertReason::Marketplace(e)) => Some(&**e),
             _ => None,
         }
     }
@@ -254,10 +254,10 @@ fn transport_is_transient(err: &TransportError) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RevertReason {
-    /// A Marketplace custom error, with its arguments.
-    Marketplace(MarketplaceErrors),
+    /// A Marketplace custom error, with its arguments (boxed: some carry several words).
+    Marketplace(Box<MarketplaceErrors>),
     /// A test token (OpenZeppelin ERC-20) custom error.
-    Token(HoardTestTokenErrors),
+    Token(Box<HoardTestTokenErrors>),
     /// A revert string (`Error(string)`), a panic code, or the node's message for a revert
     /// without data (`require(false)`, out of gas inside a call).
     Message(String),
@@ -277,10 +277,10 @@ impl RevertReason {
     /// standard `Error(string)` / `Panic(uint256)`, and falls back to the raw selector.
     pub fn decode(data: &[u8]) -> Self {
         if let Ok(e) = MarketplaceErrors::abi_decode(data) {
-            return Self::Marketplace(e);
+            return Self::Marketplace(Box::new(e));
         }
         if let Ok(e) = HoardTestTokenErrors::abi_decode(data) {
-            return Self::Token(e);
+            return Self::Token(Box::new(e));
         }
         if data.is_empty() {
             return Self::Message("execution reverted without a reason".to_owned());
@@ -341,10 +341,9 @@ mod tests {
     fn decodes_marketplace_errors_by_name_with_arguments() {
         let data = Marketplace::ZeroPrice {}.abi_encode();
         let reason = RevertReason::decode(&data);
-        assert!(matches!(
-            reason,
-            RevertReason::Marketplace(MarketplaceErrors::ZeroPrice(_))
-        ));
+        assert!(
+            matches!(&reason, RevertReason::Marketplace(e) if matches!(**e, MarketplaceErrors::ZeroPrice(_)))
+        );
         assert_eq!(reason.to_string(), "ZeroPrice");
         let data = Marketplace::TooManySlots {
             slots: U256::from(300),

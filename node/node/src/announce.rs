@@ -5,7 +5,19 @@ use std::{sync::Arc, time::Duration};
 
 use libp2p::{Multiaddr, PeerId};
 
-use crate::{node::Ctx, store::HostEntry};
+use crate::{
+    ctx::Ctx,
+    store::{HostEntry, Store},
+};
+
+/// Why announcing failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+enum AnnounceError {
+    #[error("p2p.announce address {0:?} is not a multiaddr: {1}")]
+    Addr(String, libp2p::multiaddr::Error),
+    #[error(transparent)]
+    Chain(#[from] hoard_chain::ChainError),
+}
 
 pub(crate) async fn run(ctx: Arc<Ctx>) {
     // Every node announces (hosts to be found, renters to serve their data): a host entry is
@@ -36,7 +48,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
     }
 }
 
-async fn announce_once(ctx: &Ctx) -> anyhow::Result<()> {
+async fn announce_once(ctx: &Ctx) -> Result<(), AnnounceError> {
     let addrs = if ctx.config.p2p.announce.is_empty() {
         ctx.net.listen_addrs().await
     } else {
@@ -44,7 +56,10 @@ async fn announce_once(ctx: &Ctx) -> anyhow::Result<()> {
             .p2p
             .announce
             .iter()
-            .map(|a| a.parse::<Multiaddr>())
+            .map(|a| {
+                a.parse::<Multiaddr>()
+                    .map_err(|e| AnnounceError::Addr(a.clone(), e))
+            })
             .collect::<Result<_, _>>()?
     };
     let addrs: Vec<Multiaddr> = addrs.into_iter().take(8).collect();
@@ -76,10 +91,10 @@ pub(crate) fn decode_entry(entry: &HostEntry) -> Option<(PeerId, Vec<Multiaddr>)
 }
 
 /// The peer ids of the accounts in `hosts` that announced themselves.
-pub(crate) fn peers_of(ctx: &Ctx, hosts: &[alloy::primitives::Address]) -> Vec<PeerId> {
+pub(crate) fn peers_of(store: &Store, hosts: &[alloy::primitives::Address]) -> Vec<PeerId> {
     hosts
         .iter()
-        .filter_map(|h| ctx.store.host(h).ok().flatten())
+        .filter_map(|h| store.host(h).ok().flatten())
         .filter_map(|e| decode_entry(&e).map(|(p, _)| p))
         .collect()
 }

@@ -1,100 +1,105 @@
 //! `hoard audit`: spot-check every host of a dataset off chain. Each host gets a fresh random
-//! challenge over the libp2p audit protocol and must answer with a proof that verifies against
-//! the slot root on chain. Costs no gas; proves the data is retrievable now.
+//! challenge over the libp2p audit protocol ([`AuditRequest::challenge`], the rule both sides
+//! use) and must answer with a proof that verifies against the slot root on chain. Costs no gas;
+//! proves the data is retrievable now.
 
-use std::{num::NonZeroU64, sync::Arc, time::Instant};
+use std::time::{Duration, Instant};
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::Address;
+use hoard_api::{AuditOutcome, AuditResult};
+use hoard_chain::ChainError;
 use hoard_p2p::{AuditRequest, AuditResponse};
-use hoard_prover::{Challenge, Hash, Seed, SlotId};
-use serde::{Deserialize, Serialize};
+use hoard_prover::{DatasetId, Seed, SlotIndex};
 
-use crate::{announce::peers_of, node::Ctx};
+use crate::{
+    announce::peers_of,
+    ctx::{Ctx, NotSynced},
+    store::StoreError,
+};
 
 /// Samples per audit challenge.
 const AUDIT_SAMPLES: u16 = 16;
 
-/// One host's answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuditResult {
-    /// Slot index.
-    pub slot: u16,
-    /// The host.
-    pub host: Option<Address>,
-    /// `ok`, `failed` (wrong or no proof) or `unreachable`.
-    pub outcome: String,
-    /// Details.
-    pub detail: String,
-    /// Round-trip time.
-    pub millis: u64,
+/// Why an audit could not run.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AuditError {
+    /// No request for this dataset is known.
+    #[error("no storage request known for dataset {0} (check the id; is the node synced?)")]
+    Unknown(DatasetId),
+    #[error(transparent)]
+    NotSynced(#[from] NotSynced),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Audits every filled slot of the newest request for `dataset`.
-pub(crate) async fn audit(ctx: &Arc<Ctx>, dataset: B256) -> anyhow::Result<Vec<AuditResult>> {
-    crate::sync::wait_synced(ctx, std::time::Duration::from_secs(60)).await?;
+pub(crate) async fn audit(ctx: &Ctx, dataset: DatasetId) -> Result<Vec<AuditResult>, AuditError> {
+    ctx.wait_synced(Duration::from_secs(60)).await?;
     let mut requests = ctx.store.requests_for_manifest(&dataset)?;
-    anyhow::ensure!(
-        !requests.is_empty(),
-        "no storage request known for dataset {dataset}"
-    );
     requests.sort_by_key(|r| std::cmp::Reverse(r.ends_at));
-    let r = requests.remove(0);
-    let cells = NonZeroU64::new(r.cell_count).ok_or_else(|| anyhow::anyhow!("empty slots"))?;
+    let r = requests
+        .into_iter()
+        .next()
+        .ok_or(AuditError::Unknown(dataset))?;
     let mut out = Vec::new();
-    for i in 0..r.slots {
-        let slot = ctx
-            .chain
-            .get_slot(hoard_chain::slot_id(r.id, u64::from(i)))
-            .await?;
-        if slot.host == Address::ZERO {
-            out.push(AuditResult {
-                slot: i,
-                host: None,
-                outcome: "unreachable".into(),
-                detail: "no host".into(),
-                millis: 0,
-            });
+    for i in (0..r.slots).map(SlotIndex) {
+        let slot = ctx.chain.get_slot(hoard_prover::slot_id(&r.id, i)).await?;
+        let outcome = |outcome, host, detail: &str, millis| {
             ctx.metrics
                 .audit_checks
-                .with_label_values(&["unreachable"])
+                .with_label_values(&[label(outcome)])
                 .inc();
+            AuditResult {
+                slot: i,
+                host,
+                outcome,
+                detail: detail.to_string(),
+                millis,
+            }
+        };
+        if slot.host == Address::ZERO {
+            out.push(outcome(AuditOutcome::Unreachable, None, "no host", 0));
             continue;
         }
-        let seed: [u8; 32] = rand::random();
         let request = AuditRequest {
-            dataset: dataset.0,
+            dataset,
             slot: i,
-            seed,
+            seed: Seed(rand::random()),
             samples: AUDIT_SAMPLES,
         };
         let started = Instant::now();
-        let (outcome, detail) = match peers_of(ctx, &[slot.host]).first() {
-            None => ("unreachable", "host not announced".to_string()),
-            Some(peer) => match ctx.net.request_audit(*peer, request).await {
-                Ok(AuditResponse::Proof(bytes)) => {
-                    let challenge = Challenge {
-                        seed: Seed(seed),
-                        slot_id: SlotId(dataset.0),
-                        samples: u32::from(AUDIT_SAMPLES),
-                        cell_count: cells,
-                    };
-                    match hoard_prover::verify(&Hash(slot.slotRoot.0), &challenge, &bytes) {
-                        Ok(()) => ("ok", format!("{} byte proof verified", bytes.len())),
-                        Err(e) => ("failed", format!("proof does not verify: {e}")),
+        let (result, detail) = match peers_of(&ctx.store, &[slot.host]).first() {
+            None => (AuditOutcome::Unreachable, "host not announced".to_string()),
+            Some(peer) => match ctx.net.request_audit(*peer, request.clone()).await {
+                Ok(AuditResponse::Proof(bytes)) => match request.challenge(r.cell_count) {
+                    None => (AuditOutcome::Failed, "the request has no cells".to_string()),
+                    Some(challenge) => {
+                        match hoard_prover::verify(&slot.slot_root, &challenge, &bytes) {
+                            Ok(()) => (
+                                AuditOutcome::Ok,
+                                format!("{} byte proof verified", bytes.len()),
+                            ),
+                            Err(e) => (AuditOutcome::Failed, format!("proof does not verify: {e}")),
+                        }
                     }
-                }
-                Ok(AuditResponse::Error(e)) => ("failed", e),
-                Err(e) => ("unreachable", e.to_string()),
+                },
+                Ok(AuditResponse::Error(e)) => (AuditOutcome::Failed, e),
+                Err(e) => (AuditOutcome::Unreachable, e.to_string()),
             },
         };
-        ctx.metrics.audit_checks.with_label_values(&[outcome]).inc();
-        out.push(AuditResult {
-            slot: i,
-            host: Some(slot.host),
-            outcome: outcome.into(),
-            detail,
-            millis: started.elapsed().as_millis() as u64,
-        });
+        let millis = started.elapsed().as_millis() as u64;
+        out.push(outcome(result, Some(slot.host), &detail, millis));
     }
     Ok(out)
+}
+
+/// The `outcome` label of `hoard_audit_checks_total`.
+fn label(outcome: AuditOutcome) -> &'static str {
+    match outcome {
+        AuditOutcome::Ok => "ok",
+        AuditOutcome::Failed => "failed",
+        AuditOutcome::Unreachable => "unreachable",
+    }
 }

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use alloy::primitives::U256;
+pub use hoard_api::Offer;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -55,12 +55,22 @@ impl Default for NodeConfig {
 pub struct ApiConfig {
     /// Address to listen on; localhost by default (the API moves money).
     pub listen: SocketAddr,
+    /// Connections served at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (and to start the next request on a
+    /// kept-alive connection) before the connection is closed.
+    pub header_timeout_secs: u64,
+    /// Seconds from a request's headers to its answer (bodies included) before it gets 408.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8650)),
+            max_connections: 256,
+            header_timeout_secs: 10,
+            request_timeout_secs: 300,
         }
     }
 }
@@ -122,7 +132,7 @@ impl Default for ChainSettings {
 impl ChainSettings {
     /// Time between head polls.
     pub fn poll_interval(&self) -> Duration {
-        Duration::from_millis(self.poll_interval_ms.max(50))
+        Duration::from_millis(self.poll_interval_ms)
     }
 }
 
@@ -152,92 +162,6 @@ impl Default for HostConfig {
             fill_backoff_secs: 8,
             deadline_margin_blocks: 8,
             prove_parallelism: 2,
-        }
-    }
-}
-
-/// What a host accepts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Offer {
-    /// Bytes of slot data this host will hold.
-    pub capacity_bytes: u64,
-    /// Lowest price accepted, token base units per byte per second.
-    #[serde(deserialize_with = "token_amount::deserialize")]
-    pub min_price_per_byte_per_second: U256,
-    /// Most collateral put up for one slot, token base units.
-    #[serde(deserialize_with = "token_amount::deserialize")]
-    pub max_collateral_per_slot: U256,
-}
-
-/// Token amounts as people write them: a TOML (or JSON) integer, `1000`, or a string, decimal
-/// `"1000"` or hex `"0x3e8"`, for amounts past what a TOML integer holds (2⁶³ − 1; the toml crate
-/// reads larger ones too, but other TOML tools do not). `U256`'s own serde form takes strings
-/// only, and its error ("expected a 32 byte hex string") misleads. Amounts are still written as
-/// `U256` writes them (hex strings), which this reads back.
-mod token_amount {
-    use std::fmt;
-
-    use alloy::primitives::U256;
-    use serde::{
-        Deserializer,
-        de::{self, Unexpected, Visitor},
-    };
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<U256, D::Error> {
-        d.deserialize_any(AmountVisitor)
-    }
-
-    struct AmountVisitor;
-
-    impl Visitor<'_> for AmountVisitor {
-        type Value = U256;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(
-                "a token amount in base units: a whole number (1000), or a string, decimal \
-                 (\"1000\") or hex (\"0x3e8\")",
-            )
-        }
-
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<U256, E> {
-            Ok(U256::from(v))
-        }
-
-        fn visit_u128<E: de::Error>(self, v: u128) -> Result<U256, E> {
-            Ok(U256::from(v))
-        }
-
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<U256, E> {
-            u64::try_from(v)
-                .map(U256::from)
-                .map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
-        }
-
-        // The toml crate hands over integers past i64 this way.
-        fn visit_i128<E: de::Error>(self, v: i128) -> Result<U256, E> {
-            u128::try_from(v)
-                .map(U256::from)
-                .map_err(|_| E::invalid_value(Unexpected::Other("a negative integer"), &self))
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<U256, E> {
-            let t = v.trim();
-            if t.is_empty() {
-                return Err(E::invalid_value(Unexpected::Str(v), &self));
-            }
-            t.parse()
-                .map_err(|_| E::invalid_value(Unexpected::Str(v), &self))
-        }
-    }
-}
-
-impl Default for Offer {
-    fn default() -> Self {
-        Self {
-            capacity_bytes: 10 << 30,
-            min_price_per_byte_per_second: U256::from(1),
-            max_collateral_per_slot: U256::from(10u64).pow(U256::from(21)),
         }
     }
 }
@@ -290,6 +214,16 @@ pub enum ConfigError {
         /// What toml said (line and column included).
         message: String,
     },
+    /// A value is outside what the node can work with.
+    #[error("`{key} = {value}` is out of range: {expected}")]
+    OutOfRange {
+        /// The key, as in the file (`chain.poll_interval_ms`).
+        key: &'static str,
+        /// The value given.
+        value: u64,
+        /// What would do.
+        expected: &'static str,
+    },
 }
 
 impl NodeConfig {
@@ -334,7 +268,73 @@ impl NodeConfig {
         if let Some(v) = o.capacity_bytes {
             config.host.offer.capacity_bytes = v;
         }
+        config.check()?;
         Ok(config)
+    }
+
+    /// Refuses values the node cannot work with, naming the key: nothing is clamped silently.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let limits: [(&'static str, u64, u64, u64, &'static str); 7] = [
+            (
+                "chain.poll_interval_ms",
+                self.chain.poll_interval_ms,
+                50,
+                3_600_000,
+                "between 50 and 3600000 milliseconds (50 polls an RPC 20 times a second)",
+            ),
+            (
+                "chain.receipt_timeout_secs",
+                self.chain.receipt_timeout_secs,
+                1,
+                86_400,
+                "between 1 and 86400 seconds",
+            ),
+            (
+                "p2p.request_timeout_secs",
+                self.p2p.request_timeout_secs,
+                1,
+                3_600,
+                "between 1 and 3600 seconds",
+            ),
+            (
+                "host.prove_parallelism",
+                self.host.prove_parallelism as u64,
+                1,
+                1_024,
+                "between 1 and 1024 proofs built at once",
+            ),
+            (
+                "api.max_connections",
+                self.api.max_connections as u64,
+                1,
+                100_000,
+                "between 1 and 100000 connections",
+            ),
+            (
+                "api.header_timeout_secs",
+                self.api.header_timeout_secs,
+                1,
+                3_600,
+                "between 1 and 3600 seconds",
+            ),
+            (
+                "api.request_timeout_secs",
+                self.api.request_timeout_secs,
+                1,
+                86_400,
+                "between 1 and 86400 seconds",
+            ),
+        ];
+        for (key, value, min, max, expected) in limits {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::OutOfRange {
+                    key,
+                    value,
+                    expected,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The data folders, defaulting to `<data_dir>/data`.
@@ -376,6 +376,8 @@ impl fmt::Debug for Secret {
 
 #[cfg(test)]
 mod tests {
+    use alloy::primitives::U256;
+
     use super::*;
 
     #[test]
@@ -462,6 +464,32 @@ mod tests {
         let o = offer("max_collateral_per_slot = 7").expect("integer");
         let json = serde_json::to_string(&o).expect("to JSON");
         assert_eq!(serde_json::from_str::<Offer>(&json).expect("from JSON"), o);
+    }
+
+    #[test]
+    fn values_out_of_range_are_refused_with_their_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        for (body, key) in [
+            ("[chain]\npoll_interval_ms = 0", "chain.poll_interval_ms"),
+            ("[chain]\npoll_interval_ms = 49", "chain.poll_interval_ms"),
+            ("[host]\nprove_parallelism = 0", "host.prove_parallelism"),
+            ("[api]\nmax_connections = 0", "api.max_connections"),
+            ("[api]\nheader_timeout_secs = 0", "api.header_timeout_secs"),
+            (
+                "[p2p]\nrequest_timeout_secs = 0",
+                "p2p.request_timeout_secs",
+            ),
+        ] {
+            std::fs::write(&path, body).expect("write");
+            match NodeConfig::resolve(Some(&path), &Overrides::default()) {
+                Err(ConfigError::OutOfRange { key: k, .. }) => assert_eq!(k, key, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        std::fs::write(&path, "[chain]\npoll_interval_ms = 50").expect("write");
+        let c = NodeConfig::resolve(Some(&path), &Overrides::default()).expect("the minimum");
+        assert_eq!(c.chain.poll_interval(), Duration::from_millis(50));
     }
 
     #[test]

@@ -8,42 +8,24 @@ use std::{
     },
 };
 
-use serde::{Deserialize, Serialize};
+use hoard_api::{JobKind, JobStatus};
 
-/// What a job reports.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct JobStatus {
-    /// Job id.
-    pub id: String,
-    /// `put` or `get`.
-    pub kind: String,
-    /// What it is doing now (`packing`, `requesting`, `waiting for hosts`, `downloading`, …).
-    pub phase: String,
-    /// Units done in this phase (bytes, or slots while waiting for hosts).
-    pub done: u64,
-    /// Units in this phase.
-    pub total: u64,
-    /// Finished, successfully or not.
-    pub finished: bool,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// What it produced (dataset id, request id, output path…).
-    pub result: serde_json::Value,
-}
+/// Each job's status and the counter its current phase advances, by job id.
+type JobTable = HashMap<String, (JobStatus, Arc<AtomicU64>)>;
 
-/// The node's jobs.
-#[derive(Debug, Default)]
+/// The node's jobs. Cheap to clone: clones share the table.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Jobs {
-    inner: Mutex<HashMap<String, (JobStatus, Arc<AtomicU64>)>>,
+    inner: Arc<Mutex<JobTable>>,
 }
 
 impl Jobs {
     /// Registers a new job and returns its id.
-    pub(crate) fn start(&self, kind: &str) -> String {
+    pub(crate) fn start(&self, kind: JobKind) -> String {
         let id = hex::encode(rand::random::<[u8; 8]>());
         let status = JobStatus {
             id: id.clone(),
-            kind: kind.into(),
+            kind,
             phase: "starting".into(),
             done: 0,
             total: 0,
@@ -98,22 +80,46 @@ impl Jobs {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (JobStatus, Arc<AtomicU64>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, JobTable> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// Forwards pack/unpack progress to a job counter.
-#[derive(Debug)]
+/// One job's progress, as the work that does it sees it: phases and a counter (and pack/unpack
+/// progress forwarded to that counter).
+#[derive(Debug, Clone)]
 pub(crate) struct JobProgress {
-    pub(crate) jobs: Arc<crate::node::Ctx>,
-    pub(crate) id: String,
-    pub(crate) counter: Mutex<Arc<AtomicU64>>,
+    jobs: Jobs,
+    id: String,
+    counter: Arc<Mutex<Arc<AtomicU64>>>,
+}
+
+impl JobProgress {
+    /// Progress of job `id`.
+    pub(crate) fn new(jobs: Jobs, id: String) -> Self {
+        Self {
+            jobs,
+            id,
+            counter: Arc::default(),
+        }
+    }
+
+    /// Enters a phase of `total` units; returns the counter to advance.
+    pub(crate) fn enter(&self, phase: &str, total: u64) -> Arc<AtomicU64> {
+        let c = self.jobs.phase(&self.id, phase, total);
+        *self.counter.lock().unwrap_or_else(|p| p.into_inner()) = c.clone();
+        c
+    }
+
+    /// Sets the result so far.
+    pub(crate) fn set_result(&self, result: serde_json::Value) {
+        self.jobs.set_result(&self.id, result);
+    }
 }
 
 impl hoard_dataset::Progress for JobProgress {
     fn phase(&self, name: &str, total: u64) {
-        let c = self.jobs.jobs.phase(&self.id, name, total);
+        let c = self.jobs.phase(&self.id, name, total);
         *self.counter.lock().unwrap_or_else(|p| p.into_inner()) = c;
     }
     fn advance(&self, bytes: u64) {

@@ -1,48 +1,52 @@
 //! The hoard node: one process with libp2p networking, the chain client, the local store, the
-//! host, client and validator roles, and an HTTP server with the REST API and `/metrics`.
+//! host, renter, download and validator roles, and an HTTP server with the REST API and
+//! `/metrics`.
 //!
 //! ```text
-//!             ┌──────────── Node::start ────────────┐
-//!  chain ◀──▶ │ sync ──events/head──▶ host ─▶ prove │ ◀── REST /api/v1 (api) ◀── hoard CLI
-//! (alloy)     │   │                  validator      │
-//!             │   ▼                  renter, jobs   │
-//!             │ store (sled + slot files)           │
-//!  peers ◀──▶ │ p2p actor ──inbound──▶ serve        │ ──▶ /metrics ──▶ Prometheus
-//! (libp2p)    │          ◀─requests── fetch/download│
-//!             └─────────────────────────────────────┘
+//!             ┌──────────────────────── Node::start ─────────────────────────┐
+//!  chain ◀──▶ │ sync ──head, events──▶ host/ (fill, prove, payout, repair)   │ ◀── REST /api/v1
+//! (alloy)     │   │                    validator, renter/ (put, extend)      │     (api/, via
+//!             │   ▼                    download/ (get: holders, fetch)       │      each role's
+//!             │ store (sled + slot files)        audit                       │      handle)
+//!  peers ◀──▶ │ p2p actor ──inbound──▶ serve ◀── local_slots                 │ ──▶ /metrics
+//! (libp2p)    └──────────────────────────────────────────────────────────────┘
 //! ```
 //!
+//! Layers, each using only those below it: `node` (wiring) → `api` → the roles (`host`,
+//! `renter`, `download`, `validator`, `audit`) → the services (`sync`, `serve`, `announce`) →
+//! `ctx` (what every role shares: config, store, chain, net, metrics, token, cancellation, head
+//! and events) → `local_slots`, `jobs`, `store`, `config`, `metrics`.
+//!
 //! - `sync` polls the head, follows Marketplace events from a saved cursor and broadcasts them.
-//! - `host` picks and fills slots (`fetch`, `repair`); `prove` answers each period's challenges on
-//!   the blocking pool and withdraws at the end.
-//! - `renter` packs and posts datasets and serves them; `extend` buys more time for one;
-//!   `download` fetches them back; `audit` spot-checks hosts off chain; `validator` marks missed
+//! - `host` picks and fills slots, proves them every period (`host/prove.rs`: where a proof is
+//!   built and sent), withdraws at the end; it owns its offer and its fills in flight and is
+//!   reached through `HostHandle`.
+//! - `renter` packs and posts datasets and serves them; `download` fetches them back
+//!   (`download/fetch.rs`: where every downloaded block is checked, with
+//!   `BlockWithPath::verify`); `audit` spot-checks hosts off chain; `validator` marks missed
 //!   proofs.
-//! - Every task shares one `Ctx` and stops on its cancellation token.
+//! - Every task belongs to a role's `TaskTracker` and stops on the node's cancellation token;
+//!   `Node::stop` waits for them.
+
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod announce;
 mod api;
 mod audit;
 pub mod config;
+mod ctx;
 mod download;
-mod extend;
-mod fetch;
 mod host;
 mod jobs;
+mod local_slots;
 pub mod metrics;
 mod node;
-mod prove;
 mod renter;
-mod repair;
 mod serve;
 pub mod store;
 mod sync;
 mod validator;
 
-pub use api::{DownloadRequest, HostSlotView, HostStatus, NodeInfo, ValidatorState};
-pub use audit::AuditResult;
-pub use config::{NodeConfig, Offer, Overrides, Secret};
-pub use extend::{ExtendRequest, ExtendResult};
-pub use jobs::JobStatus;
-pub use node::Node;
-pub use renter::{PutRequest, RequestStatus, SlotStatus};
+pub use config::{ConfigError, NodeConfig, Offer, Overrides, Secret};
+pub use ctx::NotSynced;
+pub use node::{Node, NodeError};

@@ -70,6 +70,8 @@ pub struct NodeMetrics {
     pub validator_rewards: prometheus::Counter,
     /// `hoard_audit_checks_total{outcome}`.
     pub audit_checks: IntCounterVec,
+    /// `hoard_api_connections_refused_total`.
+    pub api_connections_refused: IntCounter,
 }
 
 impl NodeMetrics {
@@ -209,6 +211,10 @@ impl NodeMetrics {
                 "hoard_audit_checks_total",
                 "Off-chain spot checks of hosts, by outcome (ok, failed, unreachable).",
                 &["outcome"],
+            )?,
+            api_connections_refused: r.int_counter(
+                "hoard_api_connections_refused_total",
+                "API connections closed unanswered because api.max_connections were open.",
             )?,
         };
         for state in ["filling", "filled", "finished", "failed"] {

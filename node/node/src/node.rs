@@ -1,115 +1,98 @@
 //! Starting, wiring and stopping one node.
+//!
+//! Every task belongs to a role and runs in that role's [`TaskTracker`], inside a tracing span
+//! named after the role. [`Node::stop`] cancels the node's token, then waits for every tracker
+//! (with a deadline), flushes the store and closes libp2p.
 
 use std::{
     net::SocketAddr,
-    path::Path,
-    sync::{Arc, Mutex},
+    path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
-use anyhow::Context as _;
-use hoard_chain::{Chain, ChainConfig, Deployment};
-use hoard_p2p::{NetworkConfig, NetworkHandle};
+use hoard_chain::{Chain, ChainConfig, ChainError, Deployment};
+use hoard_p2p::{NetError, NetworkConfig};
 use libp2p::{Multiaddr, identity::Keypair};
 use prometheus::Registry;
-use tokio::{
-    sync::{broadcast, mpsc, watch},
-    task::JoinSet,
-};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument as _;
 
 use crate::{
     api,
     config::{NodeConfig, Secret},
+    ctx::{Ctx, Head},
+    download::DownloadHandle,
     jobs::Jobs,
+    local_slots::LocalSlots,
     metrics::NodeMetrics,
-    serve::Serving,
-    store::Store,
-    sync::{self, Head},
+    store::{Store, StoreError},
 };
 
-/// What every task of a node shares.
-#[derive(Debug)]
-pub(crate) struct Ctx {
-    pub(crate) config: NodeConfig,
-    pub(crate) store: Store,
-    pub(crate) chain: Chain,
-    pub(crate) net: NetworkHandle,
-    pub(crate) metrics: NodeMetrics,
-    pub(crate) registry: Registry,
-    pub(crate) token: Secret,
-    pub(crate) cancel: CancellationToken,
-    pub(crate) jobs: Jobs,
-    pub(crate) serving: Serving,
-    /// The chain head as the sync task last saw it.
-    pub(crate) head: watch::Receiver<Head>,
-    /// Marketplace events, as handled by the sync task (roles subscribe).
-    pub(crate) events: broadcast::Sender<hoard_chain::MarketEvent>,
-    /// The validator role can be switched on at run time (`hoard validate`).
-    pub(crate) validator_on: watch::Sender<bool>,
-    /// Requests some task of the host role is working on (one at a time each).
-    pub(crate) considering: Mutex<std::collections::HashSet<alloy::primitives::B256>>,
-    /// The host's offer (config, replaced at run time by `hoard host offer`, kept in the store).
-    offer: Mutex<crate::config::Offer>,
-    /// Slots whose fill this process has in flight.
-    pub(crate) filling: Mutex<std::collections::HashSet<alloy::primitives::B256>>,
-    /// When each freed slot was freed (block time), to time its repair.
-    pub(crate) freed_at: Mutex<std::collections::HashMap<alloy::primitives::B256, u64>>,
-    /// Told when the host's slots, collateral or earnings changed (`prove::gauges` refreshes).
-    pub(crate) gauges_stale: tokio::sync::Notify,
-}
+/// How long [`Node::stop`] waits for the roles' tasks.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
-impl Ctx {
-    /// This node's chain account. Every node has one: it signs fills, proofs and requests.
-    pub(crate) fn address(&self) -> Address {
-        self.chain.address().unwrap_or_default()
-    }
-
-    /// Whether this process is filling `slot` right now (so a rescan must not settle it).
-    pub(crate) fn filling_now(&self, slot: &alloy::primitives::B256) -> bool {
-        self.filling
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(slot)
-    }
-
-    /// The host's current offer.
-    pub(crate) fn offer(&self) -> crate::config::Offer {
-        self.offer.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Replaces the offer and keeps it across restarts.
-    pub(crate) fn set_offer(
-        &self,
-        offer: crate::config::Offer,
-    ) -> Result<(), crate::store::StoreError> {
-        self.store.set_offer(&offer)?;
-        *self.offer.lock().unwrap_or_else(|p| p.into_inner()) = offer;
-        Ok(())
-    }
-
-    /// Current head and period.
-    pub(crate) fn head(&self) -> Head {
-        *self.head.borrow()
-    }
+/// Why a node did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The data folder or its database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The chain or the deployment file.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// libp2p did not start.
+    #[error("starting libp2p (is the --listen port free?): {0}")]
+    P2p(#[from] NetError),
+    /// A listen address is not a multiaddr.
+    #[error("p2p listen address {addr:?}: {source}")]
+    ListenAddr {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: libp2p::multiaddr::Error,
+    },
+    /// The API port is taken.
+    #[error("binding the API to {addr} (in use? pick another with --api): {source}")]
+    ApiBind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A key file is damaged or cannot be written.
+    #[error("{what} {}: {detail}", path.display())]
+    Key {
+        /// Which file.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// What went wrong and what to do.
+        detail: String,
+    },
+    /// The metrics did not register.
+    #[error("registering the node's metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// A running node.
 #[derive(Debug)]
 pub struct Node {
     ctx: Arc<Ctx>,
-    tasks: JoinSet<()>,
     api_addr: SocketAddr,
+    /// Each role's tasks, by role name, in the order they stop.
+    roles: Vec<(&'static str, TaskTracker)>,
     net_task: tokio::task::JoinHandle<()>,
 }
 
 impl Node {
     /// Starts a node: store, chain client, libp2p, roles, API. Fails with a readable reason if
     /// the chain, the deployment, the ports or the data folder are not usable.
-    pub async fn start(config: NodeConfig, signer: PrivateKeySigner) -> anyhow::Result<Self> {
+    pub async fn start(config: NodeConfig, signer: PrivateKeySigner) -> Result<Self, NodeError> {
         let registry = Registry::new();
-        let metrics = NodeMetrics::new(&registry).context("registering metrics")?;
+        let metrics = NodeMetrics::new(&registry)?;
         let store = Store::open(&config.data_dir, &config.volumes())?;
         let deployment = Deployment::load(&config.chain.deployment)?;
         let chain = Chain::connect(
@@ -131,9 +114,12 @@ impl Node {
             .iter()
             .map(|a| {
                 a.parse::<Multiaddr>()
-                    .with_context(|| format!("p2p listen address {a:?}"))
+                    .map_err(|source| NodeError::ListenAddr {
+                        addr: a.clone(),
+                        source,
+                    })
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let (inbound_tx, inbound_rx) = mpsc::channel(256);
         let (net, net_task) = hoard_p2p::start(
             NetworkConfig {
@@ -146,28 +132,28 @@ impl Node {
             &registry,
             inbound_tx,
         )
-        .await
-        .context("starting libp2p (is the --listen port free?)")?;
+        .await?;
 
         let api_listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
-            .with_context(|| {
-                format!(
-                    "binding the API to {} (in use? pick another with --api)",
-                    config.api.listen
-                )
+            .map_err(|source| NodeError::ApiBind {
+                addr: config.api.listen,
+                source,
             })?;
-        let api_addr = api_listener.local_addr()?;
+        let api_addr = api_listener
+            .local_addr()
+            .map_err(|source| NodeError::ApiBind {
+                addr: config.api.listen,
+                source,
+            })?;
         let token = load_or_create_token(&config.token_path())?;
 
-        let offer = store.offer()?.unwrap_or_else(|| config.host.offer.clone());
-        let head = sync::initial_head(&chain).await?;
+        let head = Head::read(&chain).await?;
         let (head_tx, head_rx) = watch::channel(head);
+        let (synced_tx, synced_rx) = watch::channel(0);
         let (events, _) = broadcast::channel(1024);
-        let (validator_on, _) = watch::channel(config.validator.enabled);
-        let cancel = CancellationToken::new();
+        let slots = LocalSlots::index(&store)?;
         let ctx = Arc::new(Ctx {
-            serving: Serving::default(),
             config,
             store,
             chain,
@@ -175,16 +161,10 @@ impl Node {
             metrics,
             registry,
             token,
-            cancel,
-            jobs: Jobs::default(),
+            cancel: CancellationToken::new(),
             head: head_rx,
+            synced: synced_rx,
             events,
-            validator_on,
-            considering: Mutex::default(),
-            offer: Mutex::new(offer),
-            filling: Mutex::default(),
-            freed_at: Mutex::default(),
-            gauges_stale: tokio::sync::Notify::new(),
         });
         ctx.metrics
             .period_length_blocks
@@ -197,23 +177,73 @@ impl Node {
                 &ctx.address().to_string(),
             ])
             .set(1);
-        crate::serve::index_local_data(&ctx)?;
 
-        let mut tasks = JoinSet::new();
-        tasks.spawn(crate::serve::run(ctx.clone(), inbound_rx));
-        tasks.spawn(sync::run(ctx.clone(), head_tx));
-        tasks.spawn(crate::announce::run(ctx.clone()));
-        if ctx.config.host.enabled {
-            tasks.spawn(crate::host::run(ctx.clone()));
-        }
-        // Proofs and withdrawals run whenever the node holds slots, even with the host role off
-        // (it then takes no new slots but keeps its promises).
-        tasks.spawn(crate::prove::run(ctx.clone()));
-        tasks.spawn(crate::prove::gauges(ctx.clone()));
-        tasks.spawn(crate::host::verify_local(ctx.clone()));
-        tasks.spawn(crate::validator::run(ctx.clone()));
-        tasks.spawn(crate::renter::run(ctx.clone()));
-        tasks.spawn(api::serve(ctx.clone(), api_listener));
+        let role = |name: &'static str| (name, TaskTracker::new());
+        let [
+            sync,
+            serve,
+            announce,
+            host,
+            renter,
+            download,
+            validator,
+            api,
+        ] = [
+            role("sync"),
+            role("serve"),
+            role("announce"),
+            role("host"),
+            role("renter"),
+            role("download"),
+            role("validator"),
+            role("api"),
+        ];
+        let span = |name| tracing::info_span!("role", name);
+        sync.1.spawn(
+            crate::sync::run(ctx.clone(), slots.clone(), head_tx, synced_tx)
+                .instrument(span("sync")),
+        );
+        serve.1.spawn(
+            crate::serve::run(ctx.clone(), slots.clone(), inbound_rx, serve.1.clone())
+                .instrument(span("serve")),
+        );
+        announce
+            .1
+            .spawn(crate::announce::run(ctx.clone()).instrument(span("announce")));
+        // The host role runs whenever the node holds slots, even with `host.enabled` off (it
+        // then takes no new slots but keeps its promises).
+        let host_handle = crate::host::spawn(ctx.clone(), slots.clone(), &host.1)?;
+        let jobs = Jobs::default();
+        let (renter_handle, reannounce) =
+            crate::renter::spawn(ctx.clone(), slots, jobs.clone(), renter.1.clone());
+        renter.1.spawn(reannounce.instrument(span("renter")));
+        let downloads = DownloadHandle::new(ctx.clone(), jobs.clone(), download.1.clone());
+        let (validator_handle, validate) = crate::validator::spawn(ctx.clone());
+        validator.1.spawn(validate.instrument(span("validator")));
+        let app = api::router(api::Roles {
+            ctx: ctx.clone(),
+            jobs,
+            host: host_handle,
+            renter: renter_handle,
+            downloads,
+            validator: validator_handle,
+        });
+        let limits = api::listener::Limits {
+            max_connections: ctx.config.api.max_connections,
+            header_timeout: Duration::from_secs(ctx.config.api.header_timeout_secs),
+            request_timeout: Duration::from_secs(ctx.config.api.request_timeout_secs),
+        };
+        api.1.spawn(
+            api::listener::serve(
+                api_listener,
+                app,
+                limits,
+                ctx.cancel.clone(),
+                api.1.clone(),
+                ctx.metrics.api_connections_refused.clone(),
+            )
+            .instrument(span("api")),
+        );
         tracing::info!(
             api = %api_addr,
             peer = %ctx.net.local_peer_id(),
@@ -223,8 +253,11 @@ impl Node {
         );
         Ok(Self {
             ctx,
-            tasks,
             api_addr,
+            // Stop order: the API first (no new work), sync last (the others read its head).
+            roles: vec![
+                api, download, renter, validator, host, announce, serve, sync,
+            ],
             net_task,
         })
     }
@@ -255,76 +288,86 @@ impl Node {
         self.stop().await;
     }
 
-    /// Stops every task (with a deadline), flushes the store, closes libp2p.
+    /// Stops every role's tasks (each role within [`STOP_DEADLINE`]), flushes the store, closes
+    /// libp2p.
     pub async fn stop(mut self) {
         self.ctx.cancel.cancel();
-        let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), drain)
-            .await
-            .is_err()
-        {
-            tracing::warn!("tasks did not stop within 10 s; aborting them");
-            self.tasks.abort_all();
+        let deadline = tokio::time::Instant::now() + STOP_DEADLINE;
+        for (name, tasks) in &self.roles {
+            tasks.close();
+            if tokio::time::timeout_at(deadline, tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    role = name,
+                    tasks = tasks.len(),
+                    "tasks did not stop within {} s",
+                    STOP_DEADLINE.as_secs()
+                );
+            }
         }
         if let Err(e) = self.ctx.store.flush().await {
             tracing::error!(err = %e, "flushing the store at shutdown");
         }
         self.ctx.net.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.net_task).await;
-        // Short-lived tasks (a proof in flight, a block being served) hold the context too; the
-        // database closes, and its lock is released, when the last of them lets go.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while Arc::strong_count(&self.ctx) > 1 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if Arc::strong_count(&self.ctx) > 1 {
-            tracing::warn!("some tasks still hold the node's state after 10 s");
-        }
         tracing::info!("node stopped");
     }
 }
 
 /// Reads the libp2p key, or creates one (written to a temp file, synced, renamed, mode 0600).
-fn load_or_create_p2p_key(path: &Path) -> anyhow::Result<Keypair> {
+fn load_or_create_p2p_key(path: &Path) -> Result<Keypair, NodeError> {
+    let key_error = |detail: String| NodeError::Key {
+        what: "the p2p key",
+        path: path.to_path_buf(),
+        detail,
+    };
     if let Ok(bytes) = std::fs::read(path) {
-        return Keypair::from_protobuf_encoding(&bytes).with_context(|| {
-            format!(
-                "the p2p key {} is damaged; remove it to make a new identity",
-                path.display()
-            )
+        return Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
+            key_error(format!(
+                "is damaged ({e}); remove it to make a new identity"
+            ))
         });
     }
     let key = Keypair::generate_ed25519();
-    let bytes = key.to_protobuf_encoding().context("encoding the p2p key")?;
-    write_secret(path, &bytes)?;
+    let bytes = key
+        .to_protobuf_encoding()
+        .map_err(|e| key_error(format!("cannot be encoded: {e}")))?;
+    write_secret(path, &bytes).map_err(|e| key_error(format!("cannot be written: {e}")))?;
     Ok(key)
 }
 
 /// Reads the API token, or creates a random one.
-fn load_or_create_token(path: &Path) -> anyhow::Result<Secret> {
+fn load_or_create_token(path: &Path) -> Result<Secret, NodeError> {
     if let Ok(text) = std::fs::read_to_string(path) {
         return Ok(Secret::new(text.trim().to_string()));
     }
-    let token: [u8; 24] = rand::random();
-    let token = hex::encode(token);
-    write_secret(path, token.as_bytes())?;
+    let token = hex::encode(rand::random::<[u8; 24]>());
+    write_secret(path, token.as_bytes()).map_err(|e| NodeError::Key {
+        what: "the API token",
+        path: path.to_path_buf(),
+        detail: format!("cannot be written (is the data folder writable?): {e}"),
+    })?;
     Ok(Secret::new(token))
 }
 
-fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {} (is the data folder writable?)", tmp.display()))?;
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        d.sync_all()?;
+    }
     Ok(())
 }

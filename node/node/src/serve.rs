@@ -4,130 +4,32 @@
 //! Disk reads and hashing run on the blocking pool; the inbound loop only dispatches, so a
 //! slow disk never stalls libp2p.
 
-use std::{
-    collections::HashMap,
-    num::NonZeroU64,
-    path::{Path, PathBuf},
-    sync::{Arc, Mutex},
-};
+use std::{path::Path, sync::Arc};
 
-use hoard_dataset::{MANIFEST_FILE, PackedDataset, SlotFiles};
+use hoard_dataset::MANIFEST_FILE;
 use hoard_p2p::{
     AuditRequest, AuditResponse, BlockRequest, BlockResponse, BlockWithPath, InboundRequest,
     MAX_BLOCKS_PER_REQUEST,
 };
-use hoard_prover::{BLOCK_SIZE, Challenge, DirectProof, Seed, SlotId, SlotIndex, SlotTree};
+use hoard_prover::{BLOCK_SIZE, DirectProof, SlotIndex};
 use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 
-use crate::{
-    node::Ctx,
-    store::{HostSlotState, StoreError},
-};
-
-/// Slot trees kept in memory for serving; past this, the oldest are dropped and rebuilt from
-/// their roots files when asked again.
-const TREE_CACHE: usize = 64;
-
-/// A slot's files and its tree, opened for serving.
-type OpenSlot = (SlotFiles, SlotTree);
-
-/// Which local folder holds which slot of which dataset.
-#[derive(Debug, Default)]
-pub(crate) struct Serving {
-    inner: Mutex<ServingInner>,
-}
-
-#[derive(Debug, Default)]
-struct ServingInner {
-    /// (dataset id, slot) → packed folder holding that slot.
-    slots: HashMap<([u8; 32], u16), PathBuf>,
-    /// Opened slots with their trees, most recent last.
-    open: Vec<(PathBuf, u16, Arc<OpenSlot>)>,
-}
-
-impl Serving {
-    /// Serves `slot` of `dataset` from the packed folder `dir`.
-    pub(crate) fn add(&self, dataset: [u8; 32], slot: u16, dir: PathBuf) {
-        self.lock().slots.insert((dataset, slot), dir);
-    }
-
-    /// Stops serving everything in `dir`.
-    pub(crate) fn remove_dir(&self, dir: &Path) {
-        let mut inner = self.lock();
-        inner.slots.retain(|_, d| d != dir);
-        inner.open.retain(|(d, _, _)| d != dir);
-    }
-
-    fn dir_of(&self, dataset: &[u8; 32], slot: Option<u16>) -> Option<PathBuf> {
-        let inner = self.lock();
-        match slot {
-            Some(s) => inner.slots.get(&(*dataset, s)).cloned(),
-            None => inner
-                .slots
-                .iter()
-                .find(|((d, _), _)| d == dataset)
-                .map(|(_, p)| p.clone()),
-        }
-    }
-
-    /// The opened slot and its tree, from the cache or built now (blocking: call off the runtime).
-    fn open_slot(&self, dir: &Path, slot: u16) -> Result<Arc<OpenSlot>, String> {
-        {
-            let inner = self.lock();
-            if let Some((_, _, t)) = inner.open.iter().find(|(d, s, _)| d == dir && *s == slot) {
-                return Ok(t.clone());
-            }
-        }
-        let packed = PackedDataset::open(dir).map_err(|e| e.to_string())?;
-        let opened = Arc::new(
-            packed
-                .slot_tree(SlotIndex(slot))
-                .map_err(|e| e.to_string())?,
-        );
-        let mut inner = self.lock();
-        if inner.open.len() >= TREE_CACHE {
-            inner.open.remove(0);
-        }
-        inner.open.push((dir.to_path_buf(), slot, opened.clone()));
-        Ok(opened)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ServingInner> {
-        // A panic while holding this lock cannot leave the maps inconsistent (single inserts).
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Registers every local dataset and hosted slot for serving (at start).
-pub(crate) fn index_local_data(ctx: &Ctx) -> Result<(), StoreError> {
-    for (id, d) in ctx.store.datasets()? {
-        if let Ok(packed) = PackedDataset::open(&d.dir) {
-            for s in 0..packed.manifest().layout.slots() {
-                ctx.serving.add(id.0, s as u16, d.dir.clone());
-            }
-        }
-    }
-    for s in ctx.store.host_slots()? {
-        if s.state != HostSlotState::Filled {
-            continue;
-        }
-        if let Some(r) = ctx.store.request(&s.request_id)? {
-            ctx.serving.add(
-                r.manifest_id.0,
-                s.index,
-                ctx.store.slot_dir(&s.volume, &s.slot_id),
-            );
-        }
-    }
-    Ok(())
-}
+use crate::{ctx::Ctx, local_slots::LocalSlots};
 
 /// Requests answered at once: each holds up to 1 MiB of blocks until libp2p has sent it, so this
 /// bounds the memory that serving many hosts takes (the rest wait in the channel).
 const SERVING_AT_ONCE: usize = 8;
 
-pub(crate) async fn run(ctx: Arc<Ctx>, mut inbound: mpsc::Receiver<InboundRequest>) {
+/// Answers inbound requests until the node stops; each answer runs on the blocking pool, in
+/// `tasks`.
+pub(crate) async fn run(
+    ctx: Arc<Ctx>,
+    slots: LocalSlots,
+    mut inbound: mpsc::Receiver<InboundRequest>,
+    tasks: TaskTracker,
+) {
     let permits = Arc::new(tokio::sync::Semaphore::new(SERVING_AT_ONCE));
     loop {
         let req = tokio::select! {
@@ -137,24 +39,24 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut inbound: mpsc::Receiver<InboundReques
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let ctx = ctx.clone();
-        tokio::task::spawn_blocking(move || {
+        let (ctx, slots) = (ctx.clone(), slots.clone());
+        tasks.spawn_blocking(move || {
             let _permit = permit;
             match req {
                 InboundRequest::Block { request, reply, .. } => {
-                    let _ = reply.send(answer_block(&ctx, request));
+                    let _ = reply.send(answer_block(&slots, request));
                 }
                 InboundRequest::Audit { request, reply, .. } => {
-                    let _ = reply.send(answer_audit(&ctx, request));
+                    let _ = reply.send(answer_audit(&ctx, &slots, request));
                 }
             }
         });
     }
 }
 
-fn answer_block(ctx: &Ctx, request: BlockRequest) -> BlockResponse {
+fn answer_block(slots: &LocalSlots, request: BlockRequest) -> BlockResponse {
     match request {
-        BlockRequest::Manifest { dataset } => match ctx.serving.dir_of(&dataset, None) {
+        BlockRequest::Manifest { dataset } => match slots.dir_of(&dataset, None) {
             None => BlockResponse::Error("not found".into()),
             Some(dir) => match std::fs::read(dir.join(MANIFEST_FILE)) {
                 Ok(bytes) => BlockResponse::Manifest(ByteBuf::from(bytes)),
@@ -167,10 +69,10 @@ fn answer_block(ctx: &Ctx, request: BlockRequest) -> BlockResponse {
             first,
             count,
         } => {
-            let Some(dir) = ctx.serving.dir_of(&dataset, Some(slot)) else {
+            let Some(dir) = slots.dir_of(&dataset, Some(slot)) else {
                 return BlockResponse::Error("not found".into());
             };
-            match read_blocks(ctx, &dir, slot, first, count) {
+            match read_blocks(slots, &dir, slot, first, count) {
                 Ok(blocks) => BlockResponse::Blocks(blocks),
                 Err(e) => BlockResponse::Error(e),
             }
@@ -179,13 +81,13 @@ fn answer_block(ctx: &Ctx, request: BlockRequest) -> BlockResponse {
 }
 
 fn read_blocks(
-    ctx: &Ctx,
+    slots: &LocalSlots,
     dir: &Path,
-    slot: u16,
+    slot: SlotIndex,
     first: u64,
     count: u32,
 ) -> Result<Vec<BlockWithPath>, String> {
-    let opened = ctx.serving.open_slot(dir, slot)?;
+    let opened = slots.open_slot(dir, slot)?;
     let (files, tree) = &*opened;
     if count == 0 || count > MAX_BLOCKS_PER_REQUEST {
         return Err(format!("count must be 1..={MAX_BLOCKS_PER_REQUEST}"));
@@ -210,29 +112,28 @@ fn read_blocks(
     Ok(out)
 }
 
-fn answer_audit(ctx: &Ctx, request: AuditRequest) -> AuditResponse {
-    let Some(dir) = ctx.serving.dir_of(&request.dataset, Some(request.slot)) else {
+fn answer_audit(ctx: &Ctx, slots: &LocalSlots, request: AuditRequest) -> AuditResponse {
+    let Some(dir) = slots.dir_of(&request.dataset, Some(request.slot)) else {
         return AuditResponse::Error("not found".into());
     };
-    match prove(ctx, &dir, request) {
+    match prove(ctx, slots, &dir, &request) {
         Ok(bytes) => AuditResponse::Proof(ByteBuf::from(bytes)),
         Err(e) => AuditResponse::Error(e),
     }
 }
 
-fn prove(ctx: &Ctx, dir: &Path, request: AuditRequest) -> Result<Vec<u8>, String> {
-    if request.samples == 0 || request.samples > 128 {
-        return Err("samples must be 1..=128".into());
-    }
-    let opened = ctx.serving.open_slot(dir, request.slot)?;
+fn prove(
+    ctx: &Ctx,
+    slots: &LocalSlots,
+    dir: &Path,
+    request: &AuditRequest,
+) -> Result<Vec<u8>, String> {
+    let opened = slots.open_slot(dir, request.slot)?;
     let (files, tree) = &*opened;
-    let challenge = Challenge {
-        seed: Seed(request.seed),
-        // Audits are off chain: the slot id only salts the samples, so the dataset id will do.
-        slot_id: SlotId(request.dataset),
-        samples: u32::from(request.samples),
-        cell_count: NonZeroU64::new(tree.cell_count()).ok_or("empty slot")?,
-    };
+    let challenge = request.challenge(tree.cell_count()).ok_or(format!(
+        "samples must be 1..={} and the slot not empty",
+        AuditRequest::MAX_SAMPLES
+    ))?;
     let proof =
         DirectProof::create(tree, &challenge, |b, buf| files.read_blocks(b, buf)).map_err(|e| {
             ctx.metrics.integrity_failures.inc();

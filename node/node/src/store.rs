@@ -14,6 +14,7 @@ use std::{
 
 use alloy::primitives::{Address, B256, U256};
 use hoard_chain::Cursor;
+use hoard_prover::{DatasetId, Hash, RequestId, SlotId, SlotIndex};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// A store failure.
@@ -45,19 +46,35 @@ pub enum StoreError {
         "the data folder {0} is in use by another hoard node (stop it, or pick another --data-dir)"
     )]
     Locked(PathBuf),
+    /// The database was written by a hoard with another record format.
+    #[error(
+        "the database in {path} has record format {found}, this hoard reads format {FORMAT}: it was \
+         written by another version — move the folder away (or `hoard devnet --clean`) and start \
+         again; the chain keeps every request"
+    )]
+    Format {
+        /// The data folder.
+        path: PathBuf,
+        /// The format found (0: none, from before formats were recorded).
+        found: u32,
+    },
 }
+
+/// The record format this code writes and reads (bumped when a record's encoding changes).
+/// 2: hoard's id newtypes in every record.
+pub const FORMAT: u32 = 2;
 
 /// A storage request as the chain announced it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RequestRecord {
     /// The request id.
-    pub id: B256,
+    pub id: RequestId,
     /// Who pays.
     pub renter: Address,
     /// The manifest's SHA-256 (the dataset id).
-    pub manifest_id: B256,
+    pub manifest_id: DatasetId,
     /// Root over the slot roots.
-    pub dataset_root: B256,
+    pub dataset_root: Hash,
     /// k + m.
     pub slots: u16,
     /// m.
@@ -97,11 +114,11 @@ pub enum HostSlotState {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HostSlot {
     /// Slot id (`keccak(requestId, index)`).
-    pub slot_id: B256,
+    pub slot_id: SlotId,
     /// The request.
-    pub request_id: B256,
+    pub request_id: RequestId,
     /// Slot index.
-    pub index: u16,
+    pub index: SlotIndex,
     /// State.
     pub state: HostSlotState,
     /// The data folder (volume) that holds it.
@@ -134,7 +151,7 @@ pub struct DatasetRecord {
     /// The packed folder.
     pub dir: PathBuf,
     /// The request that pays for it, once posted.
-    pub request_id: Option<B256>,
+    pub request_id: Option<RequestId>,
 }
 
 /// A host announcement.
@@ -150,6 +167,9 @@ pub struct HostEntry {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
+    /// An exclusive `flock` on `<data_dir>/lock`, held while the store is open: a second node on
+    /// the same folder is refused before sled is touched.
+    _lock: Arc<std::fs::File>,
     volumes: Vec<PathBuf>,
     /// One flush at a time (see [`Store::flush`]).
     flushing: Arc<tokio::sync::Mutex<()>>,
@@ -165,6 +185,7 @@ const DATASETS: &str = "datasets";
 const HOSTS: &str = "hosts";
 const CURSOR: &[u8] = b"cursor";
 const OFFER: &[u8] = b"offer";
+const FORMAT_KEY: &[u8] = b"format";
 
 impl Store {
     /// Opens (or creates) the store under `data_dir` with slot data in `volumes`, and removes
@@ -175,18 +196,28 @@ impl Store {
             move |source| StoreError::Io { what, path, source }
         };
         std::fs::create_dir_all(data_dir).map_err(io("creating", data_dir))?;
-        let db_path = data_dir.join("db");
+        let lock_path = data_dir.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("opening", &lock_path))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |e| match e {
+                rustix::io::Errno::WOULDBLOCK => StoreError::Locked(data_dir.into()),
+                e => StoreError::Io {
+                    what: "locking",
+                    path: lock_path.clone(),
+                    source: e.into(),
+                },
+            },
+        )?;
         let db = sled::Config::new()
-            .path(&db_path)
+            .path(data_dir.join("db"))
             .cache_capacity(64 << 20)
-            .open()
-            .map_err(|e| match e {
-                // sled reports a held lock as a plain I/O error.
-                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
-                    StoreError::Locked(data_dir.into())
-                }
-                other => StoreError::Db(other),
-            })?;
+            .open()?;
+        check_format(&db, data_dir)?;
         check_volumes(volumes)?;
         for v in volumes {
             for sub in ["slots", "datasets", "tmp"] {
@@ -203,6 +234,7 @@ impl Store {
         }
         let store = Self {
             db,
+            _lock: Arc::new(lock),
             volumes: volumes.to_vec(),
             flushing: Arc::default(),
         };
@@ -229,12 +261,12 @@ impl Store {
     }
 
     /// The folder of a hosted slot.
-    pub fn slot_dir(&self, volume: &Path, slot_id: &B256) -> PathBuf {
+    pub fn slot_dir(&self, volume: &Path, slot_id: &SlotId) -> PathBuf {
         volume.join("slots").join(hex(slot_id))
     }
 
     /// The folder for a packed dataset of this renter.
-    pub fn dataset_dir(&self, volume: &Path, id: &B256) -> PathBuf {
+    pub fn dataset_dir(&self, volume: &Path, id: &DatasetId) -> PathBuf {
         volume.join("datasets").join(hex(id))
     }
 
@@ -256,7 +288,7 @@ impl Store {
     }
 
     fn remove_orphan_slots(&self) -> Result<(), StoreError> {
-        let known: Vec<(PathBuf, B256)> = self
+        let known: Vec<(PathBuf, SlotId)> = self
             .host_slots()?
             .into_iter()
             .filter(|s| matches!(s.state, HostSlotState::Filling | HostSlotState::Filled))
@@ -373,22 +405,23 @@ impl Store {
     pub fn put_request(&self, r: &RequestRecord) -> Result<(), StoreError> {
         let slots = self.tree(SLOT_REQUESTS)?;
         for i in 0..r.slots {
-            slots.insert(hoard_chain::slot_id(r.id, u64::from(i)), r.id.as_slice())?;
+            slots.insert(hoard_prover::slot_id(&r.id, SlotIndex(i)).0, &r.id.0)?;
         }
-        self.put(REQUESTS, r.id.as_slice(), r)
+        self.put(REQUESTS, &r.id.0, r)
     }
 
     /// The request a slot belongs to, for requests this node has seen.
-    pub fn request_of_slot(&self, slot: &B256) -> Result<Option<B256>, StoreError> {
+    pub fn request_of_slot(&self, slot: &SlotId) -> Result<Option<RequestId>, StoreError> {
         Ok(self
             .tree(SLOT_REQUESTS)?
-            .get(slot)?
-            .and_then(|v| B256::try_from(v.as_ref()).ok()))
+            .get(slot.0)?
+            .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok())
+            .map(RequestId))
     }
 
     /// A request by id.
-    pub fn request(&self, id: &B256) -> Result<Option<RequestRecord>, StoreError> {
-        self.get(REQUESTS, id.as_slice())
+    pub fn request(&self, id: &RequestId) -> Result<Option<RequestRecord>, StoreError> {
+        self.get(REQUESTS, &id.0)
     }
 
     /// Every request seen, oldest id order (not time order).
@@ -397,7 +430,10 @@ impl Store {
     }
 
     /// Requests for a dataset id.
-    pub fn requests_for_manifest(&self, manifest: &B256) -> Result<Vec<RequestRecord>, StoreError> {
+    pub fn requests_for_manifest(
+        &self,
+        manifest: &DatasetId,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
         Ok(self
             .requests()?
             .into_iter()
@@ -407,12 +443,12 @@ impl Store {
 
     /// Records a hosted slot.
     pub fn put_host_slot(&self, s: &HostSlot) -> Result<(), StoreError> {
-        self.put(SLOTS, s.slot_id.as_slice(), s)
+        self.put(SLOTS, &s.slot_id.0, s)
     }
 
     /// A hosted slot by id.
-    pub fn host_slot(&self, id: &B256) -> Result<Option<HostSlot>, StoreError> {
-        self.get(SLOTS, id.as_slice())
+    pub fn host_slot(&self, id: &SlotId) -> Result<Option<HostSlot>, StoreError> {
+        self.get(SLOTS, &id.0)
     }
 
     /// Every slot this node hosts or hosted.
@@ -423,7 +459,7 @@ impl Store {
     /// Records a proof outcome.
     pub fn put_proof(
         &self,
-        slot: &B256,
+        slot: &SlotId,
         period: u64,
         outcome: &ProofOutcome,
     ) -> Result<(), StoreError> {
@@ -431,20 +467,20 @@ impl Store {
     }
 
     /// Forgets a recorded proof (it was dropped by a reorg).
-    pub fn forget_proof(&self, slot: &B256, period: u64) -> Result<(), StoreError> {
+    pub fn forget_proof(&self, slot: &SlotId, period: u64) -> Result<(), StoreError> {
         self.tree(PROOFS)?.remove(proof_key(slot, period))?;
         Ok(())
     }
 
     /// The recorded outcome of a slot's proof for a period.
-    pub fn proof(&self, slot: &B256, period: u64) -> Result<Option<ProofOutcome>, StoreError> {
+    pub fn proof(&self, slot: &SlotId, period: u64) -> Result<Option<ProofOutcome>, StoreError> {
         self.get(PROOFS, &proof_key(slot, period))
     }
 
     /// Recorded proofs of one slot, by period.
-    pub fn proofs_of(&self, slot: &B256) -> Result<BTreeMap<u64, ProofOutcome>, StoreError> {
+    pub fn proofs_of(&self, slot: &SlotId) -> Result<BTreeMap<u64, ProofOutcome>, StoreError> {
         let mut out = BTreeMap::new();
-        for item in self.tree(PROOFS)?.scan_prefix(slot.as_slice()) {
+        for item in self.tree(PROOFS)?.scan_prefix(slot.0) {
             let (k, v) = item?;
             let period = k
                 .get(32..40)
@@ -460,22 +496,26 @@ impl Store {
     }
 
     /// Records a dataset this renter packed.
-    pub fn put_dataset(&self, id: &B256, d: &DatasetRecord) -> Result<(), StoreError> {
-        self.put(DATASETS, id.as_slice(), d)
+    pub fn put_dataset(&self, id: &DatasetId, d: &DatasetRecord) -> Result<(), StoreError> {
+        self.put(DATASETS, &id.0, d)
     }
 
     /// A dataset this renter packed.
-    pub fn dataset(&self, id: &B256) -> Result<Option<DatasetRecord>, StoreError> {
-        self.get(DATASETS, id.as_slice())
+    pub fn dataset(&self, id: &DatasetId) -> Result<Option<DatasetRecord>, StoreError> {
+        self.get(DATASETS, &id.0)
     }
 
     /// Every dataset this renter packed, with its id.
-    pub fn datasets(&self) -> Result<Vec<(B256, DatasetRecord)>, StoreError> {
+    pub fn datasets(&self) -> Result<Vec<(DatasetId, DatasetRecord)>, StoreError> {
         let tree = self.tree(DATASETS)?;
         tree.iter()
             .map(|item| {
                 let (k, v) = item?;
-                Ok((B256::from_slice(&k), decode(DATASETS, &v)?))
+                let id = <[u8; 32]>::try_from(k.as_ref()).map_err(|_| StoreError::Corrupt {
+                    tree: DATASETS,
+                    message: format!("a key of {} bytes", k.len()),
+                })?;
+                Ok((DatasetId(id), decode(DATASETS, &v)?))
             })
             .collect()
     }
@@ -520,9 +560,40 @@ fn check_volumes(volumes: &[PathBuf]) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn proof_key(slot: &B256, period: u64) -> [u8; 40] {
+/// Refuses a database of another record format; stamps a new one with [`FORMAT`].
+fn check_format(db: &sled::Db, data_dir: &Path) -> Result<(), StoreError> {
+    let meta = db.open_tree(META)?;
+    let found = match meta.get(FORMAT_KEY)? {
+        Some(v) => <[u8; 4]>::try_from(v.as_ref()).map_or(u32::MAX, u32::from_be_bytes),
+        None => {
+            let fresh = meta.is_empty()
+                && [REQUESTS, SLOTS, DATASETS, HOSTS]
+                    .iter()
+                    .map(|t| db.open_tree(t).map(|t| t.is_empty()))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .all(|empty| empty);
+            if !fresh {
+                0
+            } else {
+                meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
+                db.flush()?;
+                FORMAT
+            }
+        }
+    };
+    if found != FORMAT {
+        return Err(StoreError::Format {
+            path: data_dir.to_path_buf(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+fn proof_key(slot: &SlotId, period: u64) -> [u8; 40] {
     let mut k = [0u8; 40];
-    k[..32].copy_from_slice(slot.as_slice());
+    k[..32].copy_from_slice(&slot.0);
     k[32..].copy_from_slice(&period.to_be_bytes());
     k
 }
@@ -535,8 +606,8 @@ fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, St
 }
 
 /// Lower-case hex without `0x`, for folder names.
-pub(crate) fn hex(id: &B256) -> String {
-    hex::encode(id.as_slice())
+fn hex(id: &impl AsRef<[u8]>) -> String {
+    hex::encode(id)
 }
 
 /// Free bytes on the file system holding `path`.
@@ -551,9 +622,9 @@ mod tests {
 
     fn slot(id: u8, state: HostSlotState, volume: &Path) -> HostSlot {
         HostSlot {
-            slot_id: B256::repeat_byte(id),
-            request_id: B256::repeat_byte(9),
-            index: 1,
+            slot_id: SlotId([id; 32]),
+            request_id: RequestId([9; 32]),
+            index: SlotIndex(1),
             state,
             volume: volume.to_path_buf(),
             filled_period: 3,
@@ -571,12 +642,12 @@ mod tests {
             store
                 .put_host_slot(&slot(1, HostSlotState::Filled, &vol))
                 .expect("put");
-            std::fs::create_dir_all(store.slot_dir(&vol, &B256::repeat_byte(1))).expect("kept");
-            std::fs::create_dir_all(store.slot_dir(&vol, &B256::repeat_byte(2))).expect("orphan");
+            std::fs::create_dir_all(store.slot_dir(&vol, &SlotId([1; 32]))).expect("kept");
+            std::fs::create_dir_all(store.slot_dir(&vol, &SlotId([2; 32]))).expect("orphan");
             let tmp = store.temp_dir(&vol).expect("tmp").keep();
             assert!(tmp.exists());
             store
-                .put_proof(&B256::repeat_byte(1), 5, &ProofOutcome::Failed("x".into()))
+                .put_proof(&SlotId([1; 32]), 5, &ProofOutcome::Failed("x".into()))
                 .expect("proof");
             store.db.flush().expect("flush");
         }
@@ -585,10 +656,10 @@ mod tests {
             store.host_slots().expect("slots"),
             vec![slot(1, HostSlotState::Filled, &vol)]
         );
-        assert!(store.slot_dir(&vol, &B256::repeat_byte(1)).exists());
-        assert!(!store.slot_dir(&vol, &B256::repeat_byte(2)).exists());
+        assert!(store.slot_dir(&vol, &SlotId([1; 32])).exists());
+        assert!(!store.slot_dir(&vol, &SlotId([2; 32])).exists());
         assert_eq!(std::fs::read_dir(vol.join("tmp")).expect("tmp").count(), 0);
-        let proofs = store.proofs_of(&B256::repeat_byte(1)).expect("proofs");
+        let proofs = store.proofs_of(&SlotId([1; 32])).expect("proofs");
         assert_eq!(proofs.keys().copied().collect::<Vec<_>>(), vec![5]);
     }
 
@@ -597,12 +668,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let vol = dir.path().join("vol");
         let store = Store::open(dir.path(), std::slice::from_ref(&vol)).expect("open");
-        let id = B256::repeat_byte(5);
+        let id = RequestId([5; 32]);
         let record = RequestRecord {
             id,
             renter: Address::repeat_byte(1),
-            manifest_id: B256::repeat_byte(2),
-            dataset_root: B256::repeat_byte(3),
+            manifest_id: DatasetId([2; 32]),
+            dataset_root: Hash([3; 32]),
             slots: 6,
             max_slot_loss: 2,
             slot_size: 1 << 16,
@@ -616,14 +687,14 @@ mod tests {
         };
         store.put_request(&record).expect("put");
         for i in 0..6 {
-            let slot = hoard_chain::slot_id(id, i);
+            let slot = hoard_prover::slot_id(&id, SlotIndex(i));
             assert_eq!(
                 store.request_of_slot(&slot).expect("get"),
                 Some(id),
                 "slot {i}"
             );
         }
-        let beyond = hoard_chain::slot_id(id, 6);
+        let beyond = hoard_prover::slot_id(&id, SlotIndex(6));
         assert_eq!(store.request_of_slot(&beyond).expect("get"), None);
     }
 
@@ -633,7 +704,28 @@ mod tests {
         let vol = dir.path().join("vol");
         let _first = Store::open(dir.path(), std::slice::from_ref(&vol)).expect("open");
         let err = Store::open(dir.path(), std::slice::from_ref(&vol)).expect_err("locked");
-        assert!(err.to_string().contains("in use"), "{err}");
+        assert!(matches!(err, StoreError::Locked(_)), "{err}");
+    }
+
+    #[test]
+    fn a_database_of_another_format_is_refused_and_a_fresh_one_is_stamped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vol = dir.path().join("vol");
+        {
+            // A store from before formats were recorded: records, no format key.
+            let db = sled::open(dir.path().join("db")).expect("sled");
+            db.open_tree(REQUESTS)
+                .expect("tree")
+                .insert(b"x", b"y")
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        let err = Store::open(dir.path(), std::slice::from_ref(&vol)).expect_err("old format");
+        assert!(matches!(err, StoreError::Format { found: 0, .. }), "{err}");
+
+        let fresh = tempfile::tempdir().expect("tempdir");
+        drop(Store::open(fresh.path(), std::slice::from_ref(&vol)).expect("fresh"));
+        Store::open(fresh.path(), std::slice::from_ref(&vol)).expect("stamped, reopens");
     }
 
     /// Many tasks writing and flushing at once (a renter with 50 puts in flight) all finish.

@@ -97,7 +97,7 @@ impl Chain {
             let error = Marketplace::NotRenter { caller: me, renter };
             let revert = ChainError::Revert {
                 method: String::new(),
-                reason: RevertReason::Marketplace(MarketplaceErrors::NotRenter(error)),
+                reason: RevertReason::Marketplace(Box::new(MarketplaceErrors::NotRenter(error))),
             };
             return Err(self.revert_as::<Marketplace::extendRequestCall>(revert));
         }

@@ -19,11 +19,11 @@ use std::{
 use futures::{StreamExt, stream::FuturesUnordered};
 use hoard_dataset::{MANIFEST_FILE, Manifest, slot_data_file, slot_roots_file};
 use hoard_p2p::{BlockRequest, BlockResponse, BlockWithPath, MAX_BLOCKS_PER_REQUEST};
-use hoard_prover::{BLOCK_SIZE, Hash, SlotIndex, tree};
+use hoard_prover::{BLOCK_SIZE, DatasetId, Hash, SlotIndex};
 use libp2p::PeerId;
 use sha2::{Digest, Sha256};
 
-use crate::node::Ctx;
+use crate::ctx::Ctx;
 
 /// Block requests in flight per slot download.
 pub(crate) const IN_FLIGHT: usize = 8;
@@ -42,6 +42,14 @@ pub(crate) enum FetchError {
         /// The last peer's error.
         last: String,
     },
+    /// The manifest does not describe the request (wrong dataset root or layout).
+    #[error("the manifest of {dataset} does not match its request: {why}")]
+    WrongManifest {
+        /// The dataset.
+        dataset: DatasetId,
+        /// What differs.
+        why: &'static str,
+    },
     /// Writing locally failed.
     #[error("writing {path}: {source}")]
     Io {
@@ -55,7 +63,7 @@ pub(crate) enum FetchError {
 /// Fetches and checks the manifest with id `dataset` from any of `peers`.
 pub(crate) async fn manifest(
     ctx: &Ctx,
-    dataset: [u8; 32],
+    dataset: DatasetId,
     peers: &[PeerId],
 ) -> Result<(Manifest, Vec<u8>), FetchError> {
     let mut last = String::from("no peers known");
@@ -67,7 +75,7 @@ pub(crate) async fn manifest(
         {
             Ok(BlockResponse::Manifest(bytes)) => {
                 let bytes = bytes.into_vec();
-                if <[u8; 32]>::from(Sha256::digest(&bytes)) != dataset {
+                if <[u8; 32]>::from(Sha256::digest(&bytes)) != dataset.0 {
                     ctx.net
                         .penalise(*peer, "sent a manifest that does not hash to its id")
                         .await;
@@ -85,7 +93,7 @@ pub(crate) async fn manifest(
         }
     }
     Err(FetchError::Unavailable {
-        what: format!("manifest {}", hex::encode(&dataset[..4])),
+        what: format!("manifest {}", dataset.short()),
         last,
     })
 }
@@ -108,22 +116,21 @@ pub(crate) fn write_manifest(dir: &Path, bytes: &[u8]) -> Result<(), FetchError>
 pub(crate) async fn slot(
     ctx: &Ctx,
     manifest: &Manifest,
-    dataset: [u8; 32],
-    index: u16,
+    dataset: DatasetId,
+    index: SlotIndex,
     peers: &[PeerId],
     dir: &Path,
     progress: Arc<AtomicU64>,
 ) -> Result<(), FetchError> {
-    let slot_root =
-        *manifest
-            .slot_roots
-            .get(usize::from(index))
-            .ok_or_else(|| FetchError::Unavailable {
-                what: format!("slot {index}"),
-                last: "no such slot in the manifest".into(),
-            })?;
+    let slot_root = *manifest
+        .slot_roots
+        .get(usize::from(index.0))
+        .ok_or_else(|| FetchError::Unavailable {
+            what: format!("slot {index}"),
+            last: "no such slot in the manifest".into(),
+        })?;
     let blocks = manifest.layout.slot_blocks();
-    let data_path = dir.join(slot_data_file(SlotIndex(index)));
+    let data_path = dir.join(slot_data_file(index));
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| FetchError::Io { path, source }
@@ -168,7 +175,7 @@ pub(crate) async fn slot(
                     .await
                     .unwrap_or_else(|e| Err(Bad::Local(e.to_string()))),
                     Ok(BlockResponse::Error(e)) => Err(Bad::Refused(e)),
-                    Ok(_) => Err(Bad::Data("unexpected answer".into())),
+                    Ok(_) => Err(Bad::Unexpected),
                     Err(e) => Err(Bad::Refused(e.to_string())),
                 };
                 (b, peer, checked)
@@ -188,19 +195,20 @@ pub(crate) async fn slot(
                 queue.push_back(b);
                 last_error = format!("{peer}: {bad}");
                 match bad {
-                    Bad::Data(reason) => {
+                    Bad::Data(_) | Bad::Count(_) | Bad::Unexpected => {
+                        let reason = bad;
                         ctx.metrics.blocks_rejected.inc();
-                        tracing::warn!(%peer, slot = index, reason, "peer sent bad blocks; dropping it");
-                        ctx.net.penalise(peer, &reason).await;
+                        tracing::warn!(%peer, slot = index.0, %reason, "peer sent bad blocks; dropping it");
+                        ctx.net.penalise(peer, &reason.to_string()).await;
                         good.retain(|p| *p != peer);
                     }
                     Bad::Refused(reason) => {
                         // Busy or slow is not bad faith: drop the peer only after repeated failures.
                         let n = strikes.entry(peer).or_insert(0u32);
                         *n += 1;
-                        tracing::debug!(%peer, slot = index, reason, strikes = *n, "block request failed");
+                        tracing::debug!(%peer, slot = index.0, reason, strikes = *n, "block request failed");
                         if *n >= MAX_STRIKES && good.contains(&peer) {
-                            tracing::warn!(%peer, slot = index, reason, "peer keeps failing; using others");
+                            tracing::warn!(%peer, slot = index.0, reason, "peer keeps failing; using others");
                             good.retain(|p| *p != peer);
                         }
                     }
@@ -224,7 +232,7 @@ pub(crate) async fn slot(
         });
     }
     data.sync_all().map_err(io(&data_path))?;
-    let roots_path = dir.join(slot_roots_file(SlotIndex(index)));
+    let roots_path = dir.join(slot_roots_file(index));
     let bytes: Vec<u8> = roots.iter().flat_map(|r| r.0).collect();
     let f = File::create(&roots_path).map_err(io(&roots_path))?;
     f.write_all_at(&bytes, 0).map_err(io(&roots_path))?;
@@ -234,9 +242,15 @@ pub(crate) async fn slot(
 
 #[derive(Debug, thiserror::Error)]
 enum Bad {
-    /// The peer sent something that does not verify: penalise it.
+    /// The peer sent a block that does not verify: penalise it.
     #[error("bad data: {0}")]
-    Data(String),
+    Data(#[from] hoard_p2p::BadBlock),
+    /// The peer sent another number of blocks than asked for, or another kind of answer.
+    #[error("bad data: {0}")]
+    Count(String),
+    /// The peer answered a block request with something else.
+    #[error("bad data: an answer of another kind")]
+    Unexpected,
     /// The peer could not answer (busy, not found, timeout).
     #[error("{0}")]
     Refused(String),
@@ -245,7 +259,8 @@ enum Bad {
     Local(String),
 }
 
-/// Checks a batch against the slot root and writes it; returns the block roots.
+/// Checks a batch against the slot root ([`BlockWithPath::verify`], the one block check) and
+/// writes it; returns the block roots.
 fn check_and_write(
     data: &File,
     slot_root: &Hash,
@@ -254,29 +269,16 @@ fn check_and_write(
     got: Vec<BlockWithPath>,
 ) -> Result<Vec<Hash>, Bad> {
     if got.len() != count as usize {
-        return Err(Bad::Data(format!(
+        return Err(Bad::Count(format!(
             "{} blocks instead of {count}",
             got.len()
         )));
     }
     let mut roots = Vec::with_capacity(got.len());
-    for (i, b) in got.iter().enumerate() {
-        let want = first + i as u64;
-        let block: &[u8; BLOCK_SIZE] = b
-            .data
-            .as_slice()
-            .try_into()
-            .map_err(|_| Bad::Data(format!("block {want} has {} bytes", b.data.len())))?;
-        let root = tree::block_root(block);
-        let path: Vec<Hash> = b.path.iter().map(|h| Hash(*h)).collect();
-        if b.index != want || tree::root_from_path(root, want, &path) != *slot_root {
-            return Err(Bad::Data(format!(
-                "block {want} does not match the slot root"
-            )));
-        }
-        data.write_all_at(block, want * BLOCK_SIZE as u64)
+    for (b, want) in got.iter().zip(first..) {
+        roots.push(b.verify(slot_root, want)?);
+        data.write_all_at(&b.data, want * BLOCK_SIZE as u64)
             .map_err(|e| Bad::Local(e.to_string()))?;
-        roots.push(root);
     }
     Ok(roots)
 }

@@ -8,48 +8,25 @@
 //!  sync: RequestExtended ─▶ every node's store ends_at (hosts prove until then)
 //! ```
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, U256};
+use hoard_api::ExtendResult;
 use hoard_chain::{ChainError, RequestState};
-use serde::{Deserialize, Serialize};
+use hoard_prover::{DatasetId, RequestId};
 
-use crate::{node::Ctx, store::StoreError, sync::short};
+use crate::{
+    ctx::{Ctx, NotSynced},
+    store::StoreError,
+};
 
 /// The contract's longest duration (`MAX_DURATION`, 100 years of 365 days).
 const MAX_DURATION: u64 = 100 * 365 * 24 * 3600;
-
-/// Body of `POST /api/v1/datasets/{id}/extend`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExtendRequest {
-    /// Seconds to add to the request's duration.
-    pub duration: u64,
-}
-
-/// What an extension did.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ExtendResult {
-    /// Dataset id.
-    pub dataset: B256,
-    /// The request that was extended.
-    pub request: B256,
-    /// Seconds added.
-    pub extra_seconds: u64,
-    /// The end before (unix seconds).
-    pub previous_ends_at: u64,
-    /// The new end (unix seconds).
-    pub ends_at: u64,
-    /// Tokens paid into escrow for the extra time (token base units).
-    pub payment: U256,
-    /// The `extendRequest` transaction.
-    pub tx: B256,
-}
 
 /// Why an extension was not made.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ExtendError {
     /// Neither a dataset nor a request this node knows.
     #[error("no storage request known for {0} (check the id; is the node synced?)")]
-    Unknown(B256),
+    Unknown(DatasetId),
     /// Somebody else's request.
     #[error(
         "{request} was posted by {renter}, not by this node's account {account}: only its renter \
@@ -57,7 +34,7 @@ pub(crate) enum ExtendError {
     )]
     NotRenter {
         /// The request.
-        request: B256,
+        request: RequestId,
         /// Its renter.
         renter: Address,
         /// This node's account.
@@ -71,7 +48,7 @@ pub(crate) enum ExtendError {
     )]
     Ended {
         /// The request (the one that ended last).
-        request: B256,
+        request: RequestId,
         /// Its state.
         state: RequestState,
     },
@@ -85,7 +62,7 @@ pub(crate) enum ExtendError {
     )]
     Unaffordable {
         /// The request.
-        request: B256,
+        request: RequestId,
         /// Seconds asked for.
         seconds: u64,
         /// What it costs.
@@ -101,27 +78,28 @@ pub(crate) enum ExtendError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The node has not caught up with the chain.
-    #[error("{0:#}")]
-    NotSynced(anyhow::Error),
+    #[error(transparent)]
+    NotSynced(#[from] NotSynced),
 }
 
 /// Extends the running request behind `id` (a dataset id or a request id) by `seconds`.
 ///
 /// For a dataset id, the request is this account's running request for it that ends last.
-pub(crate) async fn extend(ctx: &Ctx, id: B256, seconds: u64) -> Result<ExtendResult, ExtendError> {
-    crate::sync::wait_synced(ctx, std::time::Duration::from_secs(60))
-        .await
-        .map_err(ExtendError::NotSynced)?;
-    let mut requests = ctx.store.requests_for_manifest(&id)?;
+pub(crate) async fn extend(
+    ctx: &Ctx,
+    id: [u8; 32],
+    seconds: u64,
+) -> Result<ExtendResult, ExtendError> {
+    ctx.wait_synced(std::time::Duration::from_secs(60)).await?;
+    let mut requests = ctx.store.requests_for_manifest(&DatasetId(id))?;
     if requests.is_empty()
-        && let Some(r) = ctx.store.request(&id)?
+        && let Some(r) = ctx.store.request(&RequestId(id))?
     {
         requests.push(r);
     }
     let account = ctx.address();
     let Some(first) = requests.first() else {
-        return Err(ExtendError::Unknown(id));
+        return Err(ExtendError::Unknown(DatasetId(id)));
     };
     let (first_id, first_renter) = (first.id, first.renter);
     requests.retain(|r| r.renter == account);
@@ -147,7 +125,7 @@ pub(crate) async fn extend(ctx: &Ctx, id: B256, seconds: u64) -> Result<ExtendRe
         });
     }
     let Some(mut record) = chosen else {
-        return Err(ended.unwrap_or(ExtendError::Unknown(id)));
+        return Err(ended.unwrap_or(ExtendError::Unknown(DatasetId(id))));
     };
     let request = record.id;
 
@@ -179,7 +157,7 @@ pub(crate) async fn extend(ctx: &Ctx, id: B256, seconds: u64) -> Result<ExtendRe
 
     let (extension, tx) = ctx.chain.extend_request(request, seconds).await?;
     tracing::info!(
-        request = %short(&request),
+        request = %request.short(),
         seconds,
         ends_at = extension.ends_at,
         payment = %extension.payment,

@@ -1,0 +1,71 @@
+//! Who may hold data of a request: its slots' hosts (from the chain), the renter, and the
+//! dataset's Kademlia providers.
+
+use std::{collections::HashSet, time::Duration};
+
+use alloy::primitives::Address;
+use hoard_chain::SlotState;
+use hoard_prover::SlotIndex;
+use libp2p::PeerId;
+
+use crate::{announce::peers_of, ctx::Ctx, store::RequestRecord};
+
+/// Peers that may hold data of request `r`: its slots' hosts, the renter, and DHT providers.
+pub(crate) async fn holders(ctx: &Ctx, r: &RequestRecord) -> Vec<PeerId> {
+    let mut accounts: Vec<Address> = vec![r.renter];
+    for i in (0..r.slots).map(SlotIndex) {
+        if let Ok(s) = ctx.chain.get_slot(hoard_prover::slot_id(&r.id, i)).await
+            && s.state == SlotState::Filled
+        {
+            accounts.push(s.host);
+        }
+    }
+    let mut peers = peers_of(&ctx.store, &accounts);
+    if let Ok(more) = ctx
+        .net
+        .find_providers(r.manifest_id, Duration::from_secs(3))
+        .await
+    {
+        peers.extend(more);
+    }
+    let me = ctx.net.local_peer_id();
+    let mut seen = HashSet::new();
+    peers.retain(|p| *p != me && seen.insert(*p));
+    peers
+}
+
+/// Peers that hold slot `index` of `r` now: its host if filled, and the renter.
+pub(crate) async fn slot_holders(ctx: &Ctx, r: &RequestRecord, index: SlotIndex) -> Vec<PeerId> {
+    let mut accounts = Vec::new();
+    if let Ok(s) = ctx
+        .chain
+        .get_slot(hoard_prover::slot_id(&r.id, index))
+        .await
+        && s.state == SlotState::Filled
+    {
+        accounts.push(s.host);
+    }
+    accounts.push(r.renter);
+    let me = ctx.net.local_peer_id();
+    peers_of(&ctx.store, &accounts)
+        .into_iter()
+        .filter(|p| *p != me)
+        .collect()
+}
+
+/// Where a new host fetches slot `index` from: whoever holds it, then every other known holder
+/// (those without it answer "not found" and are skipped).
+pub(crate) async fn slot_sources(
+    ctx: &Ctx,
+    r: &RequestRecord,
+    index: SlotIndex,
+    holders: &[PeerId],
+) -> Vec<PeerId> {
+    let mut peers = slot_holders(ctx, r, index).await;
+    for p in holders {
+        if !peers.contains(p) {
+            peers.push(*p);
+        }
+    }
+    peers
+}
