@@ -21,7 +21,7 @@ mod rebuild;
 mod stream;
 mod unpack;
 
-pub use error::{DatasetError, SlotProblem};
+pub use error::{DatasetError, LinkProblem, SlotProblem};
 pub use manifest::{DatasetId, Entry, EntryKind, Manifest};
 pub use pack::{BATCH_BYTES, Packed, pack};
 pub use packed::{MANIFEST_FILE, PackedDataset, SlotFiles, slot_data_file, slot_roots_file};
