@@ -7,7 +7,8 @@
 //!          check each block against its root, decode if a data slot is missing ─▶ files ─▶ rename
 //! ```
 //!
-//! - [`manifest`]: the canonical manifest and the dataset id.
+//! - [`manifest`]: the canonical manifest (files, folders, links inside the dataset) and the
+//!   dataset id.
 //! - [`pack()`] / [`unpack()`]: the two directions; [`PackedDataset`]: a packed folder's slots.
 //! - Memory is one stripe batch (about 32 MiB) whatever the dataset size.
 

@@ -1,8 +1,11 @@
 //! The manifest: what a dataset holds and how it is laid out, in a canonical binary encoding.
 //!
-//! Encoding: postcard 1.x (a documented, stable serde wire format) of [`Manifest`]. Decoding is
-//! strict: after validation the value is re-encoded and must give back the exact input bytes, so
-//! every manifest has exactly one encoding and the dataset id, `SHA-256(encoding)`, is canonical.
+//! Encoding: postcard 1.x (a documented, stable serde wire format) of [`Manifest`], hashes as
+//! their 32 raw bytes (`hoard_prover::bytes32!`). Decoding is strict and bounded: the format
+//! number is read first, then after validation the value is re-encoded and must give back the
+//! exact input bytes, so every manifest has exactly one encoding and the dataset id,
+//! `SHA-256(encoding)`, is canonical. Entries are files, directories and links to other entries
+//! (never out of the dataset); `docs/protocol.md` §4 is the specification.
 
 use std::collections::HashMap;
 
@@ -461,6 +464,24 @@ mod tests {
         let err = Manifest::decode(&bytes).expect_err("format 9");
         assert!(err.contains("format 9 is not supported"), "{err}");
         assert!(Manifest::decode(&[0x80]).is_err(), "truncated varint");
+    }
+
+    proptest::proptest! {
+        /// Untrusted bytes: a manifest with any byte changed, cut short or grown never panics
+        /// the decoder, and whatever it accepts re-encodes to the same bytes.
+        #[test]
+        fn decoding_damaged_manifests_never_panics(
+            at in 0usize..400, byte: u8, cut in 0usize..400, extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+        ) {
+            let mut bytes = with_links().encode();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            bytes.truncate(cut.max(1));
+            bytes.extend(extra);
+            if let Ok(m) = Manifest::decode(&bytes) {
+                proptest::prop_assert_eq!(m.encode(), bytes);
+            }
+        }
     }
 
     #[test]
