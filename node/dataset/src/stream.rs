@@ -18,6 +18,8 @@ use crate::{
 pub(crate) struct Scanned {
     pub(crate) directory: bool,
     pub(crate) entries: Vec<Entry>,
+    /// Symlinks followed out of the dataset: (the link, the real file it leads to).
+    pub(crate) followed: Vec<(PathBuf, PathBuf)>,
     pub(crate) size: u64,
 }
 
@@ -42,24 +44,53 @@ pub(crate) fn scan(input: &Path) -> Result<Scanned, DatasetError> {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| DatasetError::NonUtf8Path(input.into()))?;
-        found.push((name.to_owned(), Found::File(meta.len())));
+        let found_file = if fs::symlink_metadata(input)
+            .ctx("reading", input)?
+            .is_symlink()
+        {
+            Found::Followed {
+                size: meta.len(),
+                target: fs::canonicalize(input).ctx("resolving", input)?,
+            }
+        } else {
+            Found::File(meta.len())
+        };
+        found.push((name.to_owned(), found_file));
     } else {
         return Err(DatasetError::Unsupported(input.into()));
     }
     found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut offset = 0u64;
+    let mut followed = Vec::new();
     let entries = found
         .into_iter()
         .map(|(path, found)| {
-            let kind = match found {
-                Found::Directory => EntryKind::Directory,
-                Found::File(size) => {
-                    let kind = EntryKind::File { offset, size };
-                    offset += size;
-                    kind
+            let size = match found {
+                Found::File(size) => size,
+                Found::Followed { size, target } => {
+                    let link = if directory {
+                        input.join(&path)
+                    } else {
+                        input.to_owned()
+                    };
+                    followed.push((link, target));
+                    size
                 }
-                Found::Link(target) => EntryKind::Link { target },
+                Found::Directory => {
+                    return Entry {
+                        path,
+                        kind: EntryKind::Directory,
+                    };
+                }
+                Found::Link(target) => {
+                    return Entry {
+                        path,
+                        kind: EntryKind::Link { target },
+                    };
+                }
             };
+            let kind = EntryKind::File { offset, size };
+            offset += size;
             Entry { path, kind }
         })
         .collect();
@@ -69,6 +100,7 @@ pub(crate) fn scan(input: &Path) -> Result<Scanned, DatasetError> {
     Ok(Scanned {
         directory,
         entries,
+        followed,
         size: offset,
     })
 }
@@ -77,8 +109,13 @@ pub(crate) fn scan(input: &Path) -> Result<Scanned, DatasetError> {
 #[derive(Debug, PartialEq, Eq)]
 enum Found {
     Directory,
-    /// A regular file, or a symlink to a file outside the dataset: its size.
+    /// A regular file: its size.
     File(u64),
+    /// A symlink to a file outside the dataset, packed as that file.
+    Followed {
+        size: u64,
+        target: PathBuf,
+    },
     /// A symlink to a file or directory inside the dataset: the target's relative path.
     Link(String),
 }
@@ -150,9 +187,22 @@ fn resolve_link(path: &Path, root: &Path) -> Result<Found, DatasetError> {
             .to_str()
             .map(|t| Found::Link(t.to_owned()))
             .ok_or(DatasetError::NonUtf8Path(target)),
-        Err(_) if meta.is_file() => Ok(Found::File(meta.len())),
+        Err(_) if meta.is_file() => Ok(Found::Followed {
+            size: meta.len(),
+            target,
+        }),
         Err(_) => Err(refuse(LinkProblem::OutsideDirectory { target })),
     }
+}
+
+/// Every symlink `pack` would follow out of `input` to a file elsewhere, as (the link, the real
+/// path of the file it leads to), in manifest order; `input` itself if it is a link to a file.
+///
+/// The files' bytes would be published with the dataset: a caller that must keep some files
+/// private (a node's own key and token) checks these targets as well as `input`. Fails as
+/// `pack` would on an input it refuses.
+pub fn followed_links(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>, DatasetError> {
+    Ok(scan(input)?.followed)
 }
 
 /// Most files kept open at once while reading or writing the stream.

@@ -11,7 +11,7 @@ use std::{
 
 use hoard_dataset::{
     DatasetError, Entry, EntryKind, LinkProblem, MANIFEST_FILE, Manifest, NoProgress,
-    PackedDataset, pack, unpack,
+    PackedDataset, followed_links, pack, unpack,
 };
 use proptest::prelude::*;
 use tempfile::TempDir;
@@ -180,6 +180,32 @@ fn the_whole_hub_cache_keeps_its_links_and_stores_each_blob_once() {
         Node::Link("../../blobs/5f2a".into())
     );
     assert_eq!(out["blobs/5f2a"], Node::File(blob));
+}
+
+/// The files whose bytes would leave through links are listed before anything is packed, so a
+/// node can refuse its own secrets behind a link.
+#[test]
+fn followed_links_lists_what_leaves_through_links() {
+    let tmp = TempDir::new().expect("tmp");
+    let cache = tmp.path().join("models--x");
+    hub_cache(&cache);
+    let snap = cache.join("snapshots/abc123");
+    let blobs = fs::canonicalize(cache.join("blobs")).expect("canonical");
+    assert_eq!(
+        followed_links(&snap).expect("scan"),
+        vec![
+            (snap.join("config.json"), blobs.join("9c1e")),
+            (snap.join("model.safetensors"), blobs.join("5f2a")),
+        ]
+    );
+    assert_eq!(followed_links(&cache).expect("scan"), vec![], "all inside");
+    let single = tmp.path().join("weights");
+    link(snap.join("model.safetensors"), &single);
+    assert_eq!(
+        followed_links(&single).expect("scan"),
+        vec![(single.clone(), blobs.join("5f2a"))]
+    );
+    assert_eq!(followed_links(&blobs.join("5f2a")).expect("scan"), vec![]);
 }
 
 /// Packing `input` fails with a link error about `at`; nothing is left behind.
