@@ -16,8 +16,14 @@ pub const NODE_PREFIX: u8 = 0x01;
 #[error("expected 32 bytes as 64 hex digits (optionally 0x-prefixed): {0}")]
 pub struct ParseBytes32Error(#[doc(hidden)] pub String);
 
-/// Declares a 32-byte newtype that prints and parses as `0x`-prefixed lowercase hex, serialises
-/// the same way, and has a short form for logs.
+/// Declares a 32-byte newtype that prints and parses as `0x`-prefixed lowercase hex and has a
+/// short form for logs.
+///
+/// Serde: in human-readable formats (JSON, TOML: `is_human_readable()` is true) the value is the
+/// `0x…` hex string; in binary formats (postcard, CBOR) it is exactly what `[u8; 32]` is, a
+/// fixed-size tuple of 32 bytes with no length prefix (in postcard: the 32 raw bytes). So every
+/// hoard id type encodes like the raw array it wraps, and swapping one for the other in a binary
+/// message or record changes no byte (`docs/protocol.md` §4).
 #[macro_export]
 macro_rules! bytes32 {
     ($(#[$doc:meta])* $name:ident) => {
@@ -75,14 +81,22 @@ macro_rules! bytes32 {
 
         impl ::serde::Serialize for $name {
             fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                if s.is_human_readable() {
+                    s.collect_str(self)
+                } else {
+                    ::serde::Serialize::serialize(&self.0, s)
+                }
             }
         }
 
         impl<'de> ::serde::Deserialize<'de> for $name {
             fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                s.parse().map_err(::serde::de::Error::custom)
+                if d.is_human_readable() {
+                    let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                    s.parse().map_err(::serde::de::Error::custom)
+                } else {
+                    <[u8; 32]>::deserialize(d).map(Self)
+                }
             }
         }
     };
@@ -233,5 +247,29 @@ mod tests {
         assert!("0x1234".parse::<Hash>().is_err());
         assert!(format!("0x{}", "zz".repeat(32)).parse::<Hash>().is_err());
         assert_eq!(serde_json::to_string(&h).ok(), Some(format!("\"{s}\"")));
+        assert_eq!(
+            serde_json::from_str::<Hash>(&format!("\"{s}\"")).ok(),
+            Some(h)
+        );
+    }
+
+    #[test]
+    fn binary_formats_get_the_32_raw_bytes() {
+        let mut bytes = [0u8; 32];
+        bytes.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+        let h = Hash(bytes);
+        // Fixed size: no length prefix, exactly the bytes, and the same as the bare array.
+        let encoded = postcard::to_stdvec(&h).expect("encodes");
+        assert_eq!(encoded, bytes.to_vec());
+        assert_eq!(encoded, postcard::to_stdvec(&bytes).expect("encodes"));
+        assert_eq!(postcard::from_bytes::<Hash>(&encoded), Ok(h));
+        // Inside a sequence: the sequence's length, then 32 bytes per item.
+        let two = postcard::to_stdvec(&vec![h, Hash([0xff; 32])]).expect("encodes");
+        assert_eq!(two.len(), 1 + 64);
+        assert_eq!((two[0], two[1], two[32], two[33]), (2, 0, 31, 0xff));
+        // Short input is an error, not a panic; the hex text form is not accepted in binary.
+        assert!(postcard::from_bytes::<Hash>(&encoded[..31]).is_err());
+        let text = postcard::to_stdvec(&h.to_string()).expect("encodes");
+        assert_ne!(postcard::from_bytes::<Hash>(&text).ok(), Some(h));
     }
 }

@@ -1,6 +1,8 @@
 //! Shared test vectors: `testdata/vectors.json`, read by the Solidity tests so the prover and the
-//! contract cannot drift. This test regenerates them and fails if the committed file differs;
-//! `UPDATE_VECTORS=1 cargo test -p hoard-prover --test vectors` rewrites it.
+//! contract cannot drift. This test regenerates the keys the prover owns (`version`, `proofs`,
+//! `datasets`) and fails if the committed file differs;
+//! `UPDATE_VECTORS=1 cargo test -p hoard-prover --test vectors` rewrites them. The keys
+//! `manifests` and `erasure` belong to hoard-dataset's `vectors` test and are left alone.
 
 mod common;
 
@@ -10,7 +12,7 @@ use hoard_prover::{
     Challenge, DatasetTree, DirectProof, Hash, RequestId, Seed, SlotIndex, proof_required, slot_id,
     verify,
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 struct Case {
     name: &'static str,
@@ -132,8 +134,8 @@ fn dataset_case(name: &str, slots: u64) -> Value {
     json!({ "name": name, "slotRoots": roots, "datasetRoot": tree.root(), "paths": paths })
 }
 
-fn vectors() -> Value {
-    json!({
+fn vectors() -> Map<String, Value> {
+    let Value::Object(keys) = json!({
         "version": 1,
         "proofs": CASES.iter().enumerate().map(|(i, c)| proof_case(i, c)).collect::<Vec<_>>(),
         "datasets": [
@@ -142,21 +144,39 @@ fn vectors() -> Value {
             dataset_case("k=4 m=2 (padded to 8)", 6),
             dataset_case("k=10 m=6", 16),
         ],
-    })
+    }) else {
+        unreachable!("an object literal")
+    };
+    keys
 }
 
 #[test]
 fn vectors_match_committed_file() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors.json");
-    let fresh = serde_json::to_string_pretty(&vectors()).expect("serialisable") + "\n";
+    let rerun = "`UPDATE_VECTORS=1 cargo test -p hoard-prover --test vectors`";
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut all: Map<String, Value> = serde_json::from_str(&text).unwrap_or_default();
+    let fresh = vectors();
     if std::env::var_os("UPDATE_VECTORS").is_some() {
-        std::fs::write(path, &fresh).expect("write testdata/vectors.json");
+        all.extend(fresh);
+        let out = serde_json::to_string_pretty(&all).expect("serialisable") + "\n";
+        let tmp = format!("{path}.tmp");
+        std::fs::write(&tmp, out).expect("write testdata/vectors.json.tmp");
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .expect("sync");
+        std::fs::rename(&tmp, path).expect("rename into testdata/vectors.json");
         return;
     }
-    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    for (key, value) in &fresh {
+        assert!(
+            all.get(key) == Some(value),
+            "testdata/vectors.json key {key:?} is out of date with the prover; if the change is \
+             intended, run {rerun} and commit the file"
+        );
+    }
     assert!(
-        committed == fresh,
-        "testdata/vectors.json is out of date with the prover; if the change is intended, run \
-         `UPDATE_VECTORS=1 cargo test -p hoard-prover --test vectors` and commit the file"
+        serde_json::to_string_pretty(&all).expect("serialisable") + "\n" == text,
+        "testdata/vectors.json is not in its canonical form; run {rerun}"
     );
 }

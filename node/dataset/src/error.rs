@@ -26,9 +26,17 @@ pub enum DatasetError {
     /// A path in the input is not valid UTF-8 (manifests store UTF-8 paths).
     #[error("{}: file names must be valid UTF-8", .0.display())]
     NonUtf8Path(PathBuf),
-    /// Something in the input is neither a regular file nor a directory.
-    #[error("{}: only regular files and directories can be packed (symlinks to files are followed)", .0.display())]
+    /// Something in the input is neither a regular file, a directory nor a symlink to one.
+    #[error("{}: only regular files, directories and symlinks to them can be packed (devices, sockets and FIFOs cannot)", .0.display())]
     Unsupported(PathBuf),
+    /// A symlink in the input cannot be packed.
+    #[error("{}: {problem}", path.display())]
+    Link {
+        /// The symlink.
+        path: PathBuf,
+        /// Why it cannot be packed, and what to do.
+        problem: LinkProblem,
+    },
     /// The k/m/size combination is not allowed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
@@ -67,6 +75,47 @@ pub enum DatasetError {
         /// What is wrong with it.
         problem: SlotProblem,
     },
+}
+
+/// Why a symlink in a dataset cannot be packed (`docs/protocol.md` §4, "Symlinks").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkProblem {
+    /// The link (or a link it leads to) points at nothing.
+    Dangling,
+    /// Following the link never ends (links pointing at each other).
+    Loop,
+    /// The link leads to a directory outside the dataset, which is never followed.
+    OutsideDirectory {
+        /// Where it leads.
+        target: PathBuf,
+    },
+    /// The link leads to the dataset's own root folder.
+    DatasetRoot,
+}
+
+impl fmt::Display for LinkProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dangling => write!(
+                f,
+                "the symlink points at nothing (dangling); remove it or point it at a file"
+            ),
+            Self::Loop => write!(
+                f,
+                "the symlink never resolves (links that point at each other); remove it"
+            ),
+            Self::OutsideDirectory { target } => write!(
+                f,
+                "the symlink leads to the folder {}, outside the dataset; links out of the \
+                 dataset are followed only to files: copy the folder in, or pack it on its own",
+                target.display()
+            ),
+            Self::DatasetRoot => write!(
+                f,
+                "the symlink leads to the dataset's own root folder; remove it"
+            ),
+        }
+    }
 }
 
 /// What is wrong with one slot of a packed dataset.

@@ -7,7 +7,8 @@
 //!          check each block against its root, decode if a data slot is missing ─▶ files ─▶ rename
 //! ```
 //!
-//! - [`manifest`]: the canonical manifest and the dataset id.
+//! - [`manifest`]: the canonical manifest (files, folders, links inside the dataset) and the
+//!   dataset id.
 //! - [`pack()`] / [`unpack()`]: the two directions; [`PackedDataset`]: a packed folder's slots.
 //! - Memory is one stripe batch (about 32 MiB) whatever the dataset size.
 
@@ -21,10 +22,11 @@ mod rebuild;
 mod stream;
 mod unpack;
 
-pub use error::{DatasetError, SlotProblem};
+pub use error::{DatasetError, LinkProblem, SlotProblem};
 pub use manifest::{DatasetId, Entry, EntryKind, Manifest};
 pub use pack::{BATCH_BYTES, Packed, pack};
 pub use packed::{MANIFEST_FILE, PackedDataset, SlotFiles, slot_data_file, slot_roots_file};
 pub use progress::{NoProgress, Progress};
 pub use rebuild::rebuild_slot;
+pub use stream::followed_links;
 pub use unpack::{Unpacked, unpack, unpack_verified};

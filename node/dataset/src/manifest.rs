@@ -1,10 +1,13 @@
 //! The manifest: what a dataset holds and how it is laid out, in a canonical binary encoding.
 //!
-//! Encoding: postcard 1.x (a documented, stable serde wire format) of [`Manifest`]. Decoding is
-//! strict: after validation the value is re-encoded and must give back the exact input bytes, so
-//! every manifest has exactly one encoding and the dataset id, `SHA-256(encoding)`, is canonical.
+//! Encoding: postcard 1.x (a documented, stable serde wire format) of [`Manifest`], hashes as
+//! their 32 raw bytes (`hoard_prover::bytes32!`). Decoding is strict and bounded: the format
+//! number is read first, then after validation the value is re-encoded and must give back the
+//! exact input bytes, so every manifest has exactly one encoding and the dataset id,
+//! `SHA-256(encoding)`, is canonical. Entries are files, directories and links to other entries
+//! (never out of the dataset); `docs/protocol.md` §4 is the specification.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use hoard_prover::{DatasetTree, Hash, Layout};
 use serde::{Deserialize, Serialize};
@@ -13,24 +16,28 @@ use sha2::{Digest, Sha256};
 pub use hoard_prover::DatasetId;
 
 /// The manifest format this code writes and reads.
-pub const MANIFEST_FORMAT: u16 = 1;
+///
+/// Format 1 wrote every hash as its 66-character `0x…` text; format 2 writes the 32 raw bytes
+/// (`docs/protocol.md` §4, "Versions"). Format 1 is not read: no dataset of it was ever stored on
+/// chain, and re-packing gives the format 2 manifest.
+pub const MANIFEST_FORMAT: u16 = 2;
 /// Largest encoded manifest accepted (a bound for untrusted input).
 pub const MAX_MANIFEST_BYTES: usize = 64 << 20;
 /// Longest relative path accepted, in bytes.
 pub const MAX_PATH_BYTES: usize = 4096;
 
-/// One file or directory of a dataset.
+/// One file, directory or symlink of a dataset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Path relative to the dataset root, `/`-separated UTF-8. For a single-file dataset, the
     /// file's name.
     pub path: String,
-    /// File or directory.
+    /// File, directory or link.
     pub kind: EntryKind,
 }
 
-/// What an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What an entry is. The variant order is part of the encoding (postcard writes the index).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryKind {
     /// A directory (listed so that empty directories survive a round trip).
     Directory,
@@ -40,6 +47,13 @@ pub enum EntryKind {
         offset: u64,
         /// Length in bytes.
         size: u64,
+    },
+    /// A symbolic link to another entry of the same dataset (a file or a directory, never a
+    /// link), holding no bytes of the stream. `target` is that entry's path, relative to the
+    /// dataset root like every path here; unpack writes it as a relative symlink.
+    Link {
+        /// The path of the entry linked to.
+        target: String,
     },
 }
 
@@ -81,6 +95,11 @@ impl Manifest {
                 bytes.len()
             ));
         }
+        // The format comes first, so a manifest of another format is named as such rather
+        // than failing somewhere in the middle.
+        let (format, _) = postcard::take_from_bytes::<u16>(bytes)
+            .map_err(|e| format!("undecodable format number: {e}"))?;
+        check_format(format)?;
         let m: Self = postcard::from_bytes(bytes).map_err(|e| format!("undecodable: {e}"))?;
         m.validate()?;
         if m.encode() != bytes {
@@ -91,12 +110,7 @@ impl Manifest {
 
     /// Checks every rule of the format (see `docs/protocol.md`).
     pub fn validate(&self) -> Result<(), String> {
-        if self.format != MANIFEST_FORMAT {
-            return Err(format!(
-                "format {} is not supported (this hoard reads format {MANIFEST_FORMAT})",
-                self.format
-            ));
-        }
+        check_format(self.format)?;
         let l = &self.layout;
         let expected = Layout::for_dataset(l.data_slots(), l.parity_slots(), self.size)
             .map_err(|e| format!("layout: {e}"))?;
@@ -136,12 +150,14 @@ impl Manifest {
                 _ => Err("a single-file dataset must hold exactly one file entry".into()),
             };
         }
-        let mut dirs = HashSet::new();
+        // Every entry so far by path: a parent must be a directory (never a link, so nothing
+        // is ever written through a link on restore), and a link's target a file or directory.
+        let mut listed: HashMap<&str, &EntryKind> = HashMap::new();
         let mut offset = 0u64;
         let mut previous: Option<&str> = None;
         for e in &self.entries {
             let p = e.path.as_str();
-            if p.len() > MAX_PATH_BYTES || !p.split('/').all(valid_component) {
+            if !valid_path(p) {
                 return Err(format!("invalid path {p:?}"));
             }
             if previous.is_some_and(|q| q >= p) {
@@ -149,14 +165,13 @@ impl Manifest {
             }
             previous = Some(p);
             if let Some((parent, _)) = p.rsplit_once('/')
-                && !dirs.contains(parent)
+                && !matches!(listed.get(parent), Some(EntryKind::Directory))
             {
                 return Err(format!("{p:?} is listed before its directory"));
             }
+            listed.insert(p, &e.kind);
             match e.kind {
-                EntryKind::Directory => {
-                    dirs.insert(p);
-                }
+                EntryKind::Directory | EntryKind::Link { .. } => {}
                 EntryKind::File { offset: o, size } => {
                     if o != offset {
                         return Err(format!("{p:?} starts at {o}, expected {offset}"));
@@ -173,6 +188,29 @@ impl Manifest {
                 self.size
             ));
         }
+        // Targets may come after their links in path order, so they are checked last.
+        for e in &self.entries {
+            let EntryKind::Link { target } = &e.kind else {
+                continue;
+            };
+            let link = &e.path;
+            if !valid_path(target) {
+                return Err(format!("{link:?} links to the invalid path {target:?}"));
+            }
+            match listed.get(target.as_str()) {
+                Some(EntryKind::Directory | EntryKind::File { .. }) => {}
+                Some(EntryKind::Link { .. }) => {
+                    return Err(format!(
+                        "{link:?} links to {target:?}, itself a link (a link names its final target)"
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "{link:?} links to {target:?}, which is not in the dataset"
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -180,8 +218,49 @@ impl Manifest {
     pub fn files(&self) -> impl Iterator<Item = (&str, u64, u64)> {
         self.entries.iter().filter_map(|e| match e.kind {
             EntryKind::File { offset, size } => Some((e.path.as_str(), offset, size)),
-            EntryKind::Directory => None,
+            EntryKind::Directory | EntryKind::Link { .. } => None,
         })
+    }
+}
+
+/// The text of the relative symlink that makes `link` point at `target`, both valid manifest
+/// paths: `..` once per folder of `link` not shared with `target`, then the rest of `target`
+/// (`.` when nothing is left: `target` is the link's own folder).
+///
+/// Both paths are made of plain components only, so the text never leads out of the dataset.
+pub(crate) fn link_text(link: &str, target: &str) -> String {
+    let mut folder: Vec<&str> = link.split('/').collect();
+    folder.pop();
+    let to: Vec<&str> = target.split('/').collect();
+    let common = folder.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let parts: Vec<&str> = std::iter::repeat_n("..", folder.len() - common)
+        .chain(to[common..].iter().copied())
+        .collect();
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// A relative path a manifest may hold: at most [`MAX_PATH_BYTES`], plain components only.
+fn valid_path(p: &str) -> bool {
+    p.len() <= MAX_PATH_BYTES && p.split('/').all(valid_component)
+}
+
+/// Refuses every format but [`MANIFEST_FORMAT`], saying what to do.
+fn check_format(format: u16) -> Result<(), String> {
+    match format {
+        MANIFEST_FORMAT => Ok(()),
+        1 => Err(
+            "format 1 (hashes written as hex text) is no longer read: pack the dataset \
+                  again with this hoard to get its format 2 manifest and new dataset id"
+                .into(),
+        ),
+        other => Err(format!(
+            "format {other} is not supported (this hoard reads format {MANIFEST_FORMAT}; a newer \
+             hoard may read it)"
+        )),
     }
 }
 
@@ -238,7 +317,8 @@ mod tests {
     fn rejects_tampering() {
         type Tamper = Box<dyn Fn(&mut Manifest)>;
         let cases: Vec<(&str, Tamper)> = vec![
-            ("format", Box::new(|m| m.format = 2)),
+            ("format", Box::new(|m| m.format = 3)),
+            ("old format", Box::new(|m| m.format = 1)),
             ("size", Box::new(|m| m.size = 11)),
             ("root", Box::new(|m| m.root = Hash([9; 32]))),
             ("slot roots", Box::new(|m| m.slot_roots.push(Hash([4; 32])))),
@@ -260,6 +340,147 @@ mod tests {
             tamper(&mut m);
             assert!(m.validate().is_err(), "{name} not caught");
             assert!(Manifest::decode(&m.encode()).is_err(), "{name} decoded");
+        }
+    }
+
+    fn with_links() -> Manifest {
+        let mut m = sample();
+        m.entries.extend([
+            Entry {
+                path: "c/l".into(),
+                kind: EntryKind::Link {
+                    target: "a/x".into(),
+                },
+            },
+            Entry {
+                path: "d".into(),
+                kind: EntryKind::Link { target: "a".into() },
+            },
+        ]);
+        m
+    }
+
+    #[test]
+    fn links_round_trip() {
+        let m = with_links();
+        let bytes = m.encode();
+        assert_eq!(Manifest::decode(&bytes), Ok(m.clone()));
+        assert_eq!(m.files().count(), 2, "links hold no stream bytes");
+        // Variant 2, then the target as a postcard string.
+        assert!(bytes.ends_with(&[&[1, b'd', 2, 1, b'a'][..], &m.slot_roots_bytes()].concat()));
+    }
+
+    impl Manifest {
+        /// The encoded slot roots and root: what follows the entries.
+        fn slot_roots_bytes(&self) -> Vec<u8> {
+            let mut out = vec![self.slot_roots.len() as u8];
+            self.slot_roots.iter().for_each(|r| out.extend(r.0));
+            out.extend(self.root.0);
+            out
+        }
+    }
+
+    #[test]
+    fn rejects_bad_links() {
+        type Tamper = Box<dyn Fn(&mut Manifest)>;
+        let target = |t: &'static str| -> Tamper {
+            Box::new(move |m| {
+                m.entries[4].kind = EntryKind::Link { target: t.into() };
+            })
+        };
+        let cases: Vec<(&str, Tamper)> = vec![
+            ("absent target", target("a/y")),
+            ("link to a link", target("d")),
+            ("link to itself", target("c/l")),
+            ("parent escape", target("../x")),
+            ("inner escape", target("a/../../x")),
+            ("absolute", target("/etc/passwd")),
+            ("dot", target(".")),
+            ("empty", target("")),
+            (
+                "entry under a link",
+                Box::new(|m| {
+                    m.entries.push(Entry {
+                        path: "d/z".into(),
+                        kind: EntryKind::Directory,
+                    });
+                }),
+            ),
+            (
+                "link in a single-file dataset",
+                Box::new(|m| {
+                    m.directory = false;
+                    m.entries = vec![
+                        Entry {
+                            path: "f".into(),
+                            kind: EntryKind::File {
+                                offset: 0,
+                                size: 10,
+                            },
+                        },
+                        Entry {
+                            path: "g".into(),
+                            kind: EntryKind::Link { target: "f".into() },
+                        },
+                    ];
+                }),
+            ),
+        ];
+        assert!(with_links().validate().is_ok());
+        for (name, tamper) in cases {
+            let mut m = with_links();
+            tamper(&mut m);
+            assert!(m.validate().is_err(), "{name} not caught");
+            assert!(Manifest::decode(&m.encode()).is_err(), "{name} decoded");
+        }
+    }
+
+    #[test]
+    fn link_text_stays_relative_and_inside() {
+        for (link, target, text) in [
+            ("l", "f", "f"),
+            ("l", "a/b/f", "a/b/f"),
+            ("a/l", "a/f", "f"),
+            ("a/b/l", "c/f", "../../c/f"),
+            ("a/b/l", "a/c/f", "../c/f"),
+            ("a/b/l", "a/b", "."),
+            ("a/b/l", "a", ".."),
+            ("ab/l", "a/f", "../a/f"),
+        ] {
+            assert_eq!(link_text(link, target), text, "{link} -> {target}");
+        }
+    }
+
+    #[test]
+    fn old_and_unknown_formats_are_named() {
+        let mut bytes = sample().encode();
+        bytes[0] = 1;
+        let err = Manifest::decode(&bytes).expect_err("format 1");
+        assert!(
+            err.contains("format 1") && err.contains("pack the dataset again"),
+            "{err}"
+        );
+        bytes[0] = 9;
+        let err = Manifest::decode(&bytes).expect_err("format 9");
+        assert!(err.contains("format 9 is not supported"), "{err}");
+        assert!(Manifest::decode(&[0x80]).is_err(), "truncated varint");
+    }
+
+    proptest::proptest! {
+        /// Untrusted bytes: a manifest with any byte changed, cut short or grown never panics
+        /// the decoder, and whatever it accepts re-encodes to the same bytes.
+        #[test]
+        fn decoding_damaged_manifests_never_panics(
+            at in 0usize..400, byte: u8, cut in 0usize..400, extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+        ) {
+            let mut bytes = with_links().encode();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            bytes.truncate(cut.max(1));
+            bytes.extend(extra);
+            if let Ok(m) = Manifest::decode(&bytes) {
+                proptest::prop_assert_eq!(m.encode(), bytes);
+            }
         }
     }
 

@@ -134,6 +134,14 @@ pub fn pack(
     };
     // Metadata after data: the slot files are synced before the manifest is written.
     let manifest_path = pending.path().join(MANIFEST_FILE);
+    // What is written must read back: a tree that changed while it was scanned (a link's target
+    // removed, say) is refused here rather than leaving a manifest unpack would refuse.
+    manifest
+        .validate()
+        .map_err(|reason| DatasetError::BadManifest {
+            path: manifest_path.clone(),
+            reason: format!("{reason} (did the input change while packing?)"),
+        })?;
     let mut f = File::create(&manifest_path).ctx("creating", &manifest_path)?;
     f.write_all(&manifest.encode())
         .and_then(|()| f.sync_all())

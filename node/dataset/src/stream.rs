@@ -9,7 +9,7 @@ use std::{
 };
 
 use crate::{
-    error::{DatasetError, IoContext},
+    error::{DatasetError, IoContext, LinkProblem},
     manifest::{Entry, EntryKind},
 };
 
@@ -18,6 +18,8 @@ use crate::{
 pub(crate) struct Scanned {
     pub(crate) directory: bool,
     pub(crate) entries: Vec<Entry>,
+    /// Symlinks followed out of the dataset: (the link, the real file it leads to).
+    pub(crate) followed: Vec<(PathBuf, PathBuf)>,
     pub(crate) size: u64,
 }
 
@@ -33,29 +35,62 @@ pub(crate) fn scan(input: &Path) -> Result<Scanned, DatasetError> {
     let mut found = Vec::new();
     let directory = meta.is_dir();
     if directory {
-        walk(input, "", &mut found)?;
+        // Canonical (no links, no `..`), so that a link's resolved target can be placed
+        // inside or outside it by a plain prefix test.
+        let root = fs::canonicalize(input).ctx("resolving", input)?;
+        walk(input, &root, "", &mut found)?;
     } else if meta.is_file() {
         let name = input
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| DatasetError::NonUtf8Path(input.into()))?;
-        found.push((name.to_owned(), Some(meta.len())));
+        let found_file = if fs::symlink_metadata(input)
+            .ctx("reading", input)?
+            .is_symlink()
+        {
+            Found::Followed {
+                size: meta.len(),
+                target: fs::canonicalize(input).ctx("resolving", input)?,
+            }
+        } else {
+            Found::File(meta.len())
+        };
+        found.push((name.to_owned(), found_file));
     } else {
         return Err(DatasetError::Unsupported(input.into()));
     }
     found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut offset = 0u64;
+    let mut followed = Vec::new();
     let entries = found
         .into_iter()
-        .map(|(path, size)| {
-            let kind = match size {
-                None => EntryKind::Directory,
-                Some(size) => {
-                    let kind = EntryKind::File { offset, size };
-                    offset += size;
-                    kind
+        .map(|(path, found)| {
+            let size = match found {
+                Found::File(size) => size,
+                Found::Followed { size, target } => {
+                    let link = if directory {
+                        input.join(&path)
+                    } else {
+                        input.to_owned()
+                    };
+                    followed.push((link, target));
+                    size
+                }
+                Found::Directory => {
+                    return Entry {
+                        path,
+                        kind: EntryKind::Directory,
+                    };
+                }
+                Found::Link(target) => {
+                    return Entry {
+                        path,
+                        kind: EntryKind::Link { target },
+                    };
                 }
             };
+            let kind = EntryKind::File { offset, size };
+            offset += size;
             Entry { path, kind }
         })
         .collect();
@@ -65,13 +100,34 @@ pub(crate) fn scan(input: &Path) -> Result<Scanned, DatasetError> {
     Ok(Scanned {
         directory,
         entries,
+        followed,
         size: offset,
     })
 }
 
-/// Adds the entries under `dir` (relative prefix `rel`) to `out`: `(path, None)` for a directory,
-/// `(path, Some(size))` for a file.
-fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, Option<u64>)>) -> Result<(), DatasetError> {
+/// What the walk found at one relative path.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    Directory,
+    /// A regular file: its size.
+    File(u64),
+    /// A symlink to a file outside the dataset, packed as that file.
+    Followed {
+        size: u64,
+        target: PathBuf,
+    },
+    /// A symlink to a file or directory inside the dataset: the target's relative path.
+    Link(String),
+}
+
+/// Adds the entries under `dir` (relative prefix `rel`) to `out`; `root` is the dataset root,
+/// canonical.
+fn walk(
+    dir: &Path,
+    root: &Path,
+    rel: &str,
+    out: &mut Vec<(String, Found)>,
+) -> Result<(), DatasetError> {
     for item in fs::read_dir(dir).ctx("listing", dir)? {
         let item = item.ctx("listing", dir)?;
         let path = item.path();
@@ -86,22 +142,67 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, Option<u64>)>) -> Result<(
         };
         let file_type = item.file_type().ctx("reading", &path)?;
         if file_type.is_dir() {
-            out.push((child.clone(), None));
-            walk(&path, &child, out)?;
+            out.push((child.clone(), Found::Directory));
+            walk(&path, root, &child, out)?;
         } else if file_type.is_file() {
-            out.push((child, Some(item.metadata().ctx("reading", &path)?.len())));
+            let size = item.metadata().ctx("reading", &path)?.len();
+            out.push((child, Found::File(size)));
         } else if file_type.is_symlink() {
-            // Symlinks to regular files are stored as the file; anything else is refused
-            // (a link to a directory could loop, and links out of the tree surprise a reader).
-            match fs::metadata(&path) {
-                Ok(m) if m.is_file() => out.push((child, Some(m.len()))),
-                _ => return Err(DatasetError::Unsupported(path)),
-            }
+            out.push((child, resolve_link(&path, root)?));
         } else {
             return Err(DatasetError::Unsupported(path));
         }
     }
     Ok(())
+}
+
+/// How the symlink at `path` is packed (`docs/protocol.md` §4, "Symlinks"): as a link entry if
+/// it leads to a file or directory inside `root` (canonical), as the file's bytes if it leads to
+/// a file outside; anything else is refused.
+///
+/// Directory links are never followed, so the walk cannot loop; a link inside the dataset is
+/// recorded by where it finally leads (its resolved path), not by how it is spelled.
+fn resolve_link(path: &Path, root: &Path) -> Result<Found, DatasetError> {
+    let refuse = |problem| DatasetError::Link {
+        path: path.into(),
+        problem,
+    };
+    let target = match fs::canonicalize(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(refuse(LinkProblem::Dangling));
+        }
+        Err(e) if rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::LOOP) => {
+            return Err(refuse(LinkProblem::Loop));
+        }
+        Err(e) => return Err(e).ctx("resolving the symlink", path),
+    };
+    let meta = fs::metadata(&target).ctx("reading", &target)?;
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(DatasetError::Unsupported(path.into()));
+    }
+    match target.strip_prefix(root) {
+        Ok(inside) if inside.as_os_str().is_empty() => Err(refuse(LinkProblem::DatasetRoot)),
+        Ok(inside) => inside
+            .to_str()
+            .map(|t| Found::Link(t.to_owned()))
+            .ok_or(DatasetError::NonUtf8Path(target)),
+        Err(_) if meta.is_file() => Ok(Found::Followed {
+            size: meta.len(),
+            target,
+        }),
+        Err(_) => Err(refuse(LinkProblem::OutsideDirectory { target })),
+    }
+}
+
+/// Every symlink `pack` would follow out of `input` to a file elsewhere, as (the link, the real
+/// path of the file it leads to), in manifest order; `input` itself if it is a link to a file.
+///
+/// The files' bytes would be published with the dataset: a caller that must keep some files
+/// private (a node's own key and token) checks these targets as well as `input`. Fails as
+/// `pack` would on an input it refuses.
+pub fn followed_links(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>, DatasetError> {
+    Ok(scan(input)?.followed)
 }
 
 /// Most files kept open at once while reading or writing the stream.

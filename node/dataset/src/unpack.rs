@@ -17,7 +17,7 @@ use reed_solomon_simd::ReedSolomonDecoder;
 use crate::{
     error::{DatasetError, IoContext, SlotProblem},
     hashing,
-    manifest::{DatasetId, EntryKind},
+    manifest::{DatasetId, EntryKind, link_text},
     pack::{batch_stripes, stream_bytes_done},
     packed::{PackedDataset, PendingDir, SlotFiles, parent_of, sync_dir},
     progress::Progress,
@@ -231,11 +231,17 @@ impl Output {
             let pending = PendingDir::new(out)?;
             for e in &manifest.entries {
                 let path = pending.path().join(&e.path);
-                match e.kind {
+                match &e.kind {
                     EntryKind::Directory => fs::create_dir(&path).ctx("creating", &path)?,
                     EntryKind::File { size, .. } => File::create(&path)
-                        .and_then(|f| f.set_len(size))
+                        .and_then(|f| f.set_len(*size))
                         .ctx("creating", &path)?,
+                    // The manifest was validated: the target is a file or directory of the
+                    // dataset and no entry lies under a link, so nothing leads out of `out`.
+                    EntryKind::Link { target } => {
+                        std::os::unix::fs::symlink(link_text(&e.path, target), &path)
+                            .ctx("creating the symlink", &path)?
+                    }
                 }
             }
             return Ok(Self::Dir(pending));

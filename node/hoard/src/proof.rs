@@ -76,7 +76,9 @@ struct ProofDocument {
     cell_count: NonZeroU64,
     /// Sample indices in challenge order (informational; the verifier derives them).
     indices: Vec<u64>,
+    /// How many distinct cells `proof` holds (a count; the cells are in `proof`).
     cells: usize,
+    /// How many sibling hashes `proof` holds (a count; the hashes are in `proof`).
     siblings: usize,
     /// `cells ‖ siblings`, the contract's `proof` argument.
     #[serde(with = "hex_bytes")]
