@@ -41,7 +41,9 @@ pub enum ClientError {
         message: String,
     },
     /// The answer is not what this client expects (another version of hoard?).
-    #[error("the node at {url} sent an answer this client cannot read ({detail}) — is it the same hoard version?")]
+    #[error(
+        "the node at {url} sent an answer this client cannot read ({detail}) — is it the same hoard version?"
+    )]
     Decode {
         /// The node's API address.
         url: String,
@@ -258,12 +260,18 @@ impl Client {
         self.send(self.http.post(self.at(path)).json(body)).await
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let resp = req.send().await.map_err(|source| self.unreachable(source))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| self.unreachable(source))?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| self.decode(e))?;
         if status.is_success() {

@@ -85,9 +85,10 @@ impl From<NotSynced> for ApiError {
 impl From<PutError> for ApiError {
     fn from(e: PutError) -> Self {
         let status = match &e {
-            PutError::NotFound(_) | PutError::NodeData { .. } | PutError::Slots => {
-                StatusCode::BAD_REQUEST
-            }
+            PutError::NotFound(_)
+            | PutError::NodeData { .. }
+            | PutError::LinkToNodeData { .. }
+            | PutError::Slots => StatusCode::BAD_REQUEST,
             PutError::Ended(_) => StatusCode::CONFLICT,
             PutError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             PutError::Chain(c) => chain_status(c),

@@ -52,6 +52,18 @@ pub(crate) enum PutError {
         /// Whether `path` is inside `node_dir` (else it contains it).
         inside: bool,
     },
+    /// A symbolic link in the dataset leads into the node's own data folder.
+    #[error(
+        "{} links into the node's own data folder {} (its API token, p2p key, database): storing \
+         the dataset would publish it — remove the link",
+        link.display(), node_dir.display()
+    )]
+    LinkToNodeData {
+        /// The link.
+        link: PathBuf,
+        /// The node's folder it leads into.
+        node_dir: PathBuf,
+    },
     /// k or m is zero.
     #[error("--data-slots and --parity-slots must both be at least 1")]
     Slots,
@@ -112,9 +124,7 @@ impl RenterHandle {
         if !req.path.exists() {
             return Err(PutError::NotFound(req.path));
         }
-        let mut node_dirs = vec![self.ctx.config.data_dir.clone()];
-        node_dirs.extend(self.ctx.config.volumes());
-        check_not_node_data(&req.path, &node_dirs)?;
+        check_not_node_data(&req.path, &self.node_dirs())?;
         let id = self.jobs.start(JobKind::Put);
         let progress = JobProgress::new(self.jobs.clone(), id.clone());
         let (this, job) = (self.clone(), id.clone());
@@ -135,6 +145,13 @@ impl RenterHandle {
         Ok(id)
     }
 
+    /// The node's own folders, which no dataset may hold, lie in, or link into.
+    fn node_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.ctx.config.data_dir.clone()];
+        dirs.extend(self.ctx.config.volumes());
+        dirs
+    }
+
     /// Packs and posts a dataset, then serves it until every slot is filled.
     async fn run_put(&self, progress: &JobProgress, req: PutRequest) -> Result<(), PutError> {
         let ctx = &self.ctx;
@@ -143,8 +160,10 @@ impl RenterHandle {
         let out = tmp.path().join("packed");
         let (k, m) = (usize::from(req.data_slots), usize::from(req.parity_slots));
         let (path, out2, pack_progress) = (req.path.clone(), out.clone(), progress.clone());
+        let node_dirs = self.node_dirs();
         let packed = tokio::task::spawn_blocking(move || {
-            hoard_dataset::pack(&path, &out2, k, m, &pack_progress)
+            check_links(&path, &node_dirs)?;
+            Ok::<_, PutError>(hoard_dataset::pack(&path, &out2, k, m, &pack_progress)?)
         })
         .await??;
         let id = packed.id;
@@ -340,6 +359,21 @@ fn check_not_node_data(path: &Path, node_dirs: &[PathBuf]) -> Result<(), PutErro
     Ok(())
 }
 
+/// Refuses a dataset with a link that `pack` would follow into one of the node's folders (links
+/// out of a dataset are followed: their targets are published with it).
+fn check_links(path: &Path, node_dirs: &[PathBuf]) -> Result<(), PutError> {
+    for (link, target) in hoard_dataset::followed_links(path)? {
+        check_not_node_data(&target, node_dirs).map_err(|e| match e {
+            PutError::NodeData { node_dir, .. } => PutError::LinkToNodeData {
+                link: link.clone(),
+                node_dir,
+            },
+            e => e,
+        })?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,5 +408,16 @@ mod tests {
             check_not_node_data(&link, &dirs),
             Err(PutError::NodeData { inside: true, .. })
         ));
+
+        // A link inside the dataset to the token would publish it.
+        std::fs::write(dataset.join("weights.bin"), "w").expect("file");
+        assert!(check_links(&dataset, &dirs).is_ok());
+        std::os::unix::fs::symlink(data.join("api-token"), dataset.join("token")).expect("link");
+        match check_links(&dataset, &dirs) {
+            Err(PutError::LinkToNodeData { link, .. }) => {
+                assert!(link.ends_with("token"), "{link:?}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
