@@ -21,6 +21,8 @@
 //! The exact encodings are specified in `docs/protocol.md`; `testdata/vectors.json` pins them for
 //! the contracts.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod challenge;
 pub mod hash;
 pub mod layout;

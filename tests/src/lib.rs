@@ -7,8 +7,10 @@
 //! never with bare sleeps.
 //!
 //! [`RpcProxy`] sits between nodes and anvil to cut the chain off or catch a transaction on its
-//! way ([`Network::rpc_proxy`] routes every node started afterwards through one). [`Api`] drives
-//! any node's REST API, in this process or a `hoard node run` child.
+//! way ([`Network::rpc_proxy`] routes every node started afterwards through one). Every node's
+//! REST API, in this process or a `hoard node run` child, is driven with `hoard_api::Client`.
+
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod proxy;
 
@@ -21,16 +23,18 @@ use std::{
 };
 
 use alloy::{
-    primitives::{Address, B256, U256},
+    primitives::{Address, U256},
     signers::local::PrivateKeySigner,
 };
 use anyhow::Context as _;
+pub use hoard_api::Client;
+use hoard_api::{DownloadRequest, JobStatus, PutRequest, SlotStatus};
 use hoard_chain::{
     Chain, ChainConfig, Deployment,
     devnet::{DeploySettings, LocalChain},
 };
-use hoard_node::{JobStatus, Node, NodeConfig, PutRequest, SlotStatus};
-use serde::{Serialize, de::DeserializeOwned};
+use hoard_node::{Node, NodeConfig};
+use hoard_prover::{DatasetId, RequestId};
 use tempfile::TempDir;
 
 /// Tokens each account gets from the faucet (18 decimals).
@@ -64,15 +68,7 @@ pub struct TestNode {
     pub key: PrivateKeySigner,
     /// API base URL.
     pub url: String,
-    api: Api,
-}
-
-/// A client of one node's REST API and `/metrics`.
-#[derive(Debug, Clone)]
-pub struct Api {
-    url: String,
-    token: String,
-    http: reqwest::Client,
+    api: Client,
 }
 
 impl Network {
@@ -188,9 +184,9 @@ impl Network {
 #[derive(Debug, Clone)]
 pub struct Stored {
     /// Dataset id.
-    pub dataset: B256,
+    pub dataset: DatasetId,
     /// Request id.
-    pub request: B256,
+    pub request: RequestId,
     /// The original file.
     pub input: PathBuf,
 }
@@ -209,7 +205,7 @@ pub async fn put(
 
 /// [`put`] through any node's API (a `hoard node run` child too).
 pub async fn put_via(
-    renter: &Api,
+    renter: &Client,
     dir: &Path,
     len: usize,
     params: &PutRequest,
@@ -219,16 +215,15 @@ pub async fn put_via(
     write_dataset(&input, len)?;
     let mut params = params.clone();
     params.path = input.clone();
-    let job = renter.start_put(&params).await?;
+    let job = renter.put(&params).await?.job;
     let status = if wait {
-        renter.wait_job(&job, Duration::from_secs(120)).await?
+        succeeded(renter.wait_job(&job, Duration::from_secs(120)).await?)?
     } else {
-        let path = format!("/api/v1/jobs/{job}");
         eventually(
             Duration::from_secs(60),
             "the request to be posted",
             || async {
-                let s: JobStatus = renter.get(&path).await?;
+                let s = renter.job(&job).await?;
                 if let Some(e) = &s.error {
                     anyhow::bail!("put failed: {e}");
                 }
@@ -256,6 +251,31 @@ pub async fn fetch_and_compare(net: &mut Network, stored: &Stored) -> anyhow::Re
     );
     reader.stop().await;
     Ok(job)
+}
+
+/// Downloads `dataset` to `out` through the node behind `api` and waits for the job (failing
+/// if it failed).
+pub async fn download_via(
+    api: &Client,
+    dataset: DatasetId,
+    out: &Path,
+) -> anyhow::Result<JobStatus> {
+    let job = api
+        .download(&DownloadRequest {
+            dataset,
+            out: out.to_path_buf(),
+        })
+        .await?
+        .job;
+    succeeded(api.wait_job(&job, Duration::from_secs(120)).await?)
+}
+
+/// `status`, or an error if its job failed.
+pub fn succeeded(status: JobStatus) -> anyhow::Result<JobStatus> {
+    match &status.error {
+        Some(e) => anyhow::bail!("job {} failed: {e}", status.id),
+        None => Ok(status),
+    }
 }
 
 /// Stops every node of `nodes`.
@@ -286,7 +306,7 @@ impl TestNode {
         let node = Node::start(config.clone(), key.clone()).await?;
         let url = format!("http://{}", node.api_addr());
         Ok(Self {
-            api: Api::new(&url, node.token().expose()),
+            api: Client::new(&url, Some(node.token().expose().to_string())),
             url,
             node: Some(node),
             config,
@@ -307,142 +327,22 @@ impl TestNode {
     }
 
     /// The node's API client.
-    pub fn api(&self) -> &Api {
+    pub fn api(&self) -> &Client {
         &self.api
     }
 
-    /// `GET` an API path.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        self.api.get(path).await
-    }
-
-    /// `POST` to an API path with the token.
-    pub async fn post<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-    ) -> anyhow::Result<T> {
-        self.api.post(path, body).await
-    }
-
-    /// The node's `/metrics` text.
-    pub async fn metrics(&self) -> anyhow::Result<String> {
-        self.api.metrics().await
-    }
-
     /// The value of one metric line (exact series), or 0.
     pub async fn metric(&self, series: &str) -> anyhow::Result<f64> {
-        self.api.metric(series).await
+        Ok(self.api.metric(series).await?)
     }
 
     /// Downloads `dataset` to `out` through this node and waits for it.
-    pub async fn download(&self, dataset: B256, out: &Path) -> anyhow::Result<JobStatus> {
-        self.api.download(dataset, out).await
-    }
-
-    /// Waits for a job to finish and returns it (fails if it failed).
-    pub async fn wait_job(&self, job: &str, timeout: Duration) -> anyhow::Result<JobStatus> {
-        self.api.wait_job(job, timeout).await
+    pub async fn download(&self, dataset: DatasetId, out: &Path) -> anyhow::Result<JobStatus> {
+        download_via(&self.api, dataset, out).await
     }
 }
 
-impl Api {
-    /// A client of the API at `url` (`http://host:port`) using `token` for mutating calls.
-    pub fn new(url: &str, token: &str) -> Self {
-        Self {
-            url: url.trim_end_matches('/').to_string(),
-            token: token.trim().to_string(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// `GET` an API path.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let r = self.http.get(format!("{}{path}", self.url)).send().await?;
-        decode(r).await
-    }
-
-    /// `POST` to an API path with the token.
-    pub async fn post<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-    ) -> anyhow::Result<T> {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await?;
-        decode(r).await
-    }
-
-    /// The node's `/metrics` text.
-    pub async fn metrics(&self) -> anyhow::Result<String> {
-        Ok(self
-            .http
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?)
-    }
-
-    /// The value of one metric line (exact series), or 0.
-    pub async fn metric(&self, series: &str) -> anyhow::Result<f64> {
-        Ok(metric_value(&self.metrics().await?, series))
-    }
-
-    /// Starts a put of `params` and returns its job id.
-    pub async fn start_put(&self, params: &PutRequest) -> anyhow::Result<String> {
-        let started: serde_json::Value = self.post("/api/v1/datasets", params).await?;
-        Ok(started["job"].as_str().context("job id")?.to_string())
-    }
-
-    /// Downloads `dataset` to `out` through this node and waits for it.
-    pub async fn download(&self, dataset: B256, out: &Path) -> anyhow::Result<JobStatus> {
-        let started: serde_json::Value = self
-            .post(
-                "/api/v1/downloads",
-                &serde_json::json!({ "dataset": dataset, "out": out }),
-            )
-            .await?;
-        let job = started["job"].as_str().context("job id")?.to_string();
-        self.wait_job(&job, Duration::from_secs(120)).await
-    }
-
-    /// Waits for a job to finish and returns it (fails if it failed).
-    pub async fn wait_job(&self, job: &str, timeout: Duration) -> anyhow::Result<JobStatus> {
-        let path = format!("/api/v1/jobs/{job}");
-        let status = eventually(timeout, "the job to finish", || async {
-            let s: JobStatus = self.get(&path).await?;
-            Ok(s.finished.then_some(s))
-        })
-        .await?;
-        if let Some(e) = &status.error {
-            anyhow::bail!("job failed: {e}");
-        }
-        Ok(status)
-    }
-}
-
-/// The value of `series` (a metric name with its labels exactly as exported, e.g.
-/// `hoard_proofs_failed_total{reason="revert"}`) in a `/metrics` text, or 0 if absent.
-pub fn metric_value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn decode<T: DeserializeOwned>(r: reqwest::Response) -> anyhow::Result<T> {
-    let status = r.status();
-    let body: serde_json::Value = r.json().await?;
-    anyhow::ensure!(status.is_success(), "API error {status}: {body}");
-    Ok(serde_json::from_value(body)?)
-}
+pub use hoard_api::metric_value;
 
 /// Token balances of a renter and its hosts, taken before a request to check payouts against.
 #[derive(Debug, Clone)]
@@ -473,7 +373,7 @@ impl Balances {
 #[allow(clippy::too_many_arguments)]
 pub async fn withdraw_and_check_pay(
     chain: &Chain,
-    request: B256,
+    request: RequestId,
     renter: &TestNode,
     hosts: &[TestNode],
     slots: &[SlotStatus],
@@ -483,19 +383,12 @@ pub async fn withdraw_and_check_pay(
 ) -> anyhow::Result<()> {
     let mut filled_at = Vec::new();
     for s in slots {
-        filled_at.push(chain.get_slot(s.slot_id).await?.filledAt);
+        filled_at.push(chain.get_slot(s.slot_id).await?.filled_at);
     }
     for h in hosts {
-        let _: serde_json::Value = h
-            .post("/api/v1/host/withdraw", &serde_json::json!({}))
-            .await?;
+        h.api().host_withdraw().await?;
     }
-    let _: serde_json::Value = renter
-        .post(
-            &format!("/api/v1/requests/{request}/withdraw"),
-            &serde_json::json!({}),
-        )
-        .await?;
+    renter.api().request_withdraw(&request).await?;
     let mut paid = U256::ZERO;
     for (i, s) in slots.iter().enumerate() {
         let host = hosts
@@ -526,7 +419,7 @@ pub async fn withdraw_and_check_pay(
 /// Waits until `request` is in `state` on chain (polled, failing after `timeout`).
 pub async fn until_state(
     chain: &Chain,
-    request: B256,
+    request: RequestId,
     state: hoard_chain::RequestState,
     timeout: Duration,
 ) -> anyhow::Result<()> {

@@ -7,9 +7,8 @@
 use std::time::Duration;
 
 use alloy::primitives::U256;
-use hoard_node::{ExtendResult, RequestStatus};
+use hoard_api::ExtendRequest;
 use hoard_tests::{Network, eventually, init_logs, params, put};
-use serde_json::{Value, json};
 
 /// Blocks per period (1 s blocks).
 const PERIOD: u64 = 8;
@@ -41,14 +40,15 @@ async fn extended_request_is_proven_until_the_new_end_and_paid_exactly() -> anyh
     let request = stored.request;
     let info = observer.get_request(request).await?;
     let old_end = info.endsAt;
-    let path = format!("/api/v1/datasets/{}/extend", stored.dataset);
-    let body = json!({ "duration": EXTRA });
+    let body = ExtendRequest { duration: EXTRA };
 
     // Only the renter's node may extend; a host's node says so.
     let e = hosts[0]
-        .post::<Value>(&path, &body)
+        .api()
+        .extend(stored.dataset, &body)
         .await
         .expect_err("a host is not the renter");
+    assert_eq!(e.status(), Some(409), "{e}");
     assert!(
         e.to_string().contains("only its renter can extend it"),
         "{e}"
@@ -61,9 +61,11 @@ async fn extended_request_is_proven_until_the_new_end_and_paid_exactly() -> anyh
         .token_transfer(observer.address().expect("signer"), parked)
         .await?;
     let e = renter
-        .post::<Value>(&path, &body)
+        .api()
+        .extend(stored.dataset, &body)
         .await
         .expect_err("no tokens");
+    assert_eq!(e.status(), Some(409), "{e}");
     assert!(
         e.to_string().contains("holds 0: fund the account first"),
         "{e}"
@@ -73,7 +75,7 @@ async fn extended_request_is_proven_until_the_new_end_and_paid_exactly() -> anyh
 
     // The extension: the new end and exactly P · slots · EXTRA paid.
     let p = put_params.price_per_byte_per_second * U256::from(info.params.slotSize);
-    let r: ExtendResult = renter.post(&path, &body).await?;
+    let r = renter.api().extend(stored.dataset, &body).await?;
     assert_eq!(r.request, request);
     assert_eq!(r.dataset, stored.dataset);
     assert_eq!(r.extra_seconds, EXTRA);
@@ -91,9 +93,7 @@ async fn extended_request_is_proven_until_the_new_end_and_paid_exactly() -> anyh
             Duration::from_secs(30),
             "the node to store the new end",
             || async {
-                let s: Vec<RequestStatus> = node
-                    .get(&format!("/api/v1/datasets/{}", stored.dataset))
-                    .await?;
+                let s = node.api().dataset_status(stored.dataset).await?;
                 Ok((s[0].ends_at == new_end).then_some(()))
             },
         )
@@ -119,9 +119,7 @@ async fn extended_request_is_proven_until_the_new_end_and_paid_exactly() -> anyh
         "periods {first} and {} end before the new end",
         first + 1
     );
-    let status: Vec<RequestStatus> = renter
-        .get(&format!("/api/v1/datasets/{}", stored.dataset))
-        .await?;
+    let status = renter.api().dataset_status(stored.dataset).await?;
     let slots = &status[0].slots;
     assert_eq!(slots.len(), 6);
     for s in slots {
@@ -130,7 +128,7 @@ async fn extended_request_is_proven_until_the_new_end_and_paid_exactly() -> anyh
                 observer.proof_status(s.slot_id, period).await?,
                 hoard_chain::ProofStatus::Submitted,
                 "slot {} period {period}, after the original end",
-                s.index
+                s.index.0
             );
         }
     }
@@ -148,7 +146,12 @@ async fn extended_request_is_proven_until_the_new_end_and_paid_exactly() -> anyh
         now >= new_end,
         "finished at {now}, before the new end {new_end}"
     );
-    let e = renter.post::<Value>(&path, &body).await.expect_err("ended");
+    let e = renter
+        .api()
+        .extend(stored.dataset, &body)
+        .await
+        .expect_err("ended");
+    assert_eq!(e.status(), Some(409), "{e}");
     assert!(e.to_string().contains("has ended (finished)"), "{e}");
 
     // Everyone withdraws; host i earns P·(newEnd − filledAtᵢ), the renter pays exactly the sum.

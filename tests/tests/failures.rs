@@ -12,8 +12,9 @@ use alloy::{
     primitives::{Address, U256},
     providers::Provider,
 };
+use hoard_api::SlotStatus;
 use hoard_chain::{Chain, ProofStatus, SlotState};
-use hoard_node::RequestStatus;
+use hoard_prover::SlotIndex;
 use hoard_tests::{
     Network, RpcProxy, Stored, TestNode, eventually, fetch_and_compare, init_logs, params, put,
     stop_all,
@@ -43,10 +44,8 @@ async fn money(net: &Network, chain: &Chain, s: &Stored) -> anyhow::Result<Money
     })
 }
 
-async fn slots(renter: &TestNode, s: &Stored) -> anyhow::Result<Vec<hoard_node::SlotStatus>> {
-    let status: Vec<RequestStatus> = renter
-        .get(&format!("/api/v1/datasets/{}", s.dataset))
-        .await?;
+async fn slots(renter: &TestNode, s: &Stored) -> anyhow::Result<Vec<SlotStatus>> {
+    let status = renter.api().dataset_status(s.dataset).await?;
     Ok(status
         .into_iter()
         .next()
@@ -83,7 +82,7 @@ async fn a_dead_host_is_slashed_evicted_and_its_slot_repaired() -> anyhow::Resul
         || async {
             let r = chain.get_request(stored.request).await?;
             let s = chain.get_slot(victim_slot.slot_id).await?;
-            Ok((r.repairs == 1 && s.state == u8::from(SlotState::Filled)).then_some(()))
+            Ok((r.repairs == 1 && s.state == SlotState::Filled).then_some(()))
         },
     )
     .await?;
@@ -97,7 +96,7 @@ async fn a_dead_host_is_slashed_evicted_and_its_slot_repaired() -> anyhow::Resul
         "reporter reward"
     );
     assert_eq!(renter.metric("hoard_validator_marks_total").await?, 3.0);
-    let label = &hex_id(&stored.request)[..8];
+    let label = stored.request.short();
     let series = format!("hoard_dataset_repairs_total{{dataset=\"{label}\"}}");
     eventually(
         Duration::from_secs(20),
@@ -147,7 +146,7 @@ async fn a_corrupted_slot_is_noticed_and_downloads_route_around_it() -> anyhow::
     eventually(
         Duration::from_secs(60),
         "the missed proof to be marked",
-        || async { Ok((chain.get_slot(slot0.slot_id).await?.missedProofs >= 1).then_some(())) },
+        || async { Ok((chain.get_slot(slot0.slot_id).await?.missed_proofs >= 1).then_some(())) },
     )
     .await?;
 
@@ -205,19 +204,12 @@ async fn losing_more_than_m_hosts_fails_the_request_and_splits_the_money_exactly
     let end = info.endedAt;
     let mut filled_at = Vec::new();
     for s in &all {
-        filled_at.push(chain.get_slot(s.slot_id).await?.filledAt);
+        filled_at.push(chain.get_slot(s.slot_id).await?.filled_at);
     }
     for h in hosts.iter().filter(|h| h.node.is_some()) {
-        let _: serde_json::Value = h
-            .post("/api/v1/host/withdraw", &serde_json::json!({}))
-            .await?;
+        h.api().host_withdraw().await?;
     }
-    let _: serde_json::Value = renter
-        .post(
-            &format!("/api/v1/requests/{}/withdraw", stored.request),
-            &serde_json::json!({}),
-        )
-        .await?;
+    renter.api().request_withdraw(&stored.request).await?;
 
     let marks = U256::from(info.missedProofs);
     let evictions = U256::from(info.evictions);
@@ -275,12 +267,7 @@ async fn a_request_that_never_fills_is_cancelled_and_refunded() -> anyhow::Resul
         Duration::from_secs(60),
     )
     .await?;
-    let _: serde_json::Value = renter
-        .post(
-            &format!("/api/v1/requests/{}/withdraw", stored.request),
-            &serde_json::json!({}),
-        )
-        .await?;
+    renter.api().request_withdraw(&stored.request).await?;
     assert_eq!(chain.token_balance(renter.address()).await?, before);
     renter.stop().await;
     Ok(())
@@ -294,7 +281,7 @@ async fn a_host_restarting_within_a_period_misses_no_proof() -> anyhow::Result<(
     let (mut renter, mut hosts) = net.renter_and_hosts(6).await?;
     let stored = put(&renter, net.dir.path(), 2 << 20, &params(300, 60), true).await?;
     let slot = slots(&renter, &stored).await?[2].clone();
-    let filled = chain.get_slot(slot.slot_id).await?.filledPeriod;
+    let filled = chain.get_slot(slot.slot_id).await?.filled_period;
     let host = host_of(&mut hosts, slot.host);
     // Restart right after a period starts, so it is back well before the deadline.
     wait_period_start(&chain, filled + 1).await?;
@@ -313,7 +300,7 @@ async fn a_host_restarting_within_a_period_misses_no_proof() -> anyhow::Result<(
             "period {p}"
         );
     }
-    assert_eq!(chain.get_slot(slot.slot_id).await?.missedProofs, 0);
+    assert_eq!(chain.get_slot(slot.slot_id).await?.missed_proofs, 0);
     renter.stop().await;
     stop_all(&mut hosts).await;
     Ok(())
@@ -326,7 +313,8 @@ async fn wait_period_start(chain: &Chain, period: u64) -> anyhow::Result<()> {
     .await
 }
 
-fn hex_id(id: &alloy::primitives::B256) -> String {
+/// Lower-case hex without `0x`: how the store names a slot's folder.
+fn hex_id(id: &impl std::fmt::Display) -> String {
     id.to_string().trim_start_matches("0x").to_string()
 }
 
@@ -340,7 +328,7 @@ async fn nodes_recover_from_a_reorg_without_losing_state() -> anyhow::Result<()>
     let all = slots(&renter, &stored).await?;
     let mut filled = 0;
     for s in &all {
-        filled = filled.max(chain.get_slot(s.slot_id).await?.filledPeriod);
+        filled = filled.max(chain.get_slot(s.slot_id).await?.filled_period);
     }
     // Reorganise the last 3 blocks in the middle of a period that has proofs in it.
     wait_period_start(&chain, filled + 1).await?;
@@ -413,7 +401,7 @@ async fn nodes_ride_out_an_rpc_outage_and_keep_proving() -> anyhow::Result<()> {
     let all = slots(&renter, &stored).await?;
     let mut filled = 0;
     for s in &all {
-        filled = filled.max(chain.get_slot(s.slot_id).await?.filledPeriod);
+        filled = filled.max(chain.get_slot(s.slot_id).await?.filled_period);
     }
 
     // Cut three blocks before a period starts and restore five blocks later (shorter than a
@@ -494,7 +482,7 @@ async fn nodes_ride_out_an_rpc_outage_and_keep_proving() -> anyhow::Result<()> {
                 s.index
             );
         }
-        assert_eq!(chain.get_slot(s.slot_id).await?.missedProofs, 0);
+        assert_eq!(chain.get_slot(s.slot_id).await?.missed_proofs, 0);
     }
     renter.stop().await;
     stop_all(&mut hosts).await;
@@ -545,7 +533,7 @@ async fn hosts_wait_for_a_renter_that_went_offline_and_fill_when_it_is_back() ->
     )
     .await?;
     for i in 0..6 {
-        let slot = hoard_chain::slot_id(stored.request, i);
+        let slot = hoard_prover::slot_id(&stored.request, SlotIndex(i));
         assert_eq!(chain.slot_state(slot).await?, SlotState::Free, "slot {i}");
     }
 

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{B256, U256};
-use hoard_node::{PutRequest, RequestStatus};
-use hoard_tests::{Network, eventually, init_logs, write_dataset};
-use serde_json::{Value, json};
+use alloy::primitives::U256;
+use hoard_api::PutRequest;
+use hoard_prover::{DatasetId, RequestId};
+use hoard_tests::{Network, eventually, init_logs, succeeded, write_dataset};
 
 /// Blocks per period (1 s blocks).
 const PERIOD: u64 = 8;
@@ -48,14 +48,18 @@ async fn put_fill_prove_get_finish_and_pay() -> anyhow::Result<()> {
         proof_probability: 1,
         samples: 8,
     };
-    let started: Value = renter.post("/api/v1/datasets", &put).await?;
-    let job = started["job"].as_str().expect("job id").to_string();
-    let done = renter.wait_job(&job, Duration::from_secs(120)).await?;
-    let dataset: B256 = serde_json::from_value(done.result["dataset"].clone())?;
-    let request: B256 = serde_json::from_value(done.result["request"].clone())?;
+    let job = renter.api().put(&put).await?.job;
+    let done = succeeded(
+        renter
+            .api()
+            .wait_job(&job, Duration::from_secs(120))
+            .await?,
+    )?;
+    let dataset: DatasetId = serde_json::from_value(done.result["dataset"].clone())?;
+    let request: RequestId = serde_json::from_value(done.result["request"].clone())?;
 
     // All six slots filled, each by a different host.
-    let status: Vec<RequestStatus> = renter.get(&format!("/api/v1/datasets/{dataset}")).await?;
+    let status = renter.api().dataset_status(dataset).await?;
     let slots = &status[0].slots;
     assert_eq!(status[0].state, "started");
     assert!(slots.iter().all(|s| s.state == "filled"), "{slots:?}");
@@ -68,7 +72,7 @@ async fn put_fill_prove_get_finish_and_pay() -> anyhow::Result<()> {
     let last_fill = {
         let mut p = 0;
         for s in slots {
-            p = p.max(observer.get_slot(s.slot_id).await?.filledPeriod);
+            p = p.max(observer.get_slot(s.slot_id).await?.filled_period);
         }
         p
     };
@@ -79,13 +83,13 @@ async fn put_fill_prove_get_finish_and_pay() -> anyhow::Result<()> {
     )
     .await?;
     for s in slots {
-        let filled = observer.get_slot(s.slot_id).await?.filledPeriod;
+        let filled = observer.get_slot(s.slot_id).await?.filled_period;
         for p in filled + 1..=last_fill + 3 {
             assert_eq!(
                 observer.proof_status(s.slot_id, p).await?,
                 hoard_chain::ProofStatus::Submitted,
                 "slot {} period {p}",
-                s.index
+                s.index.0
             );
         }
     }
@@ -102,14 +106,7 @@ async fn put_fill_prove_get_finish_and_pay() -> anyhow::Result<()> {
     renter.stop().await;
     let mut reader = net.node("reader", false).await?;
     let out = net.dir.path().join("fetched.bin");
-    let started: Value = reader
-        .post(
-            "/api/v1/downloads",
-            &json!({ "dataset": dataset, "out": out }),
-        )
-        .await?;
-    let job = started["job"].as_str().expect("job id").to_string();
-    reader.wait_job(&job, Duration::from_secs(60)).await?;
+    reader.download(dataset, &out).await?;
     assert!(
         std::fs::read(&out)? == std::fs::read(&input)?,
         "fetched bytes differ"

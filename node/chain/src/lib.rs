@@ -34,6 +34,8 @@
 //! `SlotId`, `Seed`, `DatasetId`, `Hash`, `SlotIndex`) and converts at its edge with [`B256Ext`].
 //! [`Periods`] is the period arithmetic every role uses.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod bindings;
 pub mod client;
 pub mod deployment;

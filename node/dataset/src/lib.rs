@@ -12,6 +12,8 @@
 //! - [`pack()`] / [`unpack()`]: the two directions; [`PackedDataset`]: a packed folder's slots.
 //! - Memory is one stripe batch (about 32 MiB) whatever the dataset size.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod error;
 mod hashing;
 pub mod manifest;

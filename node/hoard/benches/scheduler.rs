@@ -27,7 +27,7 @@ use std::{
 use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use anyhow::{Context as _, bail, ensure};
 use hoard_chain::ProofStatus;
-use hoard_tests::{Api, Network, TestNode, eventually, params};
+use hoard_tests::{Client, Network, TestNode, eventually, params, succeeded};
 
 /// Requests posted before waiting for their slots to fill.
 const BATCH: usize = 50;
@@ -75,7 +75,7 @@ fn args() -> anyhow::Result<Args> {
 /// A `hoard node run` child process, killed on drop.
 struct HostProcess {
     child: Child,
-    api: Api,
+    api: Client,
     log: PathBuf,
 }
 
@@ -155,16 +155,11 @@ async fn start_host_process(net: &mut Network, name: &str) -> anyhow::Result<Hos
     // Reads only (node info, /metrics): no token needed.
     let host = HostProcess {
         child,
-        api: Api::new(&format!("http://127.0.0.1:{api}"), ""),
+        api: Client::new(&format!("http://127.0.0.1:{api}"), None),
         log,
     };
     eventually(Duration::from_secs(60), "host A's API", || async {
-        Ok(host
-            .api
-            .get::<serde_json::Value>("/api/v1/node")
-            .await
-            .ok()
-            .map(drop))
+        Ok(host.api.node_info().await.ok().map(drop))
     })
     .await?;
     Ok(host)
@@ -209,8 +204,7 @@ async fn post_put(renter: &TestNode, input: &Path) -> anyhow::Result<String> {
     p.data_slots = 1;
     p.parity_slots = 1;
     p.samples = 16;
-    let started: serde_json::Value = renter.post("/api/v1/datasets", &p).await?;
-    Ok(started["job"].as_str().context("job id")?.to_string())
+    Ok(renter.api().put(&p).await?.job)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -231,13 +225,7 @@ async fn main() -> anyhow::Result<()> {
         approve_all(&net, key).await?;
     }
     let mut host_a = start_host_process(&mut net, "host-a").await?;
-    let a_addr = {
-        let info: serde_json::Value = host_a.api.get("/api/v1/node").await?;
-        info["address"]
-            .as_str()
-            .context("host A's address")?
-            .parse::<alloy::primitives::Address>()?
-    };
+    let a_addr = host_a.api.node_info().await?.address;
     let mut renter = TestNode::start(renter_cfg, renter_key).await?;
     let mut host_b = TestNode::start(b_cfg, b_key).await?;
     let chain = net.observer().await?;
@@ -256,7 +244,7 @@ async fn main() -> anyhow::Result<()> {
             jobs.push(post_put(&renter, input).await?);
         }
         for job in &jobs {
-            renter.wait_job(job, Duration::from_secs(600)).await?;
+            succeeded(renter.api().wait_job(job, Duration::from_secs(600)).await?)?;
         }
         posted += batch.len();
         println!(

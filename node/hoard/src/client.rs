@@ -4,14 +4,11 @@
 use std::{path::PathBuf, time::Duration};
 
 use alloy::primitives::{B256, U256};
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
-use hoard_node::{
-    AuditResult, HostStatus, JobStatus, NodeInfo, Offer, PutRequest, RequestStatus, ValidatorState,
-};
+use hoard_api::{AuditOutcome, Client, DownloadRequest, JobStatus, Offer, PutRequest};
+use hoard_prover::{DatasetId, RequestId};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Serialize, de::DeserializeOwned};
-use serde_json::{Value, json};
 
 use crate::output::Output;
 
@@ -42,151 +39,62 @@ pub(crate) struct ApiArgs {
     data_dir: PathBuf,
 }
 
-/// A client of one node (the CLI's commands and `hoard devnet`).
-#[derive(Debug, Clone)]
-pub(crate) struct Client {
-    http: reqwest::Client,
-    /// The node's API base URL.
-    pub(crate) url: String,
-    token: Option<String>,
-    /// Where the token came from, for the hint when the node refuses the call.
-    token_source: String,
-}
-
-impl Client {
-    pub(crate) fn new(args: &ApiArgs) -> Self {
-        let file = args.data_dir.join("api-token");
-        let (token, token_source) = match &args.token {
-            Some(t) => (Some(t.clone()), "--token / HOARD_API_TOKEN".to_string()),
-            None => (
+impl ApiArgs {
+    /// A client of the node these arguments name, with its token from `--token` or the data
+    /// folder's `api-token`.
+    pub(crate) fn client(&self) -> Client {
+        let file = self.data_dir.join("api-token");
+        match &self.token {
+            Some(t) => Client::new(&self.url, Some(t.clone()))
+                .with_token_source("--token / HOARD_API_TOKEN"),
+            None => Client::new(
+                &self.url,
                 std::fs::read_to_string(&file)
                     .ok()
                     .map(|t| t.trim().to_string()),
-                file.display().to_string(),
-            ),
-        };
-        Self {
-            token_source,
-            ..Self::at(&args.url, token)
-        }
-    }
-
-    /// A client of the node at `url`, with `token` for the calls that change things.
-    pub(crate) fn at(url: &str, token: Option<String>) -> Self {
-        Self {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
-            url: url.trim_end_matches('/').to_string(),
-            token,
-            token_source: "the caller".into(),
-        }
-    }
-
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> anyhow::Result<T> {
-        let req = match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
-        };
-        let resp = req.send().await.with_context(|| {
-            format!(
-                "cannot reach the node at {} — is `hoard node run` running? (set --node)",
-                self.url
             )
-        })?;
-        let status = resp.status();
-        let body: Value = resp
-            .json()
-            .await
-            .context("the node sent a non-JSON answer")?;
-        if !status.is_success() {
-            let msg = body
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error");
-            if status == reqwest::StatusCode::UNAUTHORIZED {
-                match &self.token {
-                    None => bail!(
-                        "{msg}; no token at {}: point --node-data-dir (or HOARD_DATA_DIR) at the \
-                         data folder of the node at {}, or pass --token",
-                        self.token_source,
-                        self.url
-                    ),
-                    Some(_) => bail!(
-                        "{msg}; the token from {} is not this node's: is --node-data-dir the \
-                         data folder of the node at {}?",
-                        self.token_source,
-                        self.url
-                    ),
-                }
-            }
-            bail!("{msg}");
+            .with_token_source(file.display().to_string()),
         }
-        Ok(serde_json::from_value(body)?)
     }
+}
 
-    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        self.send(self.http.get(format!("{}{path}", self.url)))
-            .await
-    }
-
-    pub(crate) async fn post<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-    ) -> anyhow::Result<T> {
-        self.send(self.http.post(format!("{}{path}", self.url)).json(body))
-            .await
-    }
-
-    pub(crate) async fn put<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-    ) -> anyhow::Result<T> {
-        self.send(self.http.put(format!("{}{path}", self.url)).json(body))
-            .await
-    }
-
-    /// Polls a job until it finishes, showing its progress.
-    async fn follow(&self, job: &str, out: &Output) -> anyhow::Result<JobStatus> {
-        let bar = if out.is_json() {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(0)
-        };
-        let mut phase = String::new();
-        loop {
-            let s: JobStatus = self.get(&format!("/api/v1/jobs/{job}")).await?;
-            if s.phase != phase {
-                phase = s.phase.clone();
-                let template = if phase == "waiting for hosts"
-                    || phase == "finding hosts"
-                    || phase == "requesting storage"
-                {
-                    "{msg:>18} [{bar:30}] {pos}/{len} slots filled, {elapsed}"
-                } else {
-                    "{msg:>18} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"
-                };
-                bar.set_style(
-                    ProgressStyle::with_template(template)
-                        .expect("valid template")
-                        .progress_chars("=> "),
-                );
-                bar.set_message(phase.clone());
-                bar.set_length(s.total);
-            }
-            bar.set_position(s.done);
-            if s.finished {
-                bar.finish_and_clear();
-                if let Some(e) = &s.error {
-                    bail!("{e}");
-                }
-                return Ok(s);
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+/// Polls a job until it finishes, showing its progress.
+async fn follow(c: &Client, job: &str, out: &Output) -> anyhow::Result<JobStatus> {
+    let bar = if out.is_json() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    let mut phase = String::new();
+    loop {
+        let s = c.job(job).await?;
+        if s.phase != phase {
+            phase = s.phase.clone();
+            let template = if phase == "waiting for hosts"
+                || phase == "finding hosts"
+                || phase == "requesting storage"
+            {
+                "{msg:>18} [{bar:30}] {pos}/{len} slots filled, {elapsed}"
+            } else {
+                "{msg:>18} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"
+            };
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(phase.clone());
+            bar.set_length(s.total);
         }
+        bar.set_position(s.done);
+        if s.finished {
+            bar.finish_and_clear();
+            if let Some(e) = &s.error {
+                bail!("{e}");
+            }
+            return Ok(s);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -229,7 +137,7 @@ pub(crate) struct PutArgs {
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
     /// Dataset id (from `hoard put`).
-    dataset: B256,
+    dataset: DatasetId,
     /// Where to write it (absent or an empty folder, on the node's machine).
     #[arg(long)]
     out: PathBuf,
@@ -269,11 +177,10 @@ pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<
         proof_probability: a.proof_probability,
         samples: a.samples,
     };
-    let started: Value = c.post("/api/v1/datasets", &req).await?;
-    let job = started["job"].as_str().context("no job id")?.to_string();
+    let job = c.put(&req).await?.job;
     let status = if a.no_wait {
         loop {
-            let s: JobStatus = c.get(&format!("/api/v1/jobs/{job}")).await?;
+            let s = c.job(&job).await?;
             if s.result.get("request").is_some() || s.finished {
                 if let Some(e) = s.error {
                     bail!("{e}");
@@ -283,7 +190,7 @@ pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     } else {
-        c.follow(&job, out).await?
+        follow(c, &job, out).await?
     };
     out.result(&status.result, || {
         format!(
@@ -302,14 +209,14 @@ pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<
 
 pub(crate) async fn get(c: &Client, a: GetArgs, out: &Output) -> anyhow::Result<()> {
     let path = std::path::absolute(&a.out).unwrap_or(a.out.clone());
-    let started: Value = c
-        .post(
-            "/api/v1/downloads",
-            &json!({ "dataset": a.dataset, "out": path }),
-        )
-        .await?;
-    let job = started["job"].as_str().context("no job id")?.to_string();
-    let s = c.follow(&job, out).await?;
+    let job = c
+        .download(&DownloadRequest {
+            dataset: a.dataset,
+            out: path,
+        })
+        .await?
+        .job;
+    let s = follow(c, &job, out).await?;
     out.result(&s.result, || {
         format!(
             "wrote {} ({} bytes, {} stripes decoded), every block verified",
@@ -322,7 +229,7 @@ pub(crate) async fn get(c: &Client, a: GetArgs, out: &Output) -> anyhow::Result<
 }
 
 pub(crate) async fn status(c: &Client, id: B256, out: &Output) -> anyhow::Result<()> {
-    let s: Vec<RequestStatus> = c.get(&format!("/api/v1/datasets/{id}")).await?;
+    let s = c.dataset_status(id).await?;
     out.result(&s, || {
         let mut t = String::new();
         for r in &s {
@@ -339,7 +246,7 @@ pub(crate) async fn status(c: &Client, id: B256, out: &Output) -> anyhow::Result
             for x in &r.slots {
                 t += &format!(
                     "  slot {:>3}  {:<9} host {}  missed proofs {}\n",
-                    x.index,
+                    x.index.0,
                     x.state,
                     x.host.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
                     x.missed_proofs
@@ -351,16 +258,10 @@ pub(crate) async fn status(c: &Client, id: B256, out: &Output) -> anyhow::Result
     Ok(())
 }
 
-pub(crate) async fn withdraw(c: &Client, request: B256, out: &Output) -> anyhow::Result<()> {
-    let r: Value = c
-        .post(&format!("/api/v1/requests/{request}/withdraw"), &json!({}))
-        .await?;
+pub(crate) async fn withdraw(c: &Client, request: RequestId, out: &Output) -> anyhow::Result<()> {
+    let r = c.request_withdraw(&request).await?;
     out.result(&r, || {
-        format!(
-            "refunded {} token base units (tx {})",
-            r["refund"].as_str().unwrap_or("?"),
-            r["tx"].as_str().unwrap_or("?")
-        )
+        format!("refunded {} token base units (tx {})", r.refund, r.tx)
     });
     Ok(())
 }
@@ -368,7 +269,7 @@ pub(crate) async fn withdraw(c: &Client, request: B256, out: &Output) -> anyhow:
 pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::Result<()> {
     match cmd {
         HostCommand::Status => {
-            let s: HostStatus = c.get("/api/v1/host").await?;
+            let s = c.host_status().await?;
             out.result(&s, || {
                 let mut t = format!(
                     "host role {}; {}\nbalance {}  collateral at risk {}  earned so far {}\n",
@@ -383,7 +284,7 @@ pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::
                         "  slot {} (request {} #{})  {:<8} proofs {} ok / {} failed / {} missed  earned {}\n",
                         &x.slot_id.to_string()[..10],
                         &x.request_id.to_string()[..10],
-                        x.index,
+                        x.index.0,
                         x.state,
                         x.proofs_submitted,
                         x.proofs_failed,
@@ -399,7 +300,7 @@ pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::
             min_price,
             max_collateral,
         } => {
-            let mut offer: Offer = c.get::<HostStatus>("/api/v1/host").await?.offer;
+            let mut offer: Offer = c.host_status().await?.offer;
             let change = capacity.is_some() || min_price.is_some() || max_collateral.is_some();
             if let Some(v) = capacity {
                 offer.capacity_bytes = v;
@@ -411,12 +312,12 @@ pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::
                 offer.max_collateral_per_slot = v;
             }
             if change {
-                offer = c.put("/api/v1/host/offer", &offer).await?;
+                offer = c.set_offer(&offer).await?;
             }
             out.result(&offer, || offer_line(&offer));
         }
         HostCommand::Withdraw => {
-            let r: Value = c.post("/api/v1/host/withdraw", &json!({})).await?;
+            let r = c.host_withdraw().await?;
             out.result(&r, || "withdrew every ended slot".into());
         }
     }
@@ -430,19 +331,16 @@ pub(crate) async fn validate(
     out: &Output,
 ) -> anyhow::Result<()> {
     if withdraw {
-        let r: Value = c.post("/api/v1/validator/withdraw", &json!({})).await?;
+        let r = c.validator_withdraw().await?;
         out.result(&r, || {
             format!(
                 "withdrew {} token base units of reporter rewards (tx {})",
-                r["amount"].as_str().unwrap_or("?"),
-                r["tx"].as_str().unwrap_or("?")
+                r.amount, r.tx
             )
         });
         return Ok(());
     }
-    let s: ValidatorState = c
-        .put("/api/v1/validator", &json!({ "enabled": !off }))
-        .await?;
+    let s = c.set_validator(!off).await?;
     out.result(&s, || {
         format!(
             "validator {} (missed proofs marked so far: {}); watch hoard_validator_marks_total",
@@ -453,11 +351,9 @@ pub(crate) async fn validate(
     Ok(())
 }
 
-pub(crate) async fn audit(c: &Client, dataset: B256, out: &Output) -> anyhow::Result<()> {
-    let r: Vec<AuditResult> = c
-        .post(&format!("/api/v1/datasets/{dataset}/audit"), &json!({}))
-        .await?;
-    let ok = r.iter().filter(|x| x.outcome == "ok").count();
+pub(crate) async fn audit(c: &Client, dataset: DatasetId, out: &Output) -> anyhow::Result<()> {
+    let r = c.audit(&dataset).await?;
+    let ok = r.iter().filter(|x| x.outcome == AuditOutcome::Ok).count();
     out.result(&r, || {
         let mut t = format!(
             "{ok}/{} slots answered a fresh challenge with a valid proof\n",
@@ -466,8 +362,8 @@ pub(crate) async fn audit(c: &Client, dataset: B256, out: &Output) -> anyhow::Re
         for x in &r {
             t += &format!(
                 "  slot {:>3}  {:<11} {:>5} ms  {}  {}\n",
-                x.slot,
-                x.outcome,
+                x.slot.0,
+                format!("{:?}", x.outcome).to_lowercase(),
                 x.millis,
                 x.host.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
                 x.detail
@@ -479,7 +375,7 @@ pub(crate) async fn audit(c: &Client, dataset: B256, out: &Output) -> anyhow::Re
 }
 
 pub(crate) async fn info(c: &Client, out: &Output) -> anyhow::Result<()> {
-    let i: NodeInfo = c.get("/api/v1/node").await?;
+    let i = c.node_info().await?;
     out.result(&i, || {
         format!(
             "node     {} (hoard {})\naccount  {}\nchain    {}, marketplace {}, block {}, period {}\n\

@@ -34,7 +34,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, U256};
 use anyhow::{Context as _, anyhow, bail, ensure};
 use clap::Args;
 use hoard_chain::{Chain, ChainConfig, DeploySettings, Deployment};
@@ -567,11 +567,6 @@ fn tokens(units: U256) -> String {
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
-}
-
-fn short_id(id: &B256) -> String {
-    let s = id.to_string();
-    format!("{}…", &s[..10])
 }
 
 fn short_addr(a: Address) -> String {

@@ -3,9 +3,9 @@
 
 use alloy::primitives::B256;
 use clap::Args;
-use hoard_node::{ExtendRequest, ExtendResult};
+use hoard_api::{Client, ExtendRequest, ExtendResult};
 
-use crate::{client::Client, duration, output::Output};
+use crate::{duration, output::Output};
 
 /// `hoard extend`.
 #[derive(Debug, Args)]
@@ -20,9 +20,9 @@ pub(crate) struct ExtendArgs {
 }
 
 pub(crate) async fn run(c: &Client, a: ExtendArgs, out: &Output) -> anyhow::Result<()> {
-    let r: ExtendResult = c
-        .post(
-            &format!("/api/v1/datasets/{}/extend", a.id),
+    let r = c
+        .extend(
+            a.id,
             &ExtendRequest {
                 duration: a.duration,
             },
@@ -73,8 +73,8 @@ mod tests {
     #[test]
     fn text_names_the_new_end_and_the_payment() {
         let r = ExtendResult {
-            dataset: B256::repeat_byte(1),
-            request: B256::repeat_byte(2),
+            dataset: hoard_prover::DatasetId([1; 32]),
+            request: hoard_prover::RequestId([2; 32]),
             extra_seconds: 30 * 86_400,
             previous_ends_at: 1_700_000_000,
             ends_at: 1_700_000_000 + 30 * 86_400,

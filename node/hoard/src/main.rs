@@ -70,7 +70,7 @@ enum Command {
     /// Withdraw the renter's refund of an ended request.
     Withdraw {
         /// Request id.
-        request: alloy::primitives::B256,
+        request: hoard_prover::RequestId,
     },
     /// Host operations: status, offer, withdraw.
     #[command(subcommand)]
@@ -87,7 +87,7 @@ enum Command {
     /// Spot-check every host of a dataset now with a fresh random challenge (off chain, no gas).
     Audit {
         /// Dataset id.
-        dataset: alloy::primitives::B256,
+        dataset: hoard_prover::DatasetId,
     },
 }
 
@@ -104,7 +104,7 @@ fn api_command(cmd: Command, api: &client::ApiArgs, out: &output::Output) -> any
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let c = client::Client::new(api);
+    let c = api.client();
     rt.block_on(async move {
         match cmd {
             Command::Put(a) => client::put(&c, a, out).await,

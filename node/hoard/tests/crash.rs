@@ -17,16 +17,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::{
-    primitives::{Address, B256},
-    signers::local::PrivateKeySigner,
-};
+use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use anyhow::{Context as _, bail, ensure};
+use hoard_api::PutRequest;
 use hoard_chain::{Chain, ProofStatus, SlotState};
 use hoard_dataset::{slot_data_file, slot_roots_file};
-use hoard_node::{HostStatus, JobStatus, NodeConfig, PutRequest};
+use hoard_node::NodeConfig;
 use hoard_prover::SlotIndex;
-use hoard_tests::{Api, Network, RpcProxy, Trap, eventually, poll_every, put_via, write_dataset};
+use hoard_prover::{DatasetId, RequestId, SlotId};
+use hoard_tests::{
+    Client, Network, RpcProxy, Trap, eventually, poll_every, put_via, write_dataset,
+};
 use url::Url;
 
 const HOARD: &str = env!("CARGO_BIN_EXE_hoard");
@@ -45,7 +46,7 @@ struct NodeProc {
     key: PrivateKeySigner,
     log: PathBuf,
     child: Option<Child>,
-    api: Api,
+    api: Client,
 }
 
 impl NodeProc {
@@ -70,7 +71,7 @@ impl NodeProc {
         let mut this = Self {
             name: name.into(),
             log: net.dir.path().join(format!("{name}.log")),
-            api: Api::new(&format!("http://{}", config.api.listen), ""),
+            api: Client::new(&format!("http://{}", config.api.listen), None),
             config,
             config_file,
             key,
@@ -115,11 +116,7 @@ impl NodeProc {
                     self.log_tail()
                 );
             }
-            if Api::new(&url, "")
-                .get::<serde_json::Value>("/api/v1/node")
-                .await
-                .is_ok()
-            {
+            if Client::new(&url, None).node_info().await.is_ok() {
                 break;
             }
             ensure!(
@@ -131,7 +128,7 @@ impl NodeProc {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let token = fs::read_to_string(self.config.data_dir.join("api-token"))?;
-        self.api = Api::new(&url, &token);
+        self.api = Client::new(&url, Some(token.trim().to_string()));
         Ok(())
     }
 
@@ -222,8 +219,9 @@ fn entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn hex_id(id: &B256) -> String {
-    hex::encode(id.as_slice())
+/// Lower-case hex without `0x`: how the store names its folders.
+fn hex_id(id: &impl AsRef<[u8]>) -> String {
+    hex::encode(id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -237,7 +235,7 @@ async fn a_host_killed_mid_download_cleans_up_fetches_again_and_fills() -> anyho
     write_dataset(&input, BIG)?;
     let mut params = one_plus_one(600, 180);
     params.path = input;
-    let job = renter.api.start_put(&params).await?;
+    let job = renter.api.put(&params).await?.job;
 
     // Catch a host in the middle of its download: some blocks in, far from the end (a slot is
     // about BIG bytes; at most 8 MiB are in flight at once).
@@ -274,7 +272,7 @@ async fn a_host_killed_mid_download_cleans_up_fetches_again_and_fills() -> anyho
     let index = (0..2u16)
         .find(|i| partial.join(slot_data_file(SlotIndex(*i))).is_file())
         .context("the partial download holds a slot file")?;
-    let slot_id = hoard_chain::slot_id(request, u64::from(index));
+    let slot_id = hoard_prover::slot_id(&request, SlotIndex(index));
     assert!(
         entries(&victim.volume().join("slots"))?.is_empty(),
         "nothing may be stored yet"
@@ -295,7 +293,7 @@ async fn a_host_killed_mid_download_cleans_up_fetches_again_and_fills() -> anyho
         "the restarted host to fill its slot",
         || async {
             let s = chain.get_slot(slot_id).await?;
-            Ok((s.state == u8::from(SlotState::Filled)).then_some(s))
+            Ok((s.state == SlotState::Filled).then_some(s))
         },
     )
     .await?;
@@ -306,8 +304,8 @@ async fn a_host_killed_mid_download_cleans_up_fetches_again_and_fills() -> anyho
         entries(&tmp)?
     );
     // What it stored is the renter's slot, byte for byte (data and block roots)...
-    let status: JobStatus = renter.api.get(&format!("/api/v1/jobs/{job}")).await?;
-    let dataset: B256 = serde_json::from_value(status.result["dataset"].clone())?;
+    let status = renter.api.job(&job).await?;
+    let dataset: DatasetId = serde_json::from_value(status.result["dataset"].clone())?;
     let stored = victim.volume().join("slots").join(hex_id(&slot_id));
     let original = renter.volume().join("datasets").join(hex_id(&dataset));
     for file in [
@@ -320,7 +318,7 @@ async fn a_host_killed_mid_download_cleans_up_fetches_again_and_fills() -> anyho
         );
     }
     // ...and it proves from it: the next period's proof is accepted.
-    let next = filled.filledPeriod + 1;
+    let next = filled.filled_period + 1;
     eventually(
         Duration::from_secs(3 * PERIOD),
         "a proof of the slot after its fill",
@@ -360,7 +358,7 @@ async fn a_host_killed_between_proving_and_mining_proves_once_after_restart() ->
     )
     .await?;
     let slot = slot_of(&chain, stored.request, host.address()).await?;
-    let filled_period = chain.get_slot(slot).await?.filledPeriod;
+    let filled_period = chain.get_slot(slot).await?.filled_period;
 
     // Window 1: the proof is built and signed; the host dies before it reaches the chain.
     let required = host.api.metric("hoard_proofs_required_total").await?;
@@ -420,7 +418,7 @@ async fn a_host_killed_between_proving_and_mining_proves_once_after_restart() ->
             "period {p} (kills in {held} and {passed})"
         );
     }
-    assert_eq!(chain.get_slot(slot).await?.missedProofs, 0);
+    assert_eq!(chain.get_slot(slot).await?.missed_proofs, 0);
     assert_eq!(
         host.api
             .metric("hoard_tx_reverted_total{method=\"submitProof\"}")
@@ -434,7 +432,7 @@ async fn a_host_killed_between_proving_and_mining_proves_once_after_restart() ->
         Duration::from_secs(2 * PERIOD),
         "the host's record of mined proofs to match the chain",
         || async {
-            let status: HostStatus = host.api.get("/api/v1/host").await?;
+            let status = host.api.host_status().await?;
             let recorded = status
                 .slots
                 .iter()
@@ -462,9 +460,9 @@ async fn a_host_killed_between_proving_and_mining_proves_once_after_restart() ->
 }
 
 /// The slot of `request` that `host` holds.
-async fn slot_of(chain: &Chain, request: B256, host: Address) -> anyhow::Result<B256> {
-    for i in 0..2u64 {
-        let id = hoard_chain::slot_id(request, i);
+async fn slot_of(chain: &Chain, request: RequestId, host: Address) -> anyhow::Result<SlotId> {
+    for i in 0..2u16 {
+        let id = hoard_prover::slot_id(&request, SlotIndex(i));
         if chain.get_slot(id).await?.host == host {
             return Ok(id);
         }

@@ -36,6 +36,8 @@
 //! - Every queue and table is bounded (`MAX_*` constants); metrics go to the node's own
 //!   `prometheus::Registry`.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod actor;
 mod ban;
 mod behaviour;

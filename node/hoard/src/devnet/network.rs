@@ -9,9 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::client::Client;
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use anyhow::{Context as _, anyhow, bail, ensure};
+use hoard_api::Client;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -84,7 +84,7 @@ pub(super) async fn start_nodes(
         nodes.push(RunningNode {
             spec: spec.clone(),
             address: key.address(),
-            api: Client::at(&format!("http://127.0.0.1:{}", spec.api_port), None),
+            api: Client::new(&format!("http://127.0.0.1:{}", spec.api_port), None),
             log,
         });
     }
@@ -92,7 +92,7 @@ pub(super) async fn start_nodes(
         let what = format!("{} to answer on its API", n.spec.name);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if n.api.get::<Value>("/api/v1/node").await.is_ok() {
+            if n.api.node_info().await.is_ok() {
                 break;
             }
             if let Some(status) = procs.exit_of(Kind::Node, &n.spec.name) {
@@ -113,7 +113,7 @@ pub(super) async fn start_nodes(
         let token_file = plan.path(&format!("nodes/{}/api-token", n.spec.name));
         let token = fs::read_to_string(&token_file)
             .with_context(|| format!("reading {}", token_file.display()))?;
-        n.api = Client::at(&n.api.url, Some(token.trim().to_string()));
+        n.api = Client::new(n.api.url(), Some(token.trim().to_string()));
     }
     Ok(nodes)
 }
@@ -130,8 +130,8 @@ pub(super) fn print_table(story: &Story, nodes: &[RunningNode]) {
                     if n.spec.host { "" } else { " (+validator)" }
                 ),
                 n.address.to_string(),
-                n.api.url.clone(),
-                format!("{}/metrics", n.api.url),
+                n.api.url().to_string(),
+                format!("{}/metrics", n.api.url()),
                 rel(&n.log),
             ]
         })

@@ -11,12 +11,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, U256};
 use anyhow::{anyhow, bail, ensure};
+use hoard_api::{DownloadRequest, PutRequest};
 use hoard_chain::{Chain, ProofStatus, RequestState, SlotState};
-use hoard_node::{HostStatus, JobStatus, PutRequest, RequestStatus};
+use hoard_prover::{DatasetId, RequestId, SlotId, SlotIndex};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::{
     Plan, Story, mib,
@@ -24,7 +24,7 @@ use super::{
     procs::{Kind, Procs},
     rel, remove_any,
     sample::{compare_trees, ensure_sample},
-    short_addr, short_id, tokens,
+    short_addr, tokens,
 };
 
 /// Price of the sample's storage, token base units per byte per second: big enough that the
@@ -52,8 +52,8 @@ pub(super) struct World<'a> {
 /// What `DIR/story.json` remembers between runs.
 #[derive(Debug, Serialize, Deserialize)]
 struct Saved {
-    dataset: B256,
-    request: B256,
+    dataset: DatasetId,
+    request: RequestId,
 }
 
 /// What the story last said about a slot.
@@ -107,8 +107,8 @@ impl World<'_> {
             Some(s) => {
                 story.say(format!(
                     "dataset {} (request {}) is still stored by its hosts: watching it",
-                    short_id(&s.dataset),
-                    short_id(&s.request)
+                    s.dataset.short(),
+                    s.request.short()
                 ));
                 (s.dataset, s.request)
             }
@@ -135,7 +135,7 @@ impl World<'_> {
     }
 
     /// Puts the sample through the renter and follows the slots filling.
-    async fn put(&self, sample: &Path) -> anyhow::Result<(B256, B256)> {
+    async fn put(&self, sample: &Path) -> anyhow::Result<(DatasetId, RequestId)> {
         let (story, plan) = (self.story, self.plan);
         let expiry = 120 + plan.size_mib;
         let req = PutRequest {
@@ -158,23 +158,19 @@ impl World<'_> {
             DURATION / 3600
         ));
         let renter = &self.renter().api;
-        let started: Value = renter.post("/api/v1/datasets", &req).await?;
-        let job = started["job"]
-            .as_str()
-            .ok_or_else(|| anyhow!("the renter answered the put without a job id: {started}"))?
-            .to_string();
+        let job = renter.put(&req).await?.job;
         let deadline = Instant::now() + Duration::from_secs(expiry + 120);
         let (mut phase, mut ids, mut filled) = (String::new(), None, BTreeMap::new());
         loop {
-            let s: JobStatus = renter.get(&format!("/api/v1/jobs/{job}")).await?;
+            let s = renter.job(&job).await?;
             if s.phase != phase && !s.finished {
                 phase = s.phase.clone();
                 story.say(format!("renter: {phase}"));
             }
             if ids.is_none()
                 && let (Ok(d), Ok(r)) = (
-                    serde_json::from_value::<B256>(s.result["dataset"].clone()),
-                    serde_json::from_value::<B256>(s.result["request"].clone()),
+                    serde_json::from_value::<DatasetId>(s.result["dataset"].clone()),
+                    serde_json::from_value::<RequestId>(s.result["request"].clone()),
                 )
             {
                 ids = Some((d, r));
@@ -185,8 +181,8 @@ impl World<'_> {
                 story.say(format!(
                     "dataset {} requested (request {}): slots of {}, pay {} per period for \
                      all slots, collateral {} per slot",
-                    short_id(&d),
-                    short_id(&r),
+                    d.short(),
+                    r.short(),
                     mib(slot_size),
                     tokens(U256::from(PRICE * slot_size * slots * period_secs)),
                     tokens(U256::from(COLLATERAL) * U256::from(slot_size)),
@@ -223,13 +219,8 @@ impl World<'_> {
     }
 
     /// Prints each newly filled slot of `request`.
-    async fn report_fills(&self, request: B256, seen: &mut BTreeMap<u16, Address>) {
-        let Ok(status) = self
-            .renter()
-            .api
-            .get::<Vec<RequestStatus>>(&format!("/api/v1/datasets/{request}"))
-            .await
-        else {
+    async fn report_fills(&self, request: RequestId, seen: &mut BTreeMap<SlotIndex, Address>) {
+        let Ok(status) = self.renter().api.dataset_status(request).await else {
             return;
         };
         for s in status.iter().flat_map(|r| &r.slots) {
@@ -240,7 +231,7 @@ impl World<'_> {
                 seen.insert(s.index, host);
                 self.story.say(format!(
                     "slot {} filled by {} ({})",
-                    s.index,
+                    s.index.0,
                     self.name_of(host),
                     short_addr(host)
                 ));
@@ -249,11 +240,14 @@ impl World<'_> {
     }
 
     /// One line with every slot's host.
-    async fn show_slots(&self, request: B256) -> anyhow::Result<()> {
+    async fn show_slots(&self, request: RequestId) -> anyhow::Result<()> {
         let info = self.chain.get_request(request).await?;
         let mut parts = Vec::new();
         for i in 0..info.params.slots {
-            let s = self.chain.get_slot(slot_id(request, i)).await?;
+            let s = self
+                .chain
+                .get_slot(hoard_prover::slot_id(&request, SlotIndex(i)))
+                .await?;
             parts.push(format!("{i}→{}", self.name_of(s.host)));
         }
         self.story
@@ -270,18 +264,18 @@ impl World<'_> {
     async fn watch(
         &self,
         procs: &mut Procs,
-        dataset: B256,
-        request: B256,
+        dataset: DatasetId,
+        request: RequestId,
         root: Option<&Path>,
     ) -> anyhow::Result<()> {
         let (story, plan) = (self.story, self.plan);
         let info = self.chain.get_request(request).await?;
-        let slots: Vec<B256> = (0..info.params.slots)
-            .map(|i| slot_id(request, i))
+        let slots: Vec<SlotId> = (0..info.params.slots)
+            .map(|i| hoard_prover::slot_id(&request, SlotIndex(i)))
             .collect();
         let mut last_fill = 0;
         for s in &slots {
-            last_fill = last_fill.max(self.chain.get_slot(*s).await?.filledPeriod);
+            last_fill = last_fill.max(self.chain.get_slot(*s).await?.filled_period);
         }
         let mut period = self.chain.current_period().await?;
         // The periods counted before the fetch: whole proof periods after every fill.
@@ -296,7 +290,7 @@ impl World<'_> {
         for s in &slots {
             let info = self.chain.get_slot(*s).await?;
             seen.push(SlotSeen {
-                state: SlotState::try_from(info.state)?,
+                state: info.state,
                 host: info.host,
             });
         }
@@ -359,7 +353,7 @@ impl World<'_> {
     async fn report_period(
         &self,
         period: u64,
-        slots: &[B256],
+        slots: &[SlotId],
         seen: &mut [SlotSeen],
         tally: &mut Tally,
     ) -> anyhow::Result<(u64, u64)> {
@@ -367,7 +361,7 @@ impl World<'_> {
         for (i, (s, before)) in slots.iter().zip(seen.iter_mut()).enumerate() {
             let info = self.chain.get_slot(*s).await?;
             let now = SlotSeen {
-                state: SlotState::try_from(info.state)?,
+                state: info.state,
                 host: info.host,
             };
             if now != *before {
@@ -389,7 +383,7 @@ impl World<'_> {
             if period > 0 && self.chain.proof_status(*s, period - 1).await? == ProofStatus::Missed {
                 tally.missed += 1;
             }
-            if now.state != SlotState::Filled || period <= info.filledPeriod {
+            if now.state != SlotState::Filled || period <= info.filled_period {
                 continue;
             }
             let (_, is_required, _) = self.chain.challenge(*s, period).await?;
@@ -403,7 +397,7 @@ impl World<'_> {
         }
         let mut earned = U256::ZERO;
         for n in self.nodes.iter().filter(|n| n.spec.host) {
-            if let Ok(h) = n.api.get::<HostStatus>("/api/v1/host").await {
+            if let Ok(h) = n.api.host_status().await {
                 earned += h.earned;
             }
         }
@@ -421,33 +415,26 @@ impl World<'_> {
     }
 
     /// Fetches the dataset through the renter (from the hosts) and checks it against the sample.
-    async fn fetch(&self, dataset: B256) -> anyhow::Result<()> {
+    async fn fetch(&self, dataset: DatasetId) -> anyhow::Result<()> {
         let (story, plan) = (self.story, self.plan);
         let out = plan.path("fetched");
         remove_any(&out)?;
         story.say(format!(
             "fetching dataset {} back through the renter's API (from the hosts) into {}",
-            short_id(&dataset),
+            dataset.short(),
             rel(&out)
         ));
         let started = Instant::now();
         let renter = &self.renter().api;
-        let job: Value = renter
-            .post(
-                "/api/v1/downloads",
-                &json!({ "dataset": dataset, "out": out }),
-            )
-            .await?;
-        let job = job["job"]
-            .as_str()
-            .ok_or_else(|| anyhow!("the renter answered the download without a job id: {job}"))?
-            .to_string();
+        let job = renter
+            .download(&DownloadRequest {
+                dataset,
+                out: out.clone(),
+            })
+            .await?
+            .job;
         let timeout = Duration::from_secs(120 + plan.size_mib);
-        let status = eventually(timeout, "the fetch to finish", || async {
-            let s: JobStatus = renter.get(&format!("/api/v1/jobs/{job}")).await?;
-            Ok(s.finished.then_some(s))
-        })
-        .await?;
+        let status = renter.wait_job(&job, timeout).await?;
         if let Some(e) = status.error {
             bail!("the fetch failed: {e} (see {})", rel(&self.renter().log));
         }
@@ -493,15 +480,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// A slot id, as the contract and the node compute it.
-fn slot_id(request: B256, index: u16) -> B256 {
-    let id = hoard_prover::slot_id(
-        &hoard_prover::RequestId(request.0),
-        hoard_prover::SlotIndex(index),
-    );
-    B256::from(id.0)
 }
 
 /// Counts kept across periods.
