@@ -36,6 +36,8 @@ pub enum ChainError {
         message: String,
         /// Whether the node asked us to come back later (rate limits, "header not found").
         retryable: bool,
+        /// What the node meant, as far as hoard needs to know.
+        kind: NodeRejection,
     },
 
     /// The RPC endpoint serves another chain than the deployment file describes.
@@ -202,8 +204,8 @@ impl ChainError {
                 ));
             }
         };
-        let lower = message.to_ascii_lowercase();
-        if lower.contains("execution reverted") || lower.starts_with("revert") {
+        let kind = NodeRejection::of(&message);
+        if kind == NodeRejection::Reverted {
             // A revert without data (`require(false)`, invalid opcode, out of gas in a call).
             return Self::Revert {
                 method: method.to_owned(),
@@ -212,6 +214,7 @@ impl ChainError {
         }
         Self::Node {
             method: method.to_owned(),
+            kind,
             code,
             message,
             retryable,
@@ -228,11 +231,47 @@ impl ChainError {
             other => Self::Other(format!("{method}: {other}")),
         }
     }
+}
 
-    /// A message from the node about a transaction that cannot pay for itself.
-    pub(crate) fn is_insufficient_funds_message(message: &str) -> bool {
+/// What an Ethereum node's JSON-RPC error means for a transaction. Nodes (geth, reth, anvil)
+/// answer these with the generic code -32000 and a text only, so this is the one place that
+/// reads the text; everything else matches on the variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeRejection {
+    /// The call or transaction reverted but the node gave no revert data.
+    Reverted,
+    /// The node already has this transaction (sent again after a lost answer).
+    AlreadyKnown,
+    /// Another transaction holds the nonce (perhaps an earlier attempt of ours).
+    NonceTaken,
+    /// The account cannot pay for gas or value.
+    InsufficientFunds,
+    /// Anything else.
+    Other,
+}
+
+impl NodeRejection {
+    /// Classifies a node's error message (the spellings of geth, reth, erigon and anvil).
+    pub fn of(message: &str) -> Self {
         let m = message.to_ascii_lowercase();
-        m.contains("insufficient funds") || m.contains("insufficient balance for transfer")
+        let any = |words: &[&str]| words.iter().any(|w| m.contains(w));
+        if any(&["execution reverted"]) || m.starts_with("revert") {
+            Self::Reverted
+        } else if any(&["already known", "already imported", "known transaction"]) {
+            Self::AlreadyKnown
+        } else if any(&[
+            "nonce too low",
+            "nonce has already been used",
+            "replacement transaction underpriced",
+            "already exists",
+        ]) {
+            Self::NonceTaken
+        } else if any(&["insufficient funds", "insufficient balance for transfer"]) {
+            Self::InsufficientFunds
+        } else {
+            Self::Other
+        }
     }
 }
 
@@ -382,6 +421,30 @@ mod tests {
         );
         assert_eq!(text(&[]), "execution reverted without a reason");
         assert_eq!(text(&[0xde, 0xad]), "malformed revert data 0xdead");
+    }
+
+    #[test]
+    fn node_messages_are_classified_in_one_place() {
+        for (message, kind) in [
+            ("execution reverted", NodeRejection::Reverted),
+            ("Reverted: out of gas", NodeRejection::Reverted),
+            ("already known", NodeRejection::AlreadyKnown),
+            (
+                "nonce too low: next nonce 5, tx nonce 4",
+                NodeRejection::NonceTaken,
+            ),
+            (
+                "replacement transaction underpriced",
+                NodeRejection::NonceTaken,
+            ),
+            (
+                "insufficient funds for gas * price + value",
+                NodeRejection::InsufficientFunds,
+            ),
+            ("header not found", NodeRejection::Other),
+        ] {
+            assert_eq!(NodeRejection::of(message), kind, "{message}");
+        }
     }
 
     #[test]

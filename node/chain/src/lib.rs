@@ -57,7 +57,7 @@ pub use client::{Chain, ChainConfig, Extension, HostInfo, Slot, TxOutcome};
 pub use deployment::Deployment;
 #[cfg(feature = "devnet")]
 pub use devnet::{DeploySettings, LocalChain, deploy, find_anvil, fund};
-pub use error::{ChainError, RevertReason};
+pub use error::{ChainError, NodeRejection, RevertReason};
 pub use events::{ChainEvent, Cursor, EventFollower, MarketEvent, Poll};
 pub use metrics::ChainMetrics;
 pub use periods::Periods;

@@ -50,7 +50,11 @@ use tokio::{
 };
 use tracing::Instrument;
 
-use crate::{bindings::HoardTestToken, error::ChainError, rpc::Rpc};
+use crate::{
+    bindings::HoardTestToken,
+    error::{ChainError, NodeRejection},
+    rpc::Rpc,
+};
 
 /// Jobs waiting for the sender task; callers wait when it is full.
 const QUEUE: usize = 256;
@@ -485,15 +489,15 @@ impl Actor {
     /// Turns the node's "insufficient funds" into [`ChainError::InsufficientFunds`].
     fn with_account(&self, method: &str, e: ChainError) -> ChainError {
         match e {
-            ChainError::Node { message, .. }
-                if ChainError::is_insufficient_funds_message(&message) =>
-            {
-                ChainError::InsufficientFunds {
-                    account: self.address,
-                    method: method.to_owned(),
-                    message,
-                }
-            }
+            ChainError::Node {
+                message,
+                kind: NodeRejection::InsufficientFunds,
+                ..
+            } => ChainError::InsufficientFunds {
+                account: self.address,
+                method: method.to_owned(),
+                message,
+            },
             e => e,
         }
     }
@@ -523,25 +527,17 @@ async fn broadcast(rpc: &Rpc, raw: &Bytes, hash: B256) -> Result<(), Broadcast> 
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
-    let ChainError::Node { message, .. } = &e else {
+    let ChainError::Node { message, kind, .. } = &e else {
         return Err(if e.is_transient() {
             Broadcast::Unknown(e)
         } else {
             Broadcast::Rejected(e)
         });
     };
-    let m = message.to_ascii_lowercase();
-    if m.contains("already known")
-        || m.contains("already imported")
-        || m.contains("known transaction")
-    {
+    if *kind == NodeRejection::AlreadyKnown {
         return Ok(());
     }
-    if m.contains("nonce too low")
-        || m.contains("nonce has already been used")
-        || m.contains("replacement transaction underpriced")
-        || m.contains("already exists")
-    {
+    if *kind == NodeRejection::NonceTaken {
         // An earlier attempt of ours may have gone through after all.
         let known = rpc
             .retry("eth_getTransactionByHash", || {

@@ -12,12 +12,12 @@
 use std::{collections::HashSet, path::Path, sync::Arc};
 
 use hoard_chain::{ChainError, MarketplaceErrors};
-use hoard_dataset::{DatasetError, Manifest, PackedDataset};
+use hoard_dataset::{DatasetError, Manifest};
 use hoard_prover::{RequestId, SlotIndex, SlotTree, TreeError, tree::DatasetTree};
 
 use super::{
     Host,
-    prove::{ProveError, build_proof},
+    prove::{ProveError, build_proof, open_tree},
     repair::{self, RepairError},
 };
 use crate::{
@@ -134,11 +134,7 @@ pub(super) async fn fill(
         .await?;
     }
     // Verify what is on disk (size, roots, slot root) before anything refers to it.
-    let dir = tmp.path().to_path_buf();
-    let tree = tokio::task::spawn_blocking(move || {
-        PackedDataset::open(&dir).and_then(|p| p.slot_tree(index).map(|(_, t)| t))
-    })
-    .await??;
+    let tree = open_tree(tmp.path(), index).await?;
     let final_dir = ctx.store.slot_dir(&volume, &slot_id);
     let tmp_path = tmp.keep();
     std::fs::rename(&tmp_path, &final_dir).map_err(|source| FillError::Io {
