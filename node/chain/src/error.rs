@@ -420,7 +420,7 @@ mod tests {
             "unknown custom error 0xdeadbeef (2 bytes of arguments)"
         );
         assert_eq!(text(&[]), "execution reverted without a reason");
-        assert_eq!(text(&[0xde, 0xad]), "malformed revert data 0xdead");
+        assert_eq!(text(&[0xff, 0xfe]), "malformed revert data 0xfffe");
     }
 
     #[test]
