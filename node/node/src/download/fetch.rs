@@ -282,3 +282,82 @@ fn check_and_write(
     }
     Ok(roots)
 }
+
+#[cfg(test)]
+mod tests {
+    use hoard_prover::{SlotTree, block_root};
+    use serde_bytes::ByteBuf;
+
+    use super::*;
+
+    /// A slot of `n` blocks, each block filled with its index, and its tree.
+    fn slot(n: u8) -> (Vec<Vec<u8>>, SlotTree) {
+        let data: Vec<Vec<u8>> = (0..n).map(|i| vec![i; BLOCK_SIZE]).collect();
+        let roots: Vec<Hash> = data
+            .iter()
+            .map(|b| block_root(b.as_slice().try_into().expect("block")))
+            .collect();
+        (data, SlotTree::from_block_roots(&roots).expect("tree"))
+    }
+
+    fn sent(data: &[Vec<u8>], tree: &SlotTree, first: u64, count: u64) -> Vec<BlockWithPath> {
+        (first..first + count)
+            .map(|i| BlockWithPath {
+                index: i,
+                data: ByteBuf::from(data[i as usize].clone()),
+                path: tree
+                    .block_path(i)
+                    .expect("in range")
+                    .iter()
+                    .map(|h| h.0)
+                    .collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_written_only_if_every_block_checks_out() {
+        let (data, tree) = slot(6);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("slot.bin"))
+            .expect("file");
+        file.set_len(6 * BLOCK_SIZE as u64).expect("size");
+        let root = tree.root();
+
+        let roots = check_and_write(&file, &root, 2, 3, sent(&data, &tree, 2, 3)).expect("good");
+        assert_eq!(
+            roots,
+            (2..5)
+                .map(|i| tree.block_root(i).expect("root"))
+                .collect::<Vec<_>>()
+        );
+        let mut got = vec![0u8; BLOCK_SIZE];
+        file.read_exact_at(&mut got, 3 * BLOCK_SIZE as u64)
+            .expect("read");
+        assert_eq!(got, data[3]);
+
+        // Fewer blocks than asked, blocks from elsewhere in the slot, a flipped byte: refused.
+        assert!(matches!(
+            check_and_write(&file, &root, 2, 3, sent(&data, &tree, 2, 2)),
+            Err(Bad::Count(_))
+        ));
+        assert!(matches!(
+            check_and_write(&file, &root, 0, 3, sent(&data, &tree, 2, 3)),
+            Err(Bad::Data(hoard_p2p::BadBlock::WrongIndex {
+                want: 0,
+                got: 2
+            }))
+        ));
+        let mut flipped = sent(&data, &tree, 0, 2);
+        flipped[1].data[7] ^= 1;
+        assert!(matches!(
+            check_and_write(&file, &root, 0, 2, flipped),
+            Err(Bad::Data(hoard_p2p::BadBlock::RootMismatch { index: 1 }))
+        ));
+    }
+}
