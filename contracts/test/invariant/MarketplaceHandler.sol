@@ -3,40 +3,70 @@ pragma solidity ^0.8.28;
 
 import {Marketplace} from "../../src/Marketplace.sol";
 import {
+    MarketplaceConfig,
     ProofScheme,
     RequestInfo,
     RequestParams,
     RequestState,
-    SlotInfo,
     SlotState
 } from "../../src/MarketplaceTypes.sol";
 import {Challenges} from "../../src/libraries/Challenges.sol";
+import {Periods} from "../../src/libraries/Periods.sol";
 import {HoardTestToken} from "../../src/token/HoardTestToken.sol";
 import {SlotBuilder} from "../utils/SlotBuilder.sol";
 import {vm} from "../utils/Vm.sol";
 
-/// @notice Drives the Marketplace through random but meaningful sequences (requests, extensions,
-/// fills, proofs, missed proofs, evictions, repairs, time, withdrawals) and keeps ghost books of every token that
-/// moves, who holds which slot and who was evicted, for the invariants to check.
+/// @notice Drives the Marketplace through random but meaningful sequences and keeps ghost books of
+/// every token that moves, who holds which slot since when, with how many marks, and who was evicted
+/// from which slot, for the invariants to check.
+///
+/// Forge calls only `step`. Half of the steps take a random action (open, fill, prove, neglect a slot
+/// or a whole request, a false report, extend, move time, jump to a request's end, withdrawals by the
+/// right and the wrong accounts); the other half push toward the first action this run has not
+/// reached yet (see `_push`), so that every run of the configured depth reaches proofs, marks,
+/// evictions, repairs by another host, extensions, failures beyond maxSlotLoss, cancellations,
+/// finishes and every kind of withdrawal. The test's `afterInvariant` fails a run in which any of
+/// them stayed at zero.
+///
+/// Slots are four trees of one block (256 cells) built once in the constructor and kept in storage;
+/// slot i of request r uses tree (r + i) % 4, so the slot roots of a request differ. Proofs are made
+/// from the stored tree (a few sibling reads), never by rebuilding it.
 contract MarketplaceHandler {
-    uint64 internal constant PERIOD = 10;
-    uint256 internal constant MAX_REQUESTS = 4;
+    uint256 internal constant MAX_REQUESTS = 24;
+    uint256 internal constant MAX_RUNNING = 3;
+    uint256 internal constant CELLS = 256;
+    uint256 internal constant DEPTH = 8; // log2(CELLS)
+    uint256 internal constant TREES = 4;
+    uint256 internal constant BLOCK_TIME = 12;
+    uint256 internal constant SLOT_SIZE = CELLS * 256;
 
     Marketplace internal immutable market;
     HoardTestToken internal immutable token;
+    uint256 internal immutable periodLength;
+    uint256 internal immutable graceBlocks;
+    uint256 internal immutable slashBps;
+    uint256 internal immutable repairBps;
+
     address[3] internal renters = [address(0xA1), address(0xA2), address(0xA3)];
     address[4] internal hosts = [address(0xB1), address(0xB2), address(0xB3), address(0xB4)];
     address[2] internal reporters = [address(0xC1), address(0xC2)];
 
+    bytes32[TREES] internal treeContent;
+    bytes32[TREES] internal treeRoot;
+    /// Every level of tree t, leaves first: level l starts at 2·CELLS − 2·CELLS >> l.
+    mapping(uint256 tree => bytes32[]) internal treeNodes;
+
     struct Req {
         bytes32 id;
-        bytes32 tag;
         uint16 slots;
         uint16 samples;
-        bytes32[] roots;
+        uint256 tree0; // slot i uses tree (tree0 + i) % TREES
+        uint256 perSecond; // P = price · slotSize
+        uint256 collateral; // C
         uint256 tokensIn; // escrow (extensions included) + collateral brought
         uint256 tokensOut; // payouts to hosts and renter
         uint256 rewards; // reporter rewards credited out of this request's collateral
+        bool endNoted;
     }
 
     Req[] internal reqs;
@@ -47,14 +77,32 @@ contract MarketplaceHandler {
     uint256 public payouts;
     mapping(bytes32 slotId => address) public holder;
     mapping(bytes32 slotId => uint256) public holderSince;
+    mapping(bytes32 slotId => uint256) public holderMisses;
+    mapping(bytes32 slotId => bool) public holderRepaired;
+    mapping(bytes32 slotId => uint256) internal lastProved; // period + 1 of the holder's last proof
     mapping(bytes32 slotId => mapping(address host => bool)) public wasEvicted;
+    mapping(bytes32 slotId => mapping(address host => uint256)) public paidTo;
+
+    struct Eviction {
+        bytes32 slot;
+        address host;
+    }
+
+    Eviction[] internal evictions;
+
+    // findings (each must stay false)
     bool public filledTwice;
     bool public paidAfterEviction;
     bool public overpaid;
     bool public badExtension;
-    mapping(bytes32 => uint256) internal reqIndex; // 1-based
+    bool public badHostPay;
+    bool public badCollateralPulled;
+    bool public refusalMovedTokens;
+    bool public honestCallRefused;
+    bool public falseReportAccepted;
+    bool public badFailure;
 
-    /// Successful actions, to see that runs reach the interesting states.
+    /// Successful (and, for the refused kinds, correctly refused) actions of this run.
     struct Counts {
         uint256 requests;
         uint256 extensions;
@@ -63,17 +111,29 @@ contract MarketplaceHandler {
         uint256 proofs;
         uint256 marks;
         uint256 evictions;
+        uint256 failures;
+        uint256 cancellations;
+        uint256 finishes;
         uint256 hostWithdrawals;
+        uint256 repairedHostWithdrawals;
         uint256 renterWithdrawals;
         uint256 rewardWithdrawals;
+        uint256 refusedFills;
+        uint256 refusedReports;
+        uint256 refusedWithdrawals;
     }
 
-    Counts public counts;
+    Counts internal counts;
     uint256 public calls;
 
     constructor(Marketplace market_, HoardTestToken token_) {
         market = market_;
         token = token_;
+        MarketplaceConfig memory cfg = market_.config();
+        periodLength = cfg.periodLength;
+        graceBlocks = cfg.graceBlocks;
+        slashBps = cfg.slashBps;
+        repairBps = cfg.repairRewardBps;
         address[9] memory everyone = [
             renters[0],
             renters[1],
@@ -89,6 +149,18 @@ contract MarketplaceHandler {
             token_.faucet(everyone[i], 1_000_000 ether);
             vm.prank(everyone[i]);
             token_.approve(address(market_), type(uint256).max);
+        }
+        for (uint256 t; t < TREES; ++t) {
+            bytes32 content = keccak256(abi.encode("invariant tree", t));
+            SlotBuilder.Slot memory tree = SlotBuilder.build(content, CELLS);
+            treeContent[t] = content;
+            treeRoot[t] = SlotBuilder.root(tree);
+            bytes32[] storage nodes = treeNodes[t];
+            for (uint256 l; l <= DEPTH; ++l) {
+                for (uint256 i; i < tree.levels[l].length; ++i) {
+                    nodes.push(tree.levels[l][i]);
+                }
+            }
         }
     }
 
@@ -107,6 +179,43 @@ contract MarketplaceHandler {
         return (r.id, r.slots, r.tokensIn, r.tokensOut, r.rewards);
     }
 
+    /// P (price · slotSize) and C (full collateral) of request i.
+    function moneyOf(uint256 i) external view returns (uint256 perSecond, uint256 collateral) {
+        return (reqs[i].perSecond, reqs[i].collateral);
+    }
+
+    function evictionCount() external view returns (uint256) {
+        return evictions.length;
+    }
+
+    function evictionAt(uint256 i) external view returns (bytes32 slot, address host) {
+        return (evictions[i].slot, evictions[i].host);
+    }
+
+    /// The counts in the order of `Counts` (a getter of 17 values would not fit the stack).
+    function countValues() external view returns (uint256[17] memory v) {
+        Counts storage c = counts;
+        v = [
+            c.requests,
+            c.extensions,
+            c.fills,
+            c.repairs,
+            c.proofs,
+            c.marks,
+            c.evictions,
+            c.failures,
+            c.cancellations,
+            c.finishes,
+            c.hostWithdrawals,
+            c.repairedHostWithdrawals,
+            c.renterWithdrawals,
+            c.rewardWithdrawals,
+            c.refusedFills,
+            c.refusedReports,
+            c.refusedWithdrawals
+        ];
+    }
+
     function actors() external view returns (address[] memory all) {
         all = new address[](9);
         for (uint256 i; i < 3; ++i) {
@@ -119,56 +228,413 @@ contract MarketplaceHandler {
         all[8] = reporters[1];
     }
 
+    // ------------------------------------------------------------------ the one entry point
+
+    function step(uint256 seed) external {
+        ++calls;
+        uint256 a = uint256(keccak256(abi.encode(seed, 1)));
+        uint256 b = uint256(keccak256(abi.encode(seed, 2)));
+        if (seed % 2 == 1 || !_push(a, b)) _random((seed >> 1) % 24, a, b);
+        _noteEnds();
+    }
+
+    /// One random action. Actions on a running request pick a running one, withdrawals an ended one;
+    /// with none of the kind the step opens a request (or, at the limit, moves time).
+    function _random(uint256 action, uint256 a, uint256 b) internal {
+        if (action == 0) {
+            if (!_open(a)) _advanceBlocks(1 + b % periodLength);
+            return;
+        }
+        if (action >= 19 && action <= 22) {
+            uint256 e = _findEnded(a);
+            if (e == 0) {
+                _advanceTime(1 + b % 600);
+            } else if (action <= 20) {
+                _withdrawHost(reqs[e - 1], b % reqs[e - 1].slots);
+            } else if (action == 21) {
+                _withdrawWrong(b);
+            } else {
+                _withdrawRenter(reqs[e - 1]);
+            }
+            return;
+        }
+        if (action == 23) {
+            _withdrawReward(b);
+            return;
+        }
+        if (action >= 15 && action <= 17) {
+            if (action == 17) _advanceTime(1 + b % 300);
+            else _advanceBlocks(1 + b % (2 * periodLength));
+            return;
+        }
+        if (action == 18) {
+            // Jump to the end of a started request only: a jump past a New one's expiry cancels it,
+            // which time does often enough.
+            uint256 started = _findRunning(a, RequestState.Started);
+            if (started != 0) _finish(reqs[started - 1]);
+            else _towardStart(a);
+            return;
+        }
+        uint256 i = _findRunning(a, RequestState.None);
+        if (i == 0) {
+            if (!_open(a)) _advanceBlocks(1 + b % periodLength);
+            return;
+        }
+        Req storage r = reqs[i - 1];
+        if (action <= 4) {
+            // Mostly toward a start (the New request closest to it), else any open slot of `r`.
+            if (action <= 2 && _findRunning(a, RequestState.New) != 0) _towardStart(a);
+            else if (!_fillOpen(r, b)) _fillRandom(r, b);
+        } else if (action == 5) {
+            _fillRandom(r, b);
+        } else if (action <= 9) {
+            _prove(r, b);
+        } else if (action <= 11) {
+            _neglect(r, uint256(1) << (b % r.slots), b >> 8);
+        } else if (action == 12) {
+            _neglect(r, type(uint256).max, b >> 8);
+        } else if (action == 13) {
+            _falseReport(r, b);
+        } else {
+            _extend(r, b);
+        }
+    }
+
+    /// Index (1-based, 0 if none) of an ended request, starting the search at `from`.
+    function _findEnded(uint256 from) internal view returns (uint256) {
+        uint256 n = reqs.length;
+        for (uint256 k; k < n; ++k) {
+            uint256 i = (from + k) % n;
+            if (_ended(reqs[i])) return i + 1;
+        }
+        return 0;
+    }
+
+    /// Fills a Free or Repair slot of `r` (from slot `seed` on) by a host never evicted from it.
+    function _fillOpen(Req storage r, uint256 seed) internal returns (bool) {
+        for (uint256 k; k < r.slots; ++k) {
+            uint256 index = (seed + k) % r.slots;
+            bytes32 slot = _slot(r, index);
+            SlotState s = market.slotState(slot);
+            if (s != SlotState.Free && s != SlotState.Repair) continue;
+            address host = _freshHost(slot, seed >> 8);
+            if (host == address(0)) continue;
+            _fill(r, index, host);
+            return true;
+        }
+        return false;
+    }
+
+    // ------------------------------------------------------------------ pushing toward coverage
+
+    /// Takes one action toward the first count of this run that is still zero; false if all are
+    /// reached (the step is then random).
+    function _push(uint256 a, uint256 b) internal returns (bool) {
+        Counts storage c = counts;
+        if (c.requests == 0) return _openOrMakeRoom(a);
+        if (c.fills == 0) return _towardFill(a, false);
+        if (c.proofs == 0) return _towardProof(a);
+        if (c.evictions == 0 || c.marks == 0) return _towardEviction(a, true);
+        if (c.repairs == 0) return _towardRepair(a);
+        if (c.extensions == 0) return _towardExtension(a, b);
+        if (c.failures == 0) return _towardFailure(a);
+        if (c.cancellations == 0) return _towardEnd(a, RequestState.New);
+        if (c.finishes == 0) return _towardEnd(a, RequestState.Started);
+        if (c.repairedHostWithdrawals == 0 || c.hostWithdrawals == 0) return _towardHostWithdrawal(a);
+        if (c.renterWithdrawals == 0) return _towardRenterWithdrawal(a);
+        if (c.rewardWithdrawals == 0) return _towardRewardWithdrawal(a, b);
+        if (c.refusedFills == 0) return _towardRefusedFill(a);
+        if (c.refusedReports == 0) return _towardRefusedReport(a, b);
+        if (c.refusedWithdrawals == 0) return _towardRefusedWithdrawal(a);
+        return false;
+    }
+
+    /// Opens a request; if three are running already, jumps to the end of one instead. False only
+    /// once the run has opened all its requests.
+    function _openOrMakeRoom(uint256 a) internal returns (bool) {
+        if (_open(a)) return true;
+        uint256 i = _findRunning(a, RequestState.None);
+        if (reqs.length >= MAX_REQUESTS || i == 0) return false;
+        _finish(reqs[i - 1]);
+        return true;
+    }
+
+    function _running(Req storage r) internal view returns (bool) {
+        RequestState s = market.requestState(r.id);
+        return s == RequestState.New || s == RequestState.Started;
+    }
+
+    function _ended(Req storage r) internal view returns (bool) {
+        return !_running(r);
+    }
+
+    /// Index (1-based, 0 if none) of a running request in state `want` (None: either), starting the
+    /// search at `from`.
+    function _findRunning(uint256 from, RequestState want) internal view returns (uint256) {
+        uint256 n = reqs.length;
+        for (uint256 k; k < n; ++k) {
+            uint256 i = (from + k) % n;
+            RequestState s = market.requestState(reqs[i].id);
+            if (s != RequestState.New && s != RequestState.Started) continue;
+            if (want == RequestState.None || s == want) return i + 1;
+        }
+        return 0;
+    }
+
+    /// Fills a free (or, with `repairOnly`, a Repair) slot of a running request; opens one if none.
+    function _towardFill(uint256 a, bool repairOnly) internal returns (bool) {
+        uint256 n = reqs.length;
+        for (uint256 k; k < n; ++k) {
+            Req storage r = reqs[(a + k) % n];
+            if (!_running(r)) continue;
+            for (uint256 i; i < r.slots; ++i) {
+                SlotState s = market.slotState(_slot(r, i));
+                if (s == SlotState.Repair || (!repairOnly && s == SlotState.Free)) {
+                    address host = _freshHost(_slot(r, i), a >> 8);
+                    if (host != address(0)) {
+                        _fill(r, i, host);
+                        return true;
+                    }
+                }
+            }
+        }
+        return _openOrMakeRoom(a);
+    }
+
+    function _towardProof(uint256 a) internal returns (bool) {
+        uint256 i = _findRunning(a, RequestState.None);
+        if (i == 0) return _towardFill(a, false);
+        Req storage r = reqs[i - 1];
+        if (market.getRequest(r.id).filledSlots == 0) return _towardFill(a, false);
+        for (uint256 j; j < r.slots; ++j) {
+            if (market.isProofRequired(_slot(r, j))) {
+                _prove(r, type(uint256).max);
+                return true;
+            }
+        }
+        _nextPeriod();
+        return true;
+    }
+
+    /// Neglects one filled slot, preferring one already marked and one whose eviction leaves the
+    /// request running (so that it can be repaired).
+    function _towardEviction(uint256 a, bool keepRunning) internal returns (bool) {
+        uint256 n = reqs.length;
+        uint256 best;
+        uint256 bestScore;
+        for (uint256 k; k < n; ++k) {
+            uint256 ri = (a + k) % n;
+            Req storage r = reqs[ri];
+            if (!_running(r)) continue;
+            RequestInfo memory info = market.getRequest(r.id);
+            bool survives = info.state == RequestState.New
+                || uint256(r.slots) - info.filledSlots + 1 <= info.params.maxSlotLoss;
+            for (uint256 i; i < r.slots; ++i) {
+                bytes32 slot = _slot(r, i);
+                if (holder[slot] == address(0)) continue;
+                uint256 score = 1 + holderMisses[slot] * 2 + (survives || !keepRunning ? 4 : 0);
+                if (score > bestScore) {
+                    bestScore = score;
+                    best = (ri << 8) | (i + 1);
+                }
+            }
+        }
+        if (best == 0) return _towardFill(a, false);
+        Req storage target = reqs[best >> 8];
+        _neglect(target, uint256(1) << ((best & 0xff) - 1), a >> 16);
+        return true;
+    }
+
+    function _towardRepair(uint256 a) internal returns (bool) {
+        for (uint256 k; k < reqs.length; ++k) {
+            Req storage r = reqs[k];
+            if (!_running(r)) continue;
+            for (uint256 i; i < r.slots; ++i) {
+                if (market.slotState(_slot(r, i)) == SlotState.Repair) return _towardFill(k, true);
+            }
+        }
+        return _towardEviction(a, true);
+    }
+
+    function _towardExtension(uint256 a, uint256 b) internal returns (bool) {
+        uint256 i = _findRunning(a, RequestState.None);
+        if (i == 0) return _openOrMakeRoom(a);
+        _extend(reqs[i - 1], b);
+        return true;
+    }
+
+    /// Neglects every slot of a started request; fills toward a start if none has started.
+    function _towardFailure(uint256 a) internal returns (bool) {
+        uint256 i = _findRunning(a, RequestState.Started);
+        if (i == 0) return _towardStart(a);
+        _neglect(reqs[i - 1], type(uint256).max, a >> 8);
+        return true;
+    }
+
+    /// Fills a free slot of the New request closest to starting; opens one if none.
+    function _towardStart(uint256 a) internal returns (bool) {
+        uint256 best;
+        uint256 bestFilled;
+        for (uint256 k; k < reqs.length; ++k) {
+            if (market.requestState(reqs[k].id) != RequestState.New) continue;
+            uint256 filled = market.getRequest(reqs[k].id).filledSlots + 1;
+            if (filled > bestFilled) {
+                bestFilled = filled;
+                best = k + 1;
+            }
+        }
+        if (best == 0) return _openOrMakeRoom(a);
+        Req storage r = reqs[best - 1];
+        for (uint256 i; i < r.slots; ++i) {
+            bytes32 slot = _slot(r, i);
+            SlotState s = market.slotState(slot);
+            if (s != SlotState.Free && s != SlotState.Repair) continue;
+            address host = _freshHost(slot, a >> 8);
+            if (host != address(0)) {
+                _fill(r, i, host);
+                return true;
+            }
+        }
+        return _openOrMakeRoom(a);
+    }
+
+    /// Jumps to the end of a running request in state `want` (New: past its expiry, Started: its end).
+    function _towardEnd(uint256 a, RequestState want) internal returns (bool) {
+        uint256 i = _findRunning(a, want);
+        if (i != 0) {
+            _finish(reqs[i - 1]);
+            return true;
+        }
+        if (want == RequestState.Started) return _towardStart(a);
+        return _openOrMakeRoom(a);
+    }
+
+    function _towardHostWithdrawal(uint256 a) internal returns (bool) {
+        bool wantRepaired = counts.repairedHostWithdrawals == 0;
+        for (uint256 k; k < reqs.length; ++k) {
+            Req storage r = reqs[(a + k) % reqs.length];
+            bool ended = _ended(r);
+            for (uint256 i; i < r.slots; ++i) {
+                bytes32 slot = _slot(r, i);
+                if (holder[slot] == address(0) || market.slotState(slot) == SlotState.Paid) continue;
+                if (wantRepaired && !holderRepaired[slot]) continue;
+                if (ended) {
+                    _withdrawHost(r, i);
+                } else {
+                    _finish(r);
+                }
+                return true;
+            }
+        }
+        return wantRepaired ? _towardRepair(a) : _towardFill(a, false);
+    }
+
+    function _towardRenterWithdrawal(uint256 a) internal returns (bool) {
+        for (uint256 k; k < reqs.length; ++k) {
+            Req storage r = reqs[(a + k) % reqs.length];
+            if (market.getRequest(r.id).renterWithdrawn) continue;
+            if (_ended(r)) _withdrawRenter(r);
+            else _finish(r);
+            return true;
+        }
+        return _openOrMakeRoom(a);
+    }
+
+    function _towardRewardWithdrawal(uint256 a, uint256 b) internal returns (bool) {
+        for (uint256 k; k < reporters.length; ++k) {
+            if (market.rewardOf(reporters[k]) != 0) {
+                _withdrawReward(k);
+                return true;
+            }
+        }
+        return _towardEviction(a ^ b, false);
+    }
+
+    function _towardRefusedFill(uint256 a) internal returns (bool) {
+        for (uint256 k; k < reqs.length; ++k) {
+            Req storage r = reqs[(a + k) % reqs.length];
+            if (!_running(r)) continue;
+            for (uint256 i; i < r.slots; ++i) {
+                bytes32 slot = _slot(r, i);
+                if (holder[slot] != address(0)) {
+                    _fill(r, i, _otherHost(holder[slot], a >> 8));
+                    return true;
+                }
+            }
+        }
+        return _towardFill(a, false);
+    }
+
+    function _towardRefusedReport(uint256 a, uint256 b) internal returns (bool) {
+        for (uint256 k; k < reqs.length; ++k) {
+            Req storage r = reqs[(a + k) % reqs.length];
+            if (!_running(r)) continue;
+            for (uint256 i; i < r.slots; ++i) {
+                if (holder[_slot(r, i)] != address(0)) {
+                    _falseReport(r, i + r.slots * (b >> 8));
+                    return true;
+                }
+            }
+        }
+        return _towardFill(a, false);
+    }
+
+    function _towardRefusedWithdrawal(uint256 a) internal returns (bool) {
+        if (evictions.length == 0) return _towardEviction(a, false);
+        _withdrawWrong(a);
+        return true;
+    }
+
     // ------------------------------------------------------------------ actions
 
-    function openRequest(uint256 seed) external {
-        ++calls;
-        if (reqs.length >= MAX_REQUESTS) return;
-        bytes32 tag = keccak256(abi.encode("inv", reqs.length, seed));
+    function _open(uint256 seed) internal returns (bool) {
+        if (reqs.length >= MAX_REQUESTS) return false;
+        uint256 running;
+        for (uint256 k; k < reqs.length; ++k) {
+            if (_running(reqs[k])) ++running;
+        }
+        if (running >= MAX_RUNNING) return false;
         uint16 slots = uint16(2 + seed % 3);
-        RequestParams memory p = RequestParams({
-            datasetRoot: bytes32(0),
-            manifestId: tag,
-            pricePerBytePerSecond: 1 + (seed >> 8) % 1000,
-            collateralPerByte: 1 + (seed >> 16) % 1e6,
-            slotSize: 65_536,
-            cellCount: 256,
-            duration: uint64(1500 + (seed >> 24) % 4500),
-            expiry: uint64(300 + (seed >> 32) % 900),
-            proofProbability: uint64(1 + (seed >> 40) % 2),
-            slots: slots,
-            maxSlotLoss: uint16((seed >> 48) % slots),
-            samples: uint16(1 + (seed >> 56) % 3),
-            scheme: ProofScheme.Direct
-        });
+        uint256 tree0 = reqs.length % TREES;
         bytes32[] memory roots = new bytes32[](slots);
         for (uint256 i; i < slots; ++i) {
-            roots[i] = SlotBuilder.root(SlotBuilder.build(keccak256(abi.encode(tag, i)), 256));
+            roots[i] = treeRoot[(tree0 + i) % TREES];
         }
-        p.datasetRoot = SlotBuilder.datasetRoot(roots);
+        RequestParams memory p = RequestParams({
+            datasetRoot: SlotBuilder.datasetRoot(roots),
+            manifestId: keccak256(abi.encode("inv", reqs.length, seed)),
+            pricePerBytePerSecond: 1 + (seed >> 8) % 1000,
+            collateralPerByte: 1 + (seed >> 16) % 1e6,
+            slotSize: uint64(SLOT_SIZE),
+            cellCount: uint64(CELLS),
+            duration: uint64(4000 + (seed >> 24) % 8000),
+            expiry: uint64(1200 + (seed >> 40) % 2400),
+            proofProbability: uint64(1 + (seed >> 56) % 2),
+            slots: slots,
+            maxSlotLoss: uint16((seed >> 64) % slots),
+            samples: uint16(1 + (seed >> 72) % 3),
+            scheme: ProofScheme.Direct
+        });
         uint256 escrow = market.escrowFor(p);
-        address renter = renters[seed % 3];
-        vm.prank(renter);
+        vm.prank(renters[(seed >> 80) % 3]);
         bytes32 id = market.requestStorage(p);
         reqs.push();
         Req storage r = reqs[reqs.length - 1];
         r.id = id;
-        r.tag = tag;
         r.slots = slots;
         r.samples = p.samples;
-        r.roots = roots;
+        r.tree0 = tree0;
+        r.perSecond = p.pricePerBytePerSecond * SLOT_SIZE;
+        r.collateral = p.collateralPerByte * SLOT_SIZE;
         r.tokensIn = escrow;
-        reqIndex[id] = reqs.length;
         escrowIn += escrow;
         counts.requests += 1;
+        return true;
     }
 
-    /// The renter of a request buys `1 + secs % 3000` more seconds; refused (and nothing moves) once
-    /// the request has ended.
-    function extend(uint256 reqSeed, uint256 secs) external {
-        ++calls;
-        if (reqs.length == 0) return;
-        Req storage r = reqs[reqSeed % reqs.length];
+    /// The renter buys `1 + secs % 3000` more seconds; refused (and nothing moves) once the request
+    /// has ended.
+    function _extend(Req storage r, uint256 secs) internal {
         RequestInfo memory before = market.getRequest(r.id);
         uint256 extra = 1 + secs % 3000;
         uint256 balance = token.balanceOf(before.renter);
@@ -187,168 +653,335 @@ contract MarketplaceHandler {
             counts.extensions += 1;
         } catch {
             if (token.balanceOf(before.renter) != balance) badExtension = true;
+            if (_running(r)) honestCallRefused = true;
         }
     }
 
-    /// Fills up to `1 + countSeed % slots` slots of one request, from slot `slotSeed` on, each by a
-    /// host picked from `hostSeed`; a slot already filled is tried too (it must not fill again).
-    function fill(uint256 reqSeed, uint256 slotSeed, uint256 hostSeed, uint256 countSeed) external {
-        ++calls;
-        if (reqs.length == 0) return;
-        Req storage r = reqs[reqSeed % reqs.length];
-        uint256 count = 1 + countSeed % r.slots;
-        for (uint256 k; k < count; ++k) {
-            _fill(r, (slotSeed % r.slots + k) % r.slots, hosts[(hostSeed % hosts.length + k) % hosts.length]);
-        }
+    /// A random slot of `r` (free, repair or taken) by a random host.
+    function _fillRandom(Req storage r, uint256 seed) internal {
+        uint256 index = seed % r.slots;
+        bytes32 slot = _slot(r, index);
+        address host = hosts[(seed >> 8) % hosts.length];
+        if (wasEvicted[slot][host]) host = _freshHost(slot, seed >> 16);
+        if (host != address(0)) _fill(r, index, host);
     }
 
     function _fill(Req storage r, uint256 index, address host) internal {
-        bytes32 slot = Challenges.slotId(r.id, index);
-        SlotBuilder.Slot memory tree = SlotBuilder.build(keccak256(abi.encode(r.tag, index)), 256);
-        bytes32[] memory path = SlotBuilder.datasetPath(r.roots, index);
-        bytes memory proof;
-        try market.periodSeed(market.currentPeriod()) returns (bytes32 seed) {
-            proof = SlotBuilder.proveChallenge(tree, seed, slot, r.samples);
-        } catch {
-            return;
-        }
+        bytes32 slot = _slot(r, index);
+        bytes memory proof = _proof(r, index, market.periodSeed(market.currentPeriod()));
         uint256 before = token.balanceOf(host);
-        bool occupied = holder[slot] != address(0);
-        bool repair = market.getSlot(slot).state == SlotState.Repair;
+        SlotState state = market.slotState(slot);
+        bool open = (state == SlotState.Free || state == SlotState.Repair) && _running(r);
+        bytes32 root = treeRoot[(r.tree0 + index) % TREES];
+        bytes32[] memory path = _datasetPath(r, index);
         vm.prank(host);
-        try market.fillSlot(r.id, index, r.roots[index], path, proof) {
-            if (occupied) filledTwice = true;
+        try market.fillSlot(r.id, index, root, path, proof) {
+            if (holder[slot] != address(0) || !open) filledTwice = true;
             uint256 pulled = before - token.balanceOf(host);
+            bool repair = state == SlotState.Repair;
+            uint256 expected = repair ? r.collateral - r.collateral * repairBps / 10_000 : r.collateral;
+            if (pulled != expected) badCollateralPulled = true;
             collateralIn += pulled;
             r.tokensIn += pulled;
             holder[slot] = host;
             holderSince[slot] = block.timestamp;
+            holderMisses[slot] = 0;
+            holderRepaired[slot] = repair;
+            lastProved[slot] = 0;
             counts.fills += 1;
             if (repair) counts.repairs += 1;
-        } catch {}
+        } catch {
+            if (token.balanceOf(host) != before) refusalMovedTokens = true;
+            if (open) honestCallRefused = true;
+            else counts.refusedFills += 1;
+        }
     }
 
-    /// The hosts of the slots picked by `mask` prove, where a proof is due; the others stay silent.
-    function prove(uint256 reqSeed, uint256 mask) external {
-        ++calls;
-        if (reqs.length == 0) return;
-        Req storage r = reqs[reqSeed % reqs.length];
+    /// The hosts of the slots picked by `mask` prove, where a proof is due.
+    function _prove(Req storage r, uint256 mask) internal {
         for (uint256 index; index < r.slots; ++index) {
             if ((mask >> index) & 1 == 0) continue;
-            bytes32 slot = Challenges.slotId(r.id, index);
+            bytes32 slot = _slot(r, index);
             if (!market.isProofRequired(slot)) continue;
-            SlotBuilder.Slot memory tree = SlotBuilder.build(keccak256(abi.encode(r.tag, index)), 256);
-            bytes memory proof =
-                SlotBuilder.proveChallenge(tree, market.periodSeed(market.currentPeriod()), slot, r.samples);
+            uint256 period = market.currentPeriod();
+            bytes memory proof = _proof(r, index, market.periodSeed(period));
             vm.prank(holder[slot]);
             market.submitProof(slot, proof); // must succeed: it was due and the proof is honest
+            lastProved[slot] = period + 1;
             counts.proofs += 1;
         }
     }
 
-    /// A reporter marks every slot of a request whose proof of the last (or the one before) period is
-    /// missing.
-    function markMissing(uint256 reqSeed, uint256 reporterSeed, uint256 back) external {
-        ++calls;
-        if (reqs.length == 0) return;
-        Req storage r = reqs[reqSeed % reqs.length];
-        uint256 period = market.currentPeriod() - 1 - back % 2;
-        address reporter = reporters[reporterSeed % 2];
-        for (uint256 index; index < r.slots; ++index) {
-            bytes32 slot = Challenges.slotId(r.id, index);
-            uint256 rewardBefore = market.rewardOf(reporter);
-            address host = holder[slot];
-            vm.prank(reporter);
-            try market.markProofMissing(slot, period) {
-                r.rewards += market.rewardOf(reporter) - rewardBefore;
-                counts.marks += 1;
-                if (market.getSlot(slot).host == address(0)) {
-                    wasEvicted[slot][host] = true;
-                    holder[slot] = address(0);
-                    counts.evictions += 1;
-                }
-            } catch {}
+    /// The hosts of the slots in `mask` stay silent through the next period that requires a proof of
+    /// one of them (looking up to four periods ahead; the others prove or not, by `seed`), and a
+    /// reporter marks each silent slot right after that period.
+    function _neglect(Req storage r, uint256 mask, uint256 seed) internal {
+        for (uint256 tries; tries < 4; ++tries) {
+            if (!_running(r)) return;
+            uint256 due;
+            for (uint256 index; index < r.slots; ++index) {
+                if ((mask >> index) & 1 == 1 && market.isProofRequired(_slot(r, index))) due |= 1 << index;
+            }
+            if ((seed >> tries) & 1 == 1) _prove(r, ~mask);
+            uint256 period = market.currentPeriod();
+            _nextPeriod();
+            if (due == 0) continue;
+            for (uint256 index; index < r.slots; ++index) {
+                if ((due >> index) & 1 == 1) _mark(r, index, period, reporters[(seed >> (8 + index)) % 2]);
+            }
+            return;
         }
     }
 
-    /// The hosts of a request stay silent for a whole period; an auditor marks them right after.
-    function neglectPeriod(uint256 reqSeed, uint256 reporterSeed) external {
-        uint256 next = (block.number / PERIOD + 1) * PERIOD;
-        vm.warp(block.timestamp + 12 * (next - block.number));
-        vm.roll(next);
-        this.markMissing(reqSeed, reporterSeed, 0);
-    }
-
-    function advance(uint256 blocks) external {
-        ++calls;
-        blocks = 1 + blocks % (3 * PERIOD);
-        vm.roll(block.number + blocks);
-        vm.warp(block.timestamp + 12 * blocks);
-    }
-
-    function advanceTime(uint256 secs) external {
-        ++calls;
-        secs = 1 + secs % 600;
-        vm.warp(block.timestamp + secs);
-        vm.roll(block.number + 1 + secs / 12);
-    }
-
-    /// For every slot of a request, its host or (by `hostSeed`) any host, evicted ones included,
-    /// tries to withdraw.
-    function withdrawHost(uint256 reqSeed, uint256 hostSeed) external {
-        ++calls;
-        if (reqs.length == 0) return;
-        Req storage r = reqs[reqSeed % reqs.length];
-        for (uint256 index; index < r.slots; ++index) {
-            bytes32 slot = Challenges.slotId(r.id, index);
-            address host = (hostSeed >> index) % 2 == 0
-                ? market.getSlot(slot).host
-                : hosts[(hostSeed >> 8) % hosts.length];
-            if (host != address(0)) _withdrawHost(r, slot, host);
+    /// Marks the proof of `period` missing: it was due and is absent, so the mark must succeed while
+    /// the request runs.
+    function _mark(Req storage r, uint256 index, uint256 period, address reporter) internal {
+        bytes32 slot = _slot(r, index);
+        address host = holder[slot];
+        RequestState before = market.requestState(r.id);
+        uint256 rewardBefore = market.rewardOf(reporter);
+        vm.prank(reporter);
+        try market.markProofMissing(slot, period) {
+            r.rewards += market.rewardOf(reporter) - rewardBefore;
+            holderMisses[slot] += 1;
+            counts.marks += 1;
+            if (market.getSlot(slot).host == address(0)) _noteEviction(r, slot, host, before);
+        } catch {
+            if (_running(r)) honestCallRefused = true;
         }
     }
 
-    function _withdrawHost(Req storage r, bytes32 slot, address host) internal {
+    function _noteEviction(Req storage r, bytes32 slot, address host, RequestState before) internal {
+        wasEvicted[slot][host] = true;
+        evictions.push(Eviction({slot: slot, host: host}));
+        holder[slot] = address(0);
+        holderMisses[slot] = 0;
+        holderRepaired[slot] = false;
+        counts.evictions += 1;
         RequestInfo memory info = market.getRequest(r.id);
+        bool shouldFail =
+            before == RequestState.Started && uint256(r.slots) - info.filledSlots > info.params.maxSlotLoss;
+        if (shouldFail != (info.state == RequestState.Failed)) badFailure = true;
+        if (shouldFail) {
+            counts.failures += 1;
+            r.endNoted = true;
+        }
+    }
+
+    /// A report the handler knows to be false: of the period still running, of a period whose proof
+    /// was submitted, of a period whose window has closed, or of a period that required no proof.
+    /// The Marketplace must refuse it and credit nothing.
+    function _falseReport(Req storage r, uint256 seed) internal {
+        bytes32 slot = _slot(r, seed % r.slots);
+        if (holder[slot] == address(0) || !_running(r)) return;
+        uint256 current = market.currentPeriod();
+        uint256 kind = (seed >> 8) % 4;
+        uint256 period = current;
+        if (kind == 1 && lastProved[slot] != 0 && lastProved[slot] - 1 < current) {
+            period = lastProved[slot] - 1; // proof submitted
+        } else if (kind == 2 && current >= 3) {
+            period = current - 3; // window closed: it ended at (p + 1)·L − 1 + G < current·L
+            if (Periods.lastBlock(period, periodLength) + graceBlocks >= block.number) period = current;
+        } else if (kind == 3 && current >= 1) {
+            (, bool required,) = market.challenge(slot, current - 1);
+            if (!required) period = current - 1; // not required
+        }
+        address reporter = reporters[(seed >> 16) % 2];
+        uint256 rewardBefore = market.rewardOf(reporter);
+        uint256 misses = market.getSlot(slot).missedProofs;
+        vm.prank(reporter);
+        try market.markProofMissing(slot, period) {
+            falseReportAccepted = true;
+        } catch {
+            if (market.rewardOf(reporter) != rewardBefore || market.getSlot(slot).missedProofs != misses) {
+                falseReportAccepted = true;
+            }
+            counts.refusedReports += 1;
+        }
+    }
+
+    function _nextPeriod() internal {
+        uint256 next = (block.number / periodLength + 1) * periodLength;
+        _advanceBlocks(next - block.number);
+    }
+
+    function _advanceBlocks(uint256 blocks) internal {
+        vm.roll(block.number + blocks);
+        vm.warp(block.timestamp + BLOCK_TIME * blocks);
+    }
+
+    function _advanceTime(uint256 secs) internal {
+        vm.warp(block.timestamp + secs);
+        vm.roll(block.number + 1 + secs / BLOCK_TIME);
+    }
+
+    /// Jumps to the end of `r`: past its expiry while New, to its end while Started.
+    function _finish(Req storage r) internal {
+        RequestInfo memory info = market.getRequest(r.id);
+        uint256 target;
+        if (info.state == RequestState.New) target = uint256(info.expiresAt) + 1;
+        else if (info.state == RequestState.Started) target = info.endsAt;
+        else return;
+        if (target <= block.timestamp) return;
+        _advanceBlocks((target - block.timestamp + BLOCK_TIME - 1) / BLOCK_TIME);
+    }
+
+    /// Records requests that ended with time (Cancelled or Finished).
+    function _noteEnds() internal {
+        for (uint256 k; k < reqs.length; ++k) {
+            Req storage r = reqs[k];
+            if (r.endNoted) continue;
+            RequestState s = market.requestState(r.id);
+            if (s == RequestState.Cancelled) counts.cancellations += 1;
+            else if (s == RequestState.Finished) counts.finishes += 1;
+            else if (s != RequestState.Failed) continue;
+            r.endNoted = true;
+        }
+    }
+
+    /// The holder of slot `index` withdraws: after the end it must be paid exactly its own tenure,
+    /// P·(end − its fill) + C − its marks·S; before the end (or twice) it is refused.
+    function _withdrawHost(Req storage r, uint256 index) internal {
+        bytes32 slot = _slot(r, index);
+        address host = holder[slot];
+        if (host == address(0)) return;
+        bool payable_ = _ended(r) && market.slotState(slot) != SlotState.Paid;
         uint256 before = token.balanceOf(host);
         vm.prank(host);
         try market.withdrawSlot(slot) {
             uint256 paid = token.balanceOf(host) - before;
-            if (wasEvicted[slot][host] && holder[slot] != host) paidAfterEviction = true;
-            // Pay may cover at most the time since this host's fill, plus its full collateral.
-            info = market.getRequest(r.id);
-            uint256 cap = info.params.pricePerBytePerSecond * info.params.slotSize
-                * (info.endedAt - holderSince[slot]) + market.slotCollateral(r.id);
-            if (paid > cap) overpaid = true;
+            RequestInfo memory info = market.getRequest(r.id);
+            uint256 expected = r.perSecond * (info.endedAt - holderSince[slot]) + r.collateral
+                - holderMisses[slot] * (r.collateral * slashBps / 10_000);
+            if (paid != expected) badHostPay = true;
+            if (paid > r.perSecond * (info.endedAt - holderSince[slot]) + r.collateral) overpaid = true;
+            if (wasEvicted[slot][host]) paidAfterEviction = true;
+            if (!payable_) honestCallRefused = true; // paid although not due
+            paidTo[slot][host] += paid;
             payouts += paid;
             r.tokensOut += paid;
             counts.hostWithdrawals += 1;
-        } catch {}
+            if (holderRepaired[slot]) counts.repairedHostWithdrawals += 1;
+        } catch {
+            if (token.balanceOf(host) != before) refusalMovedTokens = true;
+            if (payable_) honestCallRefused = true;
+        }
     }
 
-    function withdrawRenter(uint256 reqSeed) external {
-        ++calls;
-        if (reqs.length == 0) return;
-        Req storage r = reqs[reqSeed % reqs.length];
+    /// A host that does not hold a slot tries to withdraw it: an evicted host (its own former slot)
+    /// or any other host. It must be refused and get nothing.
+    function _withdrawWrong(uint256 seed) internal {
+        bytes32 slot;
+        address host;
+        if (evictions.length != 0 && seed % 2 == 0) {
+            Eviction storage e = evictions[(seed >> 8) % evictions.length];
+            (slot, host) = (e.slot, e.host);
+        } else {
+            if (reqs.length == 0) return;
+            Req storage r = reqs[(seed >> 8) % reqs.length];
+            slot = _slot(r, (seed >> 16) % r.slots);
+            host = _otherHost(holder[slot], seed >> 24);
+        }
+        if (host == holder[slot]) return;
+        uint256 before = token.balanceOf(host);
+        vm.prank(host);
+        try market.withdrawSlot(slot) {
+            if (wasEvicted[slot][host]) paidAfterEviction = true;
+            else overpaid = true;
+            uint256 paid = token.balanceOf(host) - before;
+            paidTo[slot][host] += paid;
+            payouts += paid;
+        } catch {
+            if (token.balanceOf(host) != before) refusalMovedTokens = true;
+            counts.refusedWithdrawals += 1;
+        }
+    }
+
+    function _withdrawRenter(Req storage r) internal {
         address renter = market.getRequest(r.id).renter;
+        bool payable_ = _ended(r) && !market.getRequest(r.id).renterWithdrawn;
         uint256 before = token.balanceOf(renter);
         vm.prank(renter);
         try market.withdrawRequest(r.id) {
             uint256 paid = token.balanceOf(renter) - before;
+            if (!payable_) honestCallRefused = true;
             payouts += paid;
             r.tokensOut += paid;
             counts.renterWithdrawals += 1;
-        } catch {}
+        } catch {
+            if (token.balanceOf(renter) != before) refusalMovedTokens = true;
+            if (payable_) honestCallRefused = true;
+        }
     }
 
-    function withdrawReward(uint256 reporterSeed) external {
-        ++calls;
-        address reporter = reporters[reporterSeed % 2];
+    function _withdrawReward(uint256 seed) internal {
+        address reporter = reporters[seed % 2];
+        uint256 owed = market.rewardOf(reporter);
         uint256 before = token.balanceOf(reporter);
         vm.prank(reporter);
         try market.withdrawReward() {
-            payouts += token.balanceOf(reporter) - before;
+            uint256 paid = token.balanceOf(reporter) - before;
+            if (paid != owed) overpaid = true;
+            payouts += paid;
             counts.rewardWithdrawals += 1;
-        } catch {}
+        } catch {
+            if (owed != 0) honestCallRefused = true;
+        }
+    }
+
+    // ------------------------------------------------------------------ slots, trees and proofs
+
+    function _slot(Req storage r, uint256 index) internal view returns (bytes32) {
+        return Challenges.slotId(r.id, index);
+    }
+
+    /// A host never evicted from `slot` (the current holder included), or zero if all were.
+    function _freshHost(bytes32 slot, uint256 seed) internal view returns (address) {
+        for (uint256 k; k < hosts.length; ++k) {
+            address h = hosts[(seed + k) % hosts.length];
+            if (!wasEvicted[slot][h]) return h;
+        }
+        return address(0);
+    }
+
+    function _otherHost(address not_, uint256 seed) internal view returns (address) {
+        address h = hosts[seed % hosts.length];
+        return h == not_ ? hosts[(seed + 1) % hosts.length] : h;
+    }
+
+    function _datasetPath(Req storage r, uint256 index) internal view returns (bytes32[] memory) {
+        bytes32[] memory roots = new bytes32[](r.slots);
+        for (uint256 i; i < r.slots; ++i) {
+            roots[i] = treeRoot[(r.tree0 + i) % TREES];
+        }
+        return SlotBuilder.datasetPath(roots, index);
+    }
+
+    /// The direct proof of slot `index` under `seed`, from the stored tree: SlotBuilder.prove's
+    /// layout (cells, then the siblings level by level), reading only the nodes it needs.
+    function _proof(Req storage r, uint256 index, bytes32 seed) internal view returns (bytes memory proof) {
+        uint256 t = (r.tree0 + index) % TREES;
+        uint256[] memory known = SlotBuilder.uniqueSamples(seed, _slot(r, index), r.samples, CELLS);
+        uint256 n = known.length;
+        for (uint256 i; i < n; ++i) {
+            proof = bytes.concat(proof, SlotBuilder.cell(treeContent[t], CELLS, known[i]));
+        }
+        bytes32[] storage nodes = treeNodes[t];
+        for (uint256 level; level < DEPTH; ++level) {
+            uint256 offset = 2 * CELLS - ((2 * CELLS) >> level);
+            uint256 k;
+            uint256 i;
+            while (i < n) {
+                uint256 idx = known[i];
+                if (idx & 1 == 0 && i + 1 < n && known[i + 1] == idx + 1) {
+                    i += 2;
+                } else {
+                    proof = bytes.concat(proof, nodes[offset + (idx ^ 1)]);
+                    i += 1;
+                }
+                known[k++] = idx >> 1;
+            }
+            n = k;
+        }
     }
 }

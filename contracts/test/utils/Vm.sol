@@ -28,12 +28,14 @@ interface Vm {
     function assertLt(uint256 left, uint256 right, string calldata error) external pure;
     function assertGe(uint256 left, uint256 right) external pure;
     function assertGt(uint256 left, uint256 right) external pure;
+    function assertGt(uint256 left, uint256 right, string calldata error) external pure;
 
     // environment
     function prank(address sender) external;
     function startPrank(address sender) external;
     function stopPrank() external;
     function roll(uint256 newHeight) external;
+    function cool(address target) external;
     function warp(uint256 newTimestamp) external;
     function setBlockhash(uint256 blockNumber, bytes32 blockHash) external;
     function etch(address target, bytes calldata newRuntimeBytecode) external;
