@@ -2,7 +2,13 @@
 pragma solidity ^0.8.28;
 
 import {Marketplace} from "../../src/Marketplace.sol";
-import {MarketplaceConfig, RequestState, SlotInfo, SlotState} from "../../src/MarketplaceTypes.sol";
+import {
+    MarketplaceConfig,
+    RequestInfo,
+    RequestState,
+    SlotInfo,
+    SlotState
+} from "../../src/MarketplaceTypes.sol";
 import {Challenges} from "../../src/libraries/Challenges.sol";
 import {BlockHashRandomness} from "../../src/randomness/BlockHashRandomness.sol";
 import {HoardTestToken} from "../../src/token/HoardTestToken.sol";
@@ -10,7 +16,12 @@ import {vm} from "../utils/Vm.sol";
 import {MarketplaceHandler} from "./MarketplaceHandler.sol";
 
 /// @notice Invariants of the Marketplace under random sequences of every action (see the handler).
+/// `forge test --match-path 'test/invariant/*'` runs them at the default depth (CI);
+/// `FOUNDRY_PROFILE=deep forge test --match-path 'test/invariant/*' -vv` runs many more and longer
+/// sequences (see foundry.toml). Either way every run must reach every action (`afterInvariant`).
 contract MarketplaceInvariantTest {
+    uint16 internal constant SLASH_BPS = 2000;
+
     Marketplace internal market;
     HoardTestToken internal token;
     MarketplaceHandler internal handler;
@@ -26,7 +37,7 @@ contract MarketplaceInvariantTest {
                 periodLength: 10,
                 graceBlocks: 10,
                 maxMissed: 2,
-                slashBps: 2000,
+                slashBps: SLASH_BPS,
                 reporterRewardBps: 2500,
                 repairRewardBps: 1500
             })
@@ -36,7 +47,7 @@ contract MarketplaceInvariantTest {
 
     event log_named_uint(string key, uint256 val);
 
-    /// Forge calls only the handler.
+    /// Forge calls only the handler (whose one non-view function is `step`).
     function targetContracts() public view returns (address[] memory targets) {
         targets = new address[](1);
         targets[0] = address(handler);
@@ -121,29 +132,80 @@ contract MarketplaceInvariantTest {
         vm.assertFalse(handler.badExtension());
     }
 
-    /// Shows (with -vv) how far the runs got; the totals accumulate over all runs of one invariant.
+    /// Whoever holds a slot (a repairing host included) has earned exactly P·(now or the end − its
+    /// own fill) and gets back C − its own marks·S: nothing of its predecessor's time, collateral or
+    /// marks. Every withdrawal paid exactly that, and a fill pulled exactly C (C − R for a repair).
+    function invariant_RepairedSlotHostPaidOnlyFromItsFill() public view {
+        vm.assertFalse(handler.badHostPay());
+        vm.assertFalse(handler.badCollateralPulled());
+        uint256 n = handler.requestCount();
+        for (uint256 i; i < n; ++i) {
+            (bytes32 id, uint16 slots,,,) = handler.requestAt(i);
+            (uint256 perSecond, uint256 collateral) = handler.moneyOf(i);
+            RequestInfo memory info = market.getRequest(id);
+            uint256 end = info.endedAt == 0 ? block.timestamp : info.endedAt;
+            for (uint256 j; j < slots; ++j) {
+                bytes32 slot = Challenges.slotId(id, j);
+                if (handler.holder(slot) == address(0) || market.slotState(slot) == SlotState.Paid) continue;
+                (uint256 earned, uint256 back) = market.slotPayout(slot);
+                vm.assertEq(earned, perSecond * (end - handler.holderSince(slot)), "earned from own fill");
+                vm.assertEq(back, collateral - handler.holderMisses(slot) * (collateral * SLASH_BPS / 10_000));
+            }
+        }
+    }
+
+    /// An evicted host never got a token of the slot it was evicted from (every attempt was refused
+    /// and moved nothing) and never holds it again.
+    function invariant_EvictedHostNeverWithdrawsThatSlot() public view {
+        vm.assertFalse(handler.paidAfterEviction());
+        vm.assertFalse(handler.refusalMovedTokens());
+        uint256 n = handler.evictionCount();
+        for (uint256 i; i < n; ++i) {
+            (bytes32 slot, address host) = handler.evictionAt(i);
+            vm.assertEq(handler.paidTo(slot, host), 0);
+            vm.assertTrue(market.getSlot(slot).host != host);
+        }
+    }
+
+    /// Honest calls (a due proof, a due mark, a fill of a free slot, a withdrawal after the end) always
+    /// succeed; false reports are always refused and credit nothing; a request fails exactly when an
+    /// eviction leaves more than maxSlotLoss slots of a started request empty.
+    function invariant_HonestCallsSucceedFalseReportsFail() public view {
+        vm.assertFalse(handler.honestCallRefused());
+        vm.assertFalse(handler.falseReportAccepted());
+        vm.assertFalse(handler.badFailure());
+    }
+
+    /// Prints (with -vv) what this run reached and fails the run if any action stayed at zero: the
+    /// invariants above must have been checked across proofs, marks, evictions, repairs, extensions,
+    /// failures, cancellations, finishes and withdrawals.
     function afterInvariant() external {
-        (
-            uint256 requests,
-            uint256 extensions,
-            uint256 fills,
-            uint256 repairs,
-            uint256 proofs,
-            uint256 marks,
-            uint256 evictions,
-            uint256 hostWithdrawals,
-            uint256 renterWithdrawals,
-            uint256 rewardWithdrawals
-        ) = handler.counts();
-        emit log_named_uint("requests", requests);
-        emit log_named_uint("extensions", extensions);
-        emit log_named_uint("fills", fills);
-        emit log_named_uint("repairs", repairs);
-        emit log_named_uint("proofs", proofs);
-        emit log_named_uint("marks", marks);
-        emit log_named_uint("evictions", evictions);
-        emit log_named_uint("host withdrawals", hostWithdrawals);
-        emit log_named_uint("renter withdrawals", renterWithdrawals);
-        emit log_named_uint("reward withdrawals", rewardWithdrawals);
+        string[17] memory names = [
+            "requests",
+            "extensions",
+            "fills",
+            "repairs by another host",
+            "proofs",
+            "marks",
+            "evictions",
+            "failures beyond maxSlotLoss",
+            "cancellations",
+            "finishes",
+            "host withdrawals",
+            "repaired-slot host withdrawals",
+            "renter withdrawals",
+            "reward withdrawals",
+            "refused fills (slot taken)",
+            "refused false reports",
+            "refused withdrawals (evicted or other host)"
+        ];
+        uint256[17] memory values = handler.countValues();
+        emit log_named_uint("steps", handler.calls());
+        for (uint256 i; i < names.length; ++i) {
+            emit log_named_uint(names[i], values[i]);
+        }
+        for (uint256 i; i < names.length; ++i) {
+            vm.assertGt(values[i], 0, string.concat("this run never reached: ", names[i]));
+        }
     }
 }

@@ -2,353 +2,372 @@
 pragma solidity ^0.8.28;
 
 import {Marketplace} from "../../src/Marketplace.sol";
-import {
-    ProofScheme,
-    RequestInfo,
-    RequestParams,
-    RequestState,
-    SlotInfo,
-    SlotState
-} from "../../src/MarketplaceTypes.sol";
-import {Challenges} from "../../src/libraries/Challenges.sol";
+import {RequestInfo, RequestState, SlotState} from "../../src/MarketplaceTypes.sol";
 import {HoardTestToken} from "../../src/token/HoardTestToken.sol";
-import {SlotBuilder} from "../utils/SlotBuilder.sol";
-import {vm} from "../utils/Vm.sol";
+import {MarketplaceActions} from "./MarketplaceActions.sol";
 
-/// @notice Drives the Marketplace through random but meaningful sequences (requests, extensions,
-/// fills, proofs, missed proofs, evictions, repairs, time, withdrawals) and keeps ghost books of every token that
-/// moves, who holds which slot and who was evicted, for the invariants to check.
-contract MarketplaceHandler {
-    uint64 internal constant PERIOD = 10;
-    uint256 internal constant MAX_REQUESTS = 4;
+/// @notice Drives the Marketplace through random but meaningful sequences of the actions in
+/// `MarketplaceActions`, which keeps the ghost books the invariants check.
+///
+/// Forge calls only `step`. Half of the steps take a random action (open, fill, prove, neglect a slot
+/// or a whole request, a false report, extend, move time, jump to a request's end, withdrawals by the
+/// right and the wrong accounts); the other half push toward the first action this run has not
+/// reached yet (see `_push`), so that every run of the configured depth reaches proofs, marks,
+/// evictions, repairs by another host, extensions, failures beyond maxSlotLoss, cancellations,
+/// finishes and every kind of withdrawal. The test's `afterInvariant` fails a run in which any of
+/// them stayed at zero.
+contract MarketplaceHandler is MarketplaceActions {
+    /// Marks a test-only contract (as forge-std's `Test` does): `forge build --sizes` leaves it out
+    /// of the EIP-170 check, which a handler of this many actions exceeds and never needs to meet.
+    bool public constant IS_TEST = true;
 
-    Marketplace internal immutable market;
-    HoardTestToken internal immutable token;
-    address[3] internal renters = [address(0xA1), address(0xA2), address(0xA3)];
-    address[4] internal hosts = [address(0xB1), address(0xB2), address(0xB3), address(0xB4)];
-    address[2] internal reporters = [address(0xC1), address(0xC2)];
+    constructor(Marketplace market_, HoardTestToken token_) MarketplaceActions(market_, token_) {}
 
-    struct Req {
-        bytes32 id;
-        bytes32 tag;
-        uint16 slots;
-        uint16 samples;
-        bytes32[] roots;
-        uint256 tokensIn; // escrow (extensions included) + collateral brought
-        uint256 tokensOut; // payouts to hosts and renter
-        uint256 rewards; // reporter rewards credited out of this request's collateral
-    }
+    // ------------------------------------------------------------------ the one entry point
 
-    Req[] internal reqs;
-
-    // ghost books
-    uint256 public escrowIn;
-    uint256 public collateralIn;
-    uint256 public payouts;
-    mapping(bytes32 slotId => address) public holder;
-    mapping(bytes32 slotId => uint256) public holderSince;
-    mapping(bytes32 slotId => mapping(address host => bool)) public wasEvicted;
-    bool public filledTwice;
-    bool public paidAfterEviction;
-    bool public overpaid;
-    bool public badExtension;
-    mapping(bytes32 => uint256) internal reqIndex; // 1-based
-
-    /// Successful actions, to see that runs reach the interesting states.
-    struct Counts {
-        uint256 requests;
-        uint256 extensions;
-        uint256 fills;
-        uint256 repairs;
-        uint256 proofs;
-        uint256 marks;
-        uint256 evictions;
-        uint256 hostWithdrawals;
-        uint256 renterWithdrawals;
-        uint256 rewardWithdrawals;
-    }
-
-    Counts public counts;
-    uint256 public calls;
-
-    constructor(Marketplace market_, HoardTestToken token_) {
-        market = market_;
-        token = token_;
-        address[9] memory everyone = [
-            renters[0],
-            renters[1],
-            renters[2],
-            hosts[0],
-            hosts[1],
-            hosts[2],
-            hosts[3],
-            reporters[0],
-            reporters[1]
-        ];
-        for (uint256 i; i < everyone.length; ++i) {
-            token_.faucet(everyone[i], 1_000_000 ether);
-            vm.prank(everyone[i]);
-            token_.approve(address(market_), type(uint256).max);
-        }
-    }
-
-    // ------------------------------------------------------------------ views for the invariants
-
-    function requestCount() external view returns (uint256) {
-        return reqs.length;
-    }
-
-    function requestAt(uint256 i)
-        external
-        view
-        returns (bytes32 id, uint16 slots, uint256 tokensIn, uint256 tokensOut, uint256 rewards)
-    {
-        Req storage r = reqs[i];
-        return (r.id, r.slots, r.tokensIn, r.tokensOut, r.rewards);
-    }
-
-    function actors() external view returns (address[] memory all) {
-        all = new address[](9);
-        for (uint256 i; i < 3; ++i) {
-            all[i] = renters[i];
-        }
-        for (uint256 i; i < 4; ++i) {
-            all[3 + i] = hosts[i];
-        }
-        all[7] = reporters[0];
-        all[8] = reporters[1];
-    }
-
-    // ------------------------------------------------------------------ actions
-
-    function openRequest(uint256 seed) external {
+    function step(uint256 seed) external {
         ++calls;
-        if (reqs.length >= MAX_REQUESTS) return;
-        bytes32 tag = keccak256(abi.encode("inv", reqs.length, seed));
-        uint16 slots = uint16(2 + seed % 3);
-        RequestParams memory p = RequestParams({
-            datasetRoot: bytes32(0),
-            manifestId: tag,
-            pricePerBytePerSecond: 1 + (seed >> 8) % 1000,
-            collateralPerByte: 1 + (seed >> 16) % 1e6,
-            slotSize: 65_536,
-            cellCount: 256,
-            duration: uint64(1500 + (seed >> 24) % 4500),
-            expiry: uint64(300 + (seed >> 32) % 900),
-            proofProbability: uint64(1 + (seed >> 40) % 2),
-            slots: slots,
-            maxSlotLoss: uint16((seed >> 48) % slots),
-            samples: uint16(1 + (seed >> 56) % 3),
-            scheme: ProofScheme.Direct
-        });
-        bytes32[] memory roots = new bytes32[](slots);
-        for (uint256 i; i < slots; ++i) {
-            roots[i] = SlotBuilder.root(SlotBuilder.build(keccak256(abi.encode(tag, i)), 256));
-        }
-        p.datasetRoot = SlotBuilder.datasetRoot(roots);
-        uint256 escrow = market.escrowFor(p);
-        address renter = renters[seed % 3];
-        vm.prank(renter);
-        bytes32 id = market.requestStorage(p);
-        reqs.push();
-        Req storage r = reqs[reqs.length - 1];
-        r.id = id;
-        r.tag = tag;
-        r.slots = slots;
-        r.samples = p.samples;
-        r.roots = roots;
-        r.tokensIn = escrow;
-        reqIndex[id] = reqs.length;
-        escrowIn += escrow;
-        counts.requests += 1;
+        uint256 a = uint256(keccak256(abi.encode(seed, 1)));
+        uint256 b = uint256(keccak256(abi.encode(seed, 2)));
+        if (seed % 2 == 1 || !_push(a, b)) _random((seed >> 1) % 24, a, b);
+        _noteEnds();
     }
 
-    /// The renter of a request buys `1 + secs % 3000` more seconds; refused (and nothing moves) once
-    /// the request has ended.
-    function extend(uint256 reqSeed, uint256 secs) external {
-        ++calls;
-        if (reqs.length == 0) return;
-        Req storage r = reqs[reqSeed % reqs.length];
-        RequestInfo memory before = market.getRequest(r.id);
-        uint256 extra = 1 + secs % 3000;
-        uint256 balance = token.balanceOf(before.renter);
-        vm.prank(before.renter);
-        try market.extendRequest(r.id, extra) {
-            uint256 paid = balance - token.balanceOf(before.renter);
-            RequestInfo memory info = market.getRequest(r.id);
-            RequestParams memory p = before.params;
-            if (
-                paid != p.pricePerBytePerSecond * p.slotSize * p.slots * extra
-                    || info.endsAt != before.endsAt + extra || info.params.duration != p.duration + extra
-                    || info.createdAt != before.createdAt || info.expiresAt != before.expiresAt
-            ) badExtension = true;
-            escrowIn += paid;
-            r.tokensIn += paid;
-            counts.extensions += 1;
-        } catch {
-            if (token.balanceOf(before.renter) != balance) badExtension = true;
-        }
-    }
-
-    /// Fills up to `1 + countSeed % slots` slots of one request, from slot `slotSeed` on, each by a
-    /// host picked from `hostSeed`; a slot already filled is tried too (it must not fill again).
-    function fill(uint256 reqSeed, uint256 slotSeed, uint256 hostSeed, uint256 countSeed) external {
-        ++calls;
-        if (reqs.length == 0) return;
-        Req storage r = reqs[reqSeed % reqs.length];
-        uint256 count = 1 + countSeed % r.slots;
-        for (uint256 k; k < count; ++k) {
-            _fill(r, (slotSeed % r.slots + k) % r.slots, hosts[(hostSeed % hosts.length + k) % hosts.length]);
-        }
-    }
-
-    function _fill(Req storage r, uint256 index, address host) internal {
-        bytes32 slot = Challenges.slotId(r.id, index);
-        SlotBuilder.Slot memory tree = SlotBuilder.build(keccak256(abi.encode(r.tag, index)), 256);
-        bytes32[] memory path = SlotBuilder.datasetPath(r.roots, index);
-        bytes memory proof;
-        try market.periodSeed(market.currentPeriod()) returns (bytes32 seed) {
-            proof = SlotBuilder.proveChallenge(tree, seed, slot, r.samples);
-        } catch {
+    /// One random action. Actions on a running request pick a running one, withdrawals an ended one;
+    /// with none of the kind the step opens a request (or, at the limit, moves time).
+    function _random(uint256 action, uint256 a, uint256 b) internal {
+        if (action == 0) {
+            if (!_open(a)) _advanceBlocks(1 + b % periodLength);
             return;
         }
-        uint256 before = token.balanceOf(host);
-        bool occupied = holder[slot] != address(0);
-        bool repair = market.getSlot(slot).state == SlotState.Repair;
-        vm.prank(host);
-        try market.fillSlot(r.id, index, r.roots[index], path, proof) {
-            if (occupied) filledTwice = true;
-            uint256 pulled = before - token.balanceOf(host);
-            collateralIn += pulled;
-            r.tokensIn += pulled;
-            holder[slot] = host;
-            holderSince[slot] = block.timestamp;
-            counts.fills += 1;
-            if (repair) counts.repairs += 1;
-        } catch {}
-    }
-
-    /// The hosts of the slots picked by `mask` prove, where a proof is due; the others stay silent.
-    function prove(uint256 reqSeed, uint256 mask) external {
-        ++calls;
-        if (reqs.length == 0) return;
-        Req storage r = reqs[reqSeed % reqs.length];
-        for (uint256 index; index < r.slots; ++index) {
-            if ((mask >> index) & 1 == 0) continue;
-            bytes32 slot = Challenges.slotId(r.id, index);
-            if (!market.isProofRequired(slot)) continue;
-            SlotBuilder.Slot memory tree = SlotBuilder.build(keccak256(abi.encode(r.tag, index)), 256);
-            bytes memory proof =
-                SlotBuilder.proveChallenge(tree, market.periodSeed(market.currentPeriod()), slot, r.samples);
-            vm.prank(holder[slot]);
-            market.submitProof(slot, proof); // must succeed: it was due and the proof is honest
-            counts.proofs += 1;
+        if (action >= 19 && action <= 22) {
+            uint256 e = _findEnded(a);
+            if (e == 0) {
+                _advanceTime(1 + b % 600);
+            } else if (action <= 20) {
+                _withdrawHost(reqs[e - 1], b % reqs[e - 1].slots);
+            } else if (action == 21) {
+                _withdrawWrong(b);
+            } else {
+                _withdrawRenter(reqs[e - 1]);
+            }
+            return;
+        }
+        if (action == 23) {
+            _withdrawReward(b);
+            return;
+        }
+        if (action >= 15 && action <= 17) {
+            if (action == 17) _advanceTime(1 + b % 300);
+            else _advanceBlocks(1 + b % (2 * periodLength));
+            return;
+        }
+        if (action == 18) {
+            // Jump to the end of a started request only: a jump past a New one's expiry cancels it,
+            // which time does often enough.
+            uint256 started = _findRunning(a, RequestState.Started);
+            if (started != 0) _finish(reqs[started - 1]);
+            else _towardStart(a);
+            return;
+        }
+        uint256 i = _findRunning(a, RequestState.None);
+        if (i == 0) {
+            if (!_open(a)) _advanceBlocks(1 + b % periodLength);
+            return;
+        }
+        Req storage r = reqs[i - 1];
+        if (action <= 4) {
+            // Mostly toward a start (the New request closest to it), else any open slot of `r`.
+            if (action <= 2 && _findRunning(a, RequestState.New) != 0) _towardStart(a);
+            else if (!_fillOpen(r, b)) _fillRandom(r, b);
+        } else if (action == 5) {
+            _fillRandom(r, b);
+        } else if (action <= 9) {
+            _prove(r, b);
+        } else if (action <= 11) {
+            _neglect(r, uint256(1) << (b % r.slots), b >> 8);
+        } else if (action == 12) {
+            _neglect(r, type(uint256).max, b >> 8);
+        } else if (action == 13) {
+            _falseReport(r, b);
+        } else {
+            _extend(r, b);
         }
     }
 
-    /// A reporter marks every slot of a request whose proof of the last (or the one before) period is
-    /// missing.
-    function markMissing(uint256 reqSeed, uint256 reporterSeed, uint256 back) external {
-        ++calls;
-        if (reqs.length == 0) return;
-        Req storage r = reqs[reqSeed % reqs.length];
-        uint256 period = market.currentPeriod() - 1 - back % 2;
-        address reporter = reporters[reporterSeed % 2];
-        for (uint256 index; index < r.slots; ++index) {
-            bytes32 slot = Challenges.slotId(r.id, index);
-            uint256 rewardBefore = market.rewardOf(reporter);
-            address host = holder[slot];
-            vm.prank(reporter);
-            try market.markProofMissing(slot, period) {
-                r.rewards += market.rewardOf(reporter) - rewardBefore;
-                counts.marks += 1;
-                if (market.getSlot(slot).host == address(0)) {
-                    wasEvicted[slot][host] = true;
-                    holder[slot] = address(0);
-                    counts.evictions += 1;
+    /// Index (1-based, 0 if none) of an ended request, starting the search at `from`.
+    function _findEnded(uint256 from) internal view returns (uint256) {
+        uint256 n = reqs.length;
+        for (uint256 k; k < n; ++k) {
+            uint256 i = (from + k) % n;
+            if (_ended(reqs[i])) return i + 1;
+        }
+        return 0;
+    }
+
+    /// Fills a Free or Repair slot of `r` (from slot `seed` on) by a host never evicted from it.
+    function _fillOpen(Req storage r, uint256 seed) internal returns (bool) {
+        for (uint256 k; k < r.slots; ++k) {
+            uint256 index = (seed + k) % r.slots;
+            bytes32 slot = _slot(r, index);
+            SlotState s = market.slotState(slot);
+            if (s != SlotState.Free && s != SlotState.Repair) continue;
+            address host = _freshHost(slot, seed >> 8);
+            if (host == address(0)) continue;
+            _fill(r, index, host);
+            return true;
+        }
+        return false;
+    }
+
+    // ------------------------------------------------------------------ pushing toward coverage
+
+    /// Takes one action toward the first count of this run that is still zero; false if all are
+    /// reached (the step is then random).
+    function _push(uint256 a, uint256 b) internal returns (bool) {
+        Counts storage c = counts;
+        if (c.requests == 0) return _openOrMakeRoom(a);
+        if (c.fills == 0) return _towardFill(a, false);
+        if (c.proofs == 0) return _towardProof(a);
+        if (c.evictions == 0 || c.marks == 0) return _towardEviction(a, true);
+        if (c.repairs == 0) return _towardRepair(a);
+        if (c.extensions == 0) return _towardExtension(a, b);
+        if (c.failures == 0) return _towardFailure(a);
+        if (c.cancellations == 0) return _towardEnd(a, RequestState.New);
+        if (c.finishes == 0) return _towardEnd(a, RequestState.Started);
+        if (c.repairedHostWithdrawals == 0 || c.hostWithdrawals == 0) return _towardHostWithdrawal(a);
+        if (c.renterWithdrawals == 0) return _towardRenterWithdrawal(a);
+        if (c.rewardWithdrawals == 0) return _towardRewardWithdrawal(a, b);
+        if (c.refusedFills == 0) return _towardRefusedFill(a);
+        if (c.refusedReports == 0) return _towardRefusedReport(a, b);
+        if (c.refusedWithdrawals == 0) return _towardRefusedWithdrawal(a);
+        return false;
+    }
+
+    /// Opens a request; if three are running already, jumps to the end of one instead. False only
+    /// once the run has opened all its requests.
+    function _openOrMakeRoom(uint256 a) internal returns (bool) {
+        if (_open(a)) return true;
+        uint256 i = _findRunning(a, RequestState.None);
+        if (reqs.length >= MAX_REQUESTS || i == 0) return false;
+        _finish(reqs[i - 1]);
+        return true;
+    }
+
+    /// Index (1-based, 0 if none) of a running request in state `want` (None: either), starting the
+    /// search at `from`.
+    function _findRunning(uint256 from, RequestState want) internal view returns (uint256) {
+        uint256 n = reqs.length;
+        for (uint256 k; k < n; ++k) {
+            uint256 i = (from + k) % n;
+            RequestState s = market.requestState(reqs[i].id);
+            if (s != RequestState.New && s != RequestState.Started) continue;
+            if (want == RequestState.None || s == want) return i + 1;
+        }
+        return 0;
+    }
+
+    /// Fills a free (or, with `repairOnly`, a Repair) slot of a running request; opens one if none.
+    function _towardFill(uint256 a, bool repairOnly) internal returns (bool) {
+        uint256 n = reqs.length;
+        for (uint256 k; k < n; ++k) {
+            Req storage r = reqs[(a + k) % n];
+            if (!_running(r)) continue;
+            for (uint256 i; i < r.slots; ++i) {
+                SlotState s = market.slotState(_slot(r, i));
+                if (s == SlotState.Repair || (!repairOnly && s == SlotState.Free)) {
+                    address host = _freshHost(_slot(r, i), a >> 8);
+                    if (host != address(0)) {
+                        _fill(r, i, host);
+                        return true;
+                    }
                 }
-            } catch {}
+            }
         }
+        return _openOrMakeRoom(a);
     }
 
-    /// The hosts of a request stay silent for a whole period; an auditor marks them right after.
-    function neglectPeriod(uint256 reqSeed, uint256 reporterSeed) external {
-        uint256 next = (block.number / PERIOD + 1) * PERIOD;
-        vm.warp(block.timestamp + 12 * (next - block.number));
-        vm.roll(next);
-        this.markMissing(reqSeed, reporterSeed, 0);
-    }
-
-    function advance(uint256 blocks) external {
-        ++calls;
-        blocks = 1 + blocks % (3 * PERIOD);
-        vm.roll(block.number + blocks);
-        vm.warp(block.timestamp + 12 * blocks);
-    }
-
-    function advanceTime(uint256 secs) external {
-        ++calls;
-        secs = 1 + secs % 600;
-        vm.warp(block.timestamp + secs);
-        vm.roll(block.number + 1 + secs / 12);
-    }
-
-    /// For every slot of a request, its host or (by `hostSeed`) any host, evicted ones included,
-    /// tries to withdraw.
-    function withdrawHost(uint256 reqSeed, uint256 hostSeed) external {
-        ++calls;
-        if (reqs.length == 0) return;
-        Req storage r = reqs[reqSeed % reqs.length];
-        for (uint256 index; index < r.slots; ++index) {
-            bytes32 slot = Challenges.slotId(r.id, index);
-            address host = (hostSeed >> index) % 2 == 0
-                ? market.getSlot(slot).host
-                : hosts[(hostSeed >> 8) % hosts.length];
-            if (host != address(0)) _withdrawHost(r, slot, host);
+    function _towardProof(uint256 a) internal returns (bool) {
+        uint256 i = _findRunning(a, RequestState.None);
+        if (i == 0) return _towardFill(a, false);
+        Req storage r = reqs[i - 1];
+        if (market.getRequest(r.id).filledSlots == 0) return _towardFill(a, false);
+        for (uint256 j; j < r.slots; ++j) {
+            if (market.isProofRequired(_slot(r, j))) {
+                _prove(r, type(uint256).max);
+                return true;
+            }
         }
+        _nextPeriod();
+        return true;
     }
 
-    function _withdrawHost(Req storage r, bytes32 slot, address host) internal {
-        RequestInfo memory info = market.getRequest(r.id);
-        uint256 before = token.balanceOf(host);
-        vm.prank(host);
-        try market.withdrawSlot(slot) {
-            uint256 paid = token.balanceOf(host) - before;
-            if (wasEvicted[slot][host] && holder[slot] != host) paidAfterEviction = true;
-            // Pay may cover at most the time since this host's fill, plus its full collateral.
-            info = market.getRequest(r.id);
-            uint256 cap = info.params.pricePerBytePerSecond * info.params.slotSize
-                * (info.endedAt - holderSince[slot]) + market.slotCollateral(r.id);
-            if (paid > cap) overpaid = true;
-            payouts += paid;
-            r.tokensOut += paid;
-            counts.hostWithdrawals += 1;
-        } catch {}
+    /// Neglects one filled slot, preferring one already marked and one whose eviction leaves the
+    /// request running (so that it can be repaired).
+    function _towardEviction(uint256 a, bool keepRunning) internal returns (bool) {
+        uint256 n = reqs.length;
+        uint256 best;
+        uint256 bestScore;
+        for (uint256 k; k < n; ++k) {
+            uint256 ri = (a + k) % n;
+            Req storage r = reqs[ri];
+            if (!_running(r)) continue;
+            RequestInfo memory info = market.getRequest(r.id);
+            bool survives = info.state == RequestState.New
+                || uint256(r.slots) - info.filledSlots + 1 <= info.params.maxSlotLoss;
+            for (uint256 i; i < r.slots; ++i) {
+                bytes32 slot = _slot(r, i);
+                if (holder[slot] == address(0)) continue;
+                uint256 score = 1 + holderMisses[slot] * 2 + (survives || !keepRunning ? 4 : 0);
+                if (score > bestScore) {
+                    bestScore = score;
+                    best = (ri << 8) | (i + 1);
+                }
+            }
+        }
+        if (best == 0) return _towardFill(a, false);
+        Req storage target = reqs[best >> 8];
+        _neglect(target, uint256(1) << ((best & 0xff) - 1), a >> 16);
+        return true;
     }
 
-    function withdrawRenter(uint256 reqSeed) external {
-        ++calls;
-        if (reqs.length == 0) return;
-        Req storage r = reqs[reqSeed % reqs.length];
-        address renter = market.getRequest(r.id).renter;
-        uint256 before = token.balanceOf(renter);
-        vm.prank(renter);
-        try market.withdrawRequest(r.id) {
-            uint256 paid = token.balanceOf(renter) - before;
-            payouts += paid;
-            r.tokensOut += paid;
-            counts.renterWithdrawals += 1;
-        } catch {}
+    function _towardRepair(uint256 a) internal returns (bool) {
+        for (uint256 k; k < reqs.length; ++k) {
+            Req storage r = reqs[k];
+            if (!_running(r)) continue;
+            for (uint256 i; i < r.slots; ++i) {
+                if (market.slotState(_slot(r, i)) == SlotState.Repair) return _towardFill(k, true);
+            }
+        }
+        return _towardEviction(a, true);
     }
 
-    function withdrawReward(uint256 reporterSeed) external {
-        ++calls;
-        address reporter = reporters[reporterSeed % 2];
-        uint256 before = token.balanceOf(reporter);
-        vm.prank(reporter);
-        try market.withdrawReward() {
-            payouts += token.balanceOf(reporter) - before;
-            counts.rewardWithdrawals += 1;
-        } catch {}
+    function _towardExtension(uint256 a, uint256 b) internal returns (bool) {
+        uint256 i = _findRunning(a, RequestState.None);
+        if (i == 0) return _openOrMakeRoom(a);
+        _extend(reqs[i - 1], b);
+        return true;
+    }
+
+    /// Neglects every slot of a started request; fills toward a start if none has started.
+    function _towardFailure(uint256 a) internal returns (bool) {
+        uint256 i = _findRunning(a, RequestState.Started);
+        if (i == 0) return _towardStart(a);
+        _neglect(reqs[i - 1], type(uint256).max, a >> 8);
+        return true;
+    }
+
+    /// Fills a free slot of the New request closest to starting; opens one if none.
+    function _towardStart(uint256 a) internal returns (bool) {
+        uint256 best;
+        uint256 bestFilled;
+        for (uint256 k; k < reqs.length; ++k) {
+            if (market.requestState(reqs[k].id) != RequestState.New) continue;
+            uint256 filled = market.getRequest(reqs[k].id).filledSlots + 1;
+            if (filled > bestFilled) {
+                bestFilled = filled;
+                best = k + 1;
+            }
+        }
+        if (best == 0) return _openOrMakeRoom(a);
+        Req storage r = reqs[best - 1];
+        for (uint256 i; i < r.slots; ++i) {
+            bytes32 slot = _slot(r, i);
+            SlotState s = market.slotState(slot);
+            if (s != SlotState.Free && s != SlotState.Repair) continue;
+            address host = _freshHost(slot, a >> 8);
+            if (host != address(0)) {
+                _fill(r, i, host);
+                return true;
+            }
+        }
+        return _openOrMakeRoom(a);
+    }
+
+    /// Jumps to the end of a running request in state `want` (New: past its expiry, Started: its end).
+    function _towardEnd(uint256 a, RequestState want) internal returns (bool) {
+        uint256 i = _findRunning(a, want);
+        if (i != 0) {
+            _finish(reqs[i - 1]);
+            return true;
+        }
+        if (want == RequestState.Started) return _towardStart(a);
+        return _openOrMakeRoom(a);
+    }
+
+    function _towardHostWithdrawal(uint256 a) internal returns (bool) {
+        bool wantRepaired = counts.repairedHostWithdrawals == 0;
+        for (uint256 k; k < reqs.length; ++k) {
+            Req storage r = reqs[(a + k) % reqs.length];
+            bool ended = _ended(r);
+            for (uint256 i; i < r.slots; ++i) {
+                bytes32 slot = _slot(r, i);
+                if (holder[slot] == address(0) || market.slotState(slot) == SlotState.Paid) continue;
+                if (wantRepaired && !holderRepaired[slot]) continue;
+                if (ended) {
+                    _withdrawHost(r, i);
+                } else {
+                    _finish(r);
+                }
+                return true;
+            }
+        }
+        return wantRepaired ? _towardRepair(a) : _towardFill(a, false);
+    }
+
+    function _towardRenterWithdrawal(uint256 a) internal returns (bool) {
+        for (uint256 k; k < reqs.length; ++k) {
+            Req storage r = reqs[(a + k) % reqs.length];
+            if (market.getRequest(r.id).renterWithdrawn) continue;
+            if (_ended(r)) _withdrawRenter(r);
+            else _finish(r);
+            return true;
+        }
+        return _openOrMakeRoom(a);
+    }
+
+    function _towardRewardWithdrawal(uint256 a, uint256 b) internal returns (bool) {
+        for (uint256 k; k < reporters.length; ++k) {
+            if (market.rewardOf(reporters[k]) != 0) {
+                _withdrawReward(k);
+                return true;
+            }
+        }
+        return _towardEviction(a ^ b, false);
+    }
+
+    function _towardRefusedFill(uint256 a) internal returns (bool) {
+        for (uint256 k; k < reqs.length; ++k) {
+            Req storage r = reqs[(a + k) % reqs.length];
+            if (!_running(r)) continue;
+            for (uint256 i; i < r.slots; ++i) {
+                bytes32 slot = _slot(r, i);
+                if (holder[slot] != address(0)) {
+                    _fill(r, i, _otherHost(holder[slot], a >> 8));
+                    return true;
+                }
+            }
+        }
+        return _towardFill(a, false);
+    }
+
+    function _towardRefusedReport(uint256 a, uint256 b) internal returns (bool) {
+        for (uint256 k; k < reqs.length; ++k) {
+            Req storage r = reqs[(a + k) % reqs.length];
+            if (!_running(r)) continue;
+            for (uint256 i; i < r.slots; ++i) {
+                if (holder[_slot(r, i)] != address(0)) {
+                    _falseReport(r, i + r.slots * (b >> 8));
+                    return true;
+                }
+            }
+        }
+        return _towardFill(a, false);
+    }
+
+    function _towardRefusedWithdrawal(uint256 a) internal returns (bool) {
+        if (evictions.length == 0) return _towardEviction(a, false);
+        _withdrawWrong(a);
+        return true;
     }
 }

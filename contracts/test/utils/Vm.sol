@@ -13,6 +13,8 @@ interface Vm {
     function assertEq(bool left, bool right, string calldata error) external pure;
     function assertEq(uint256 left, uint256 right) external pure;
     function assertEq(uint256 left, uint256 right, string calldata error) external pure;
+    function assertEq(int256 left, int256 right) external pure;
+    function assertEq(int256 left, int256 right, string calldata error) external pure;
     function assertEq(address left, address right) external pure;
     function assertEq(address left, address right, string calldata error) external pure;
     function assertEq(bytes32 left, bytes32 right) external pure;
@@ -28,12 +30,14 @@ interface Vm {
     function assertLt(uint256 left, uint256 right, string calldata error) external pure;
     function assertGe(uint256 left, uint256 right) external pure;
     function assertGt(uint256 left, uint256 right) external pure;
+    function assertGt(uint256 left, uint256 right, string calldata error) external pure;
 
     // environment
     function prank(address sender) external;
     function startPrank(address sender) external;
     function stopPrank() external;
     function roll(uint256 newHeight) external;
+    function cool(address target) external;
     function warp(uint256 newTimestamp) external;
     function setBlockhash(uint256 blockNumber, bytes32 blockHash) external;
     function etch(address target, bytes calldata newRuntimeBytecode) external;
