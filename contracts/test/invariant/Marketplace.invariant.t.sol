@@ -28,7 +28,9 @@ contract MarketplaceInvariantTest {
                 maxMissed: 2,
                 slashBps: 2000,
                 reporterRewardBps: 2500,
-                repairRewardBps: 1500
+                repairRewardBps: 1500,
+                compactVerifierSmall: address(0),
+                compactVerifierLarge: address(0)
             })
         );
         handler = new MarketplaceHandler(market, token);

@@ -139,7 +139,8 @@ contract MarketplaceHandler {
             slots: slots,
             maxSlotLoss: uint16((seed >> 48) % slots),
             samples: uint16(1 + (seed >> 56) % 3),
-            scheme: ProofScheme.Direct
+            scheme: ProofScheme.Direct,
+            compactRoot: bytes32(0)
         });
         bytes32[] memory roots = new bytes32[](slots);
         for (uint256 i; i < slots; ++i) {
