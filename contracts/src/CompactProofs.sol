@@ -32,7 +32,8 @@ contract CompactProofs is MarketplaceStorage {
         _periodLength = cfg.periodLength;
         (uint256 smallSlots, uint256 smallSamples) = _shape(cfg.compactVerifierSmall);
         (uint256 largeSlots, uint256 largeSamples) = _shape(cfg.compactVerifierLarge);
-        if (smallSlots != 0 && largeSlots != 0 && (smallSamples != largeSamples || smallSlots >= largeSlots)) {
+        if (smallSlots != 0 && largeSlots != 0 && (smallSamples != largeSamples || smallSlots >= largeSlots))
+        {
             revert IMarketplace.InvalidCompactVerifiers();
         }
         _verifierSmall = ICompactVerifier(cfg.compactVerifierSmall);

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 pragma solidity 0.8.34;
 
+import {CompactProofs} from "./CompactProofs.sol";
 import {HostRegistry} from "./HostRegistry.sol";
 import {IMarketplace} from "./IMarketplace.sol";
+import {MarketplaceStorage} from "./MarketplaceStorage.sol";
 import {
     MarketplaceConfig,
     ProofScheme,
@@ -18,8 +20,6 @@ import {DatasetTree} from "./libraries/DatasetTree.sol";
 import {DirectVerifier} from "./libraries/DirectVerifier.sol";
 import {Periods} from "./libraries/Periods.sol";
 import {IRandomness} from "./randomness/IRandomness.sol";
-import {CompactProofs} from "./CompactProofs.sol";
-import {MarketplaceStorage} from "./MarketplaceStorage.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
@@ -56,7 +56,6 @@ contract Marketplace is MarketplaceStorage, HostRegistry, ReentrancyGuardTransie
     uint256 public constant BPS = 10_000;
     /// @notice Most cells a compact slot may have (2^22 = 1 GiB): the circuits' tree depth.
     uint256 public constant COMPACT_MAX_CELL_COUNT = 1 << 22;
-
 
     // ------------------------------------------------------------------ configuration
 
@@ -158,8 +157,9 @@ contract Marketplace is MarketplaceStorage, HostRegistry, ReentrancyGuardTransie
         bytes32[] calldata rootPath,
         bytes calldata proof
     ) external nonReentrant {
-        (bytes32 id, uint256 period, bool repair) =
-            _checkFill(requestId, slotIndex, slotRoot, rootPath, proof, ProofScheme.Direct);
+        (bytes32 id, uint256 period, bool repair) = _checkFill(
+            requestId, slotIndex, slotRoot, rootPath, proof, ProofScheme.Direct
+        );
         uint256 collateral = _occupy(requestId, id, slotRoot, period, repair);
 
         _token.safeTransferFrom(msg.sender, address(this), collateral);
@@ -175,8 +175,9 @@ contract Marketplace is MarketplaceStorage, HostRegistry, ReentrancyGuardTransie
         bytes32 commitment,
         bytes32[] calldata commitmentPath
     ) external nonReentrant {
-        (bytes32 id, uint256 period, bool repair) =
-            _checkFill(requestId, slotIndex, slotRoot, rootPath, proof, ProofScheme.Compact);
+        (bytes32 id, uint256 period, bool repair) = _checkFill(
+            requestId, slotIndex, slotRoot, rootPath, proof, ProofScheme.Compact
+        );
         Request storage r = _requests[requestId];
         if (commitment == bytes32(0) || uint256(commitment) >= SNARK_FIELD) revert InvalidCommitment();
         if (!DatasetTree.verify(r.params.compactRoot, r.slots, slotIndex, commitment, commitmentPath)) {

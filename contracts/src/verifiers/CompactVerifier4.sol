@@ -11,11 +11,9 @@ import {ICompactVerifier} from "./ICompactVerifier.sol";
 /// padding position and costs no scalar multiplication. Verifying key hash 0x54aeb1e6775d502cc33714423daa0c53f61459937c6a8901d6535b548f4504d6.
 contract CompactVerifier4 is ICompactVerifier {
     /// @dev Base field modulus of BN254.
-    uint256 internal constant Q =
-        21888242871839275222246405745257275088696311157297823662689037894645226208583;
+    uint256 internal constant Q = 21888242871839275222246405745257275088696311157297823662689037894645226208583;
     /// @dev Scalar field modulus of BN254.
-    uint256 internal constant R =
-        21888242871839275222246405745257275088548364400416034343698204186575808495617;
+    uint256 internal constant R = 21888242871839275222246405745257275088548364400416034343698204186575808495617;
 
     /// @inheritdoc ICompactVerifier
     function slots() external pure returns (uint256) {
@@ -33,11 +31,7 @@ contract CompactVerifier4 is ICompactVerifier {
     }
 
     /// @inheritdoc ICompactVerifier
-    function verifyProof(uint256[8] calldata proof, uint256[] calldata input)
-        external
-        view
-        returns (bool valid)
-    {
+    function verifyProof(uint256[8] calldata proof, uint256[] calldata input) external view returns (bool valid) {
         if (input.length != 5) revert InputCount(input.length, 5);
         for (uint256 i; i < 8; ++i) {
             if (proof[i] >= Q) revert MalformedProof();
@@ -60,9 +54,7 @@ contract CompactVerifier4 is ICompactVerifier {
                 mstore(add(m, 0x40), 0x0d0e06ed35deae010fdbe81745ea1a62c83a32e19f5f60a3c7219a1d549da072)
                 mstore(add(m, 0x60), 0x09e5494d92c1f5bd03a53610b56a332da1d96a717ea61b77dda8a90ff32d7545)
                 mstore(add(m, 0x80), x)
-                if iszero(staticcall(gas(), 0x07, add(m, 0x40), 0x60, add(m, 0x40), 0x40)) {
-                    fail(malformed)
-                }
+                if iszero(staticcall(gas(), 0x07, add(m, 0x40), 0x60, add(m, 0x40), 0x40)) { fail(malformed) }
                 if iszero(staticcall(gas(), 0x06, m, 0x80, m, 0x40)) { fail(malformed) }
             }
             x := calldataload(add(input.offset, 32))
@@ -71,9 +63,7 @@ contract CompactVerifier4 is ICompactVerifier {
                 mstore(add(m, 0x40), 0x041fb03aa40d5fc6f87c6fc92123af17349043fe160364d01867ea9ed99a77f2)
                 mstore(add(m, 0x60), 0x0efe42f24737da5e47287633f8833172b6dff1e2dd44c81c02c0fd11348dac50)
                 mstore(add(m, 0x80), x)
-                if iszero(staticcall(gas(), 0x07, add(m, 0x40), 0x60, add(m, 0x40), 0x40)) {
-                    fail(malformed)
-                }
+                if iszero(staticcall(gas(), 0x07, add(m, 0x40), 0x60, add(m, 0x40), 0x40)) { fail(malformed) }
                 if iszero(staticcall(gas(), 0x06, m, 0x80, m, 0x40)) { fail(malformed) }
             }
             x := calldataload(add(input.offset, 64))
@@ -82,9 +72,7 @@ contract CompactVerifier4 is ICompactVerifier {
                 mstore(add(m, 0x40), 0x1e929089560d810253a92ce0089a1002040e14215b8b78113c9d707f7aac53ae)
                 mstore(add(m, 0x60), 0x29d50c0ab3b649c780d44862fdc65aa913e18a022f3b6389ab70362561b44981)
                 mstore(add(m, 0x80), x)
-                if iszero(staticcall(gas(), 0x07, add(m, 0x40), 0x60, add(m, 0x40), 0x40)) {
-                    fail(malformed)
-                }
+                if iszero(staticcall(gas(), 0x07, add(m, 0x40), 0x60, add(m, 0x40), 0x40)) { fail(malformed) }
                 if iszero(staticcall(gas(), 0x06, m, 0x80, m, 0x40)) { fail(malformed) }
             }
             x := calldataload(add(input.offset, 96))
@@ -93,9 +81,7 @@ contract CompactVerifier4 is ICompactVerifier {
                 mstore(add(m, 0x40), 0x17ec90f16407bd7c553d7a35bac37d857d1efdd493623de5cc7d2b758d44ab05)
                 mstore(add(m, 0x60), 0x16db700e7794a5bddc1a3c804cce685f15ee6b9591a63976fbb5864f5e7a479f)
                 mstore(add(m, 0x80), x)
-                if iszero(staticcall(gas(), 0x07, add(m, 0x40), 0x60, add(m, 0x40), 0x40)) {
-                    fail(malformed)
-                }
+                if iszero(staticcall(gas(), 0x07, add(m, 0x40), 0x60, add(m, 0x40), 0x40)) { fail(malformed) }
                 if iszero(staticcall(gas(), 0x06, m, 0x80, m, 0x40)) { fail(malformed) }
             }
             x := calldataload(add(input.offset, 128))
@@ -104,9 +90,7 @@ contract CompactVerifier4 is ICompactVerifier {
                 mstore(add(m, 0x40), 0x111c13f7456ca991d44994e4e628710f82046c107e90b969551da59b821cc416)
                 mstore(add(m, 0x60), 0x2b50e2ee03003428d43ac99e4e8b181db8fb9f52bf1763316ae70cb4d0b67b71)
                 mstore(add(m, 0x80), x)
-                if iszero(staticcall(gas(), 0x07, add(m, 0x40), 0x60, add(m, 0x40), 0x40)) {
-                    fail(malformed)
-                }
+                if iszero(staticcall(gas(), 0x07, add(m, 0x40), 0x60, add(m, 0x40), 0x40)) { fail(malformed) }
                 if iszero(staticcall(gas(), 0x06, m, 0x80, m, 0x40)) { fail(malformed) }
             }
 
