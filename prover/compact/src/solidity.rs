@@ -101,6 +101,14 @@ contract {name} is ICompactVerifier {{
                 mstore(0, selector)
                 revert(0, 4)
             }}
+            // A and C on y^2 = x^3 + 3 (or the point at infinity), so that garbage is refused here
+            // rather than by the pairing precompile, which burns all the gas it was given. B is
+            // left to the precompile (it checks the twist and the subgroup).
+            function onCurve(x, y) -> ok {{
+                ok := or(and(iszero(x), iszero(y)), eq(mulmod(y, y, Q), addmod(mulmod(x, mulmod(x, x, Q), Q), 3, Q)))
+            }}
+            if iszero(and(onCurve(calldataload(proof), calldataload(add(proof, 0x20))),
+                onCurve(calldataload(add(proof, 0xc0)), calldataload(add(proof, 0xe0))))) {{ fail(malformed) }}
             let m := mload(0x40)
             // vk_x = IC_0 + sum of x_i * IC_i, at m.
             mstore(m, {ic0_x})
