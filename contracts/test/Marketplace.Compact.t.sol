@@ -222,7 +222,7 @@ contract MarketplaceCompactTest is CompactFixture {
             abi.encodeWithSelector(IMarketplace.BatchTooLarge.selector, 5, 4)
         );
         expectSubmitRevert(
-            host1, new bytes32[](0), batch("valid, 4 slots").proof, err(IMarketplace.EmptyBatch.selector)
+            host1, new bytes32[](0), batch("valid, 4 slots").proof, errorOf(IMarketplace.EmptyBatch.selector)
         );
     }
 
@@ -267,13 +267,13 @@ contract MarketplaceCompactTest is CompactFixture {
         Batch memory b = batch("valid, 3 slots");
         uint256[8] memory bad = b.proof;
         (bad[0], bad[1]) = (1, 1); // not on y^2 = x^3 + 3
-        expectSubmitRevert(host1, ids(b), bad, err(IMarketplace.MalformedProof.selector));
+        expectSubmitRevert(host1, ids(b), bad, errorOf(IMarketplace.MalformedProof.selector));
         bad = b.proof;
         bad[7] = type(uint256).max; // not below the field modulus
-        expectSubmitRevert(host1, ids(b), bad, err(IMarketplace.MalformedProof.selector));
+        expectSubmitRevert(host1, ids(b), bad, errorOf(IMarketplace.MalformedProof.selector));
         bad = b.proof;
         bad[2] += 1; // B off the twist
-        expectSubmitRevert(host1, ids(b), bad, err(IMarketplace.MalformedProof.selector));
+        expectSubmitRevert(host1, ids(b), bad, errorOf(IMarketplace.MalformedProof.selector));
         _assertNothingRecorded();
     }
 

@@ -14,14 +14,14 @@ interface ICompactVerifier {
     error MalformedProof();
 
     /// @notice Slots per proof (S).
-    function slots() external pure returns (uint256);
+    function slots() external view returns (uint256);
 
     /// @notice Samples per slot (s).
-    function samples() external pure returns (uint256);
+    function samples() external view returns (uint256);
 
     /// @notice SHA-256 of the verifying key's EVM words (alpha, beta, gamma, delta, IC_0..IC_S):
     /// compare it with the hash of the key a node proves with.
-    function verifyingKeyHash() external pure returns (bytes32);
+    function verifyingKeyHash() external view returns (bytes32);
 
     /// @notice Whether `proof` (A, B, C as `[A.x, A.y, B.x1, B.x0, B.y1, B.y0, C.x, C.y]`) proves the
     /// statement with public inputs `input = [x0, c_1, ..., c_S]`. Reverts on malformed input.

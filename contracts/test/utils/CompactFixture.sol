@@ -178,7 +178,7 @@ abstract contract CompactFixture {
         market.submitCompactProof(period, slots, proof);
     }
 
-    function err(bytes4 selector) internal pure returns (bytes memory) {
+    function errorOf(bytes4 selector) internal pure returns (bytes memory) {
         return abi.encodeWithSelector(selector);
     }
 
