@@ -3,7 +3,8 @@
 //! ```text
 //! cargo bench -p hoard-compact --bench compact -- commit      # Poseidon commitment of a 1 GiB slot
 //! cargo bench -p hoard-compact --bench compact -- prove [S]   # one proof of S (4 or 32) 1 GiB slots
-//! cargo bench -p hoard-compact --bench compact -- gas OUT     # S = 32 vectors for script/gas-anvil.sh
+//! cargo bench -p hoard-compact --bench compact -- gas OUT     # S = 32 vectors for script/gas-anvil-compact.sh
+//! cargo bench -p hoard-compact --bench compact -- verifier    # CompactVerifier32.sol from the cached keys
 //! ```
 //!
 //! Keys come from the devnet seed through the cache in `$HOARD_KEY_CACHE` (default
@@ -83,7 +84,7 @@ fn commit() {
         }
         b.push_blocks(&buf).expect("whole blocks");
         done += BATCH as u64;
-        if done % 2048 == 0 {
+        if done.is_multiple_of(2048) {
             eprintln!(
                 "  {done}/{blocks} blocks, {:.0} s",
                 start.elapsed().as_secs_f64()
@@ -237,11 +238,7 @@ fn gas(out: &str) {
             "proof": proof.to_evm().iter().map(hex32).collect::<Vec<_>>() }],
     }});
     std::fs::write(out, serde_json::to_string_pretty(&v).expect("json")).expect("write");
-    let src = solidity::verifier_source(
-        shape,
-        keys.vk(),
-        "the devnet set-up seed (hoard_compact::DEVNET_SEED): anyone who knows it can forge proofs",
-    );
+    let src = solidity::verifier_source(shape, keys.vk(), solidity::DEVNET_ORIGIN);
     println!("gas: wrote {out}; verifier {} bytes of source", src.len());
 }
 

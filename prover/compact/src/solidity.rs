@@ -15,6 +15,10 @@ use crate::{
     proof::{g1_words, g2_words, verifying_key_hash},
 };
 
+/// The origin the committed verifiers name: the devnet set-up.
+pub const DEVNET_ORIGIN: &str =
+    "the devnet set-up seed (hoard_compact::DEVNET_SEED): anyone who knows it can forge proofs";
+
 /// The contract name of a shape's verifier, e.g. `CompactVerifier4`.
 pub fn contract_name(shape: Shape) -> String {
     format!("CompactVerifier{}", shape.slots)

@@ -15,11 +15,7 @@ fn check(shape: Shape, keys: &Keys) {
         "{}/../../contracts/src/verifiers/{name}.sol",
         env!("CARGO_MANIFEST_DIR")
     );
-    let fresh = solidity::verifier_source(
-        shape,
-        keys.vk(),
-        "the devnet set-up seed (hoard_compact::DEVNET_SEED): anyone who knows it can forge proofs",
-    );
+    let fresh = solidity::verifier_source(shape, keys.vk(), solidity::DEVNET_ORIGIN);
     if std::env::var_os("UPDATE_VERIFIERS").is_some() {
         std::fs::write(&path, &fresh).expect("write the verifier");
         return;
