@@ -2,8 +2,8 @@
 //! `contracts/src/verifiers/CompactVerifier*.sol` differs from a fresh set-up from the published
 //! seed. `UPDATE_VERIFIERS=1` rewrites them.
 //!
-//! The large circuit's set-up takes about a minute and 4 GiB, so its check is `#[ignore]`d in the
-//! default run; CI runs it with `--include-ignored` (see scripts/test).
+//! The large circuit's set-up takes minutes and about 4 GiB, so its check is `#[ignore]`d and not
+//! in CI's run: run it with `--include-ignored` whenever the circuit changes.
 
 mod common;
 
