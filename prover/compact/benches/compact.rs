@@ -1,7 +1,7 @@
 //! Figures of the compact scheme (docs/performance.md, "Compact proofs"):
 //!
 //! ```text
-//! cargo bench -p hoard-compact --bench compact -- commit      # Poseidon commitment of a 1 GiB slot
+//! cargo bench -p hoard-compact --bench compact -- commit [MiB] # Poseidon commitment of a slot (1 GiB)
 //! cargo bench -p hoard-compact --bench compact -- prove [S]   # one proof of S (4 or 32) 1 GiB slots
 //! cargo bench -p hoard-compact --bench compact -- gas OUT     # S = 32 vectors for script/gas-anvil-compact.sh
 //! cargo bench -p hoard-compact --bench compact -- verifier    # CompactVerifier32.sol from the cached keys
@@ -71,9 +71,9 @@ fn shape(slots: usize) -> Shape {
     }
 }
 
-fn commit() {
+fn commit(mib: u64) {
     const BATCH: usize = 64; // 4 MiB of blocks in flight
-    let blocks = hoard_compact::MAX_BLOCKS;
+    let blocks = (mib * 16).clamp(BATCH as u64, hoard_compact::MAX_BLOCKS);
     let mut buf = vec![0u8; BATCH * BLOCK_SIZE];
     let mut b = CommitmentBuilder::new();
     let start = Instant::now();
@@ -94,8 +94,10 @@ fn commit() {
     let c = b.finish().expect("non-empty");
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "commit: 1 GiB slot ({blocks} blocks) in {secs:.1} s ({:.2} MiB/s) on {} threads; peak RSS {} MiB; commitment 0x{}",
-        1024.0 / secs,
+        "commit: {} MiB ({blocks} blocks) in {secs:.1} s ({:.3} MiB/s, {:.0} s per GiB) on {} threads; peak RSS {} MiB; commitment 0x{}",
+        blocks / 16,
+        blocks as f64 / 16.0 / secs,
+        secs * 16_384.0 / blocks as f64,
         rayon::current_num_threads(),
         peak_rss_mib(),
         hex::encode(fr_to_bytes(&c.value))
@@ -248,11 +250,22 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     match args.first().map(String::as_str) {
-        Some("commit") => commit(),
+        Some("commit") => commit(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1024)),
         Some("prove") => prove(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(4)),
         Some("gas") => gas(args
             .get(1)
             .map_or("target/compact-gas-32.json", String::as_str)),
+        Some("verifier") => {
+            // The S = 32 verifier from the cached devnet keys (the ignored test checks it fresh).
+            let keys = Keys::load_or_setup(Shape::LARGE, DEVNET_SEED, &cache()).expect("keys");
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../contracts/src/verifiers/CompactVerifier32.sol"
+            );
+            let src = solidity::verifier_source(Shape::LARGE, keys.vk(), solidity::DEVNET_ORIGIN);
+            std::fs::write(path, src).expect("write the verifier");
+            println!("verifier: wrote {path}");
+        }
         _ => {
             // `cargo bench` with no mode: the quick figures only.
             prove(4);
