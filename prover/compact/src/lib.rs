@@ -46,6 +46,6 @@ pub use proof::{
 };
 pub use statement::sample_indices;
 pub use tree::{
-    CommitmentBuilder, CompactSlotTree, MAX_BLOCKS, MAX_CELLS, SlotCommitment, TreeError,
-    block_root, block_roots,
+    CommitError, CommitmentBuilder, CompactSlotTree, MAX_BLOCKS, MAX_CELLS, SlotCommitment,
+    TreeError, block_root, block_roots, commit_reader,
 };

@@ -217,6 +217,61 @@ impl CommitmentBuilder {
     }
 }
 
+/// Why a slot read from a reader could not be committed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Reading the slot failed (or it ended early).
+    #[error("reading block {block} of the slot: {source}")]
+    Read {
+        /// The first block of the failed read.
+        block: u64,
+        /// The reader's error.
+        source: std::io::Error,
+    },
+    /// The tree could not be built.
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+}
+
+/// Blocks hashed per step of [`commit_reader`]: 4 MiB in flight, split over all cores.
+pub const COMMIT_BATCH_BLOCKS: usize = 64;
+
+/// Commits a slot of `blocks` blocks read in order from `reader`, hashing each batch of
+/// [`COMMIT_BATCH_BLOCKS`] blocks on all cores and calling `progress(blocks_done)` after each.
+/// Memory: one batch plus the block roots (32 bytes per block), which it returns for the host to
+/// keep ([`CompactSlotTree::from_block_roots`]).
+pub fn commit_reader(
+    mut reader: impl std::io::Read,
+    blocks: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<(SlotCommitment, Vec<Fr>), CommitError> {
+    if blocks > MAX_BLOCKS {
+        return Err(TreeError::TooManyBlocks(blocks).into());
+    }
+    let mut builder = CommitmentBuilder::new();
+    let mut roots = Vec::with_capacity(blocks as usize);
+    let mut buf = vec![0u8; COMMIT_BATCH_BLOCKS * BLOCK_SIZE];
+    let mut done = 0u64;
+    while done < blocks {
+        let n = (blocks - done).min(COMMIT_BATCH_BLOCKS as u64) as usize;
+        let chunk = &mut buf[..n * BLOCK_SIZE];
+        reader
+            .read_exact(chunk)
+            .map_err(|source| CommitError::Read {
+                block: done,
+                source,
+            })?;
+        let batch = block_roots(chunk)?;
+        for r in &batch {
+            builder.push_block_root(*r)?;
+        }
+        roots.extend(batch);
+        done += n as u64;
+        progress(done);
+    }
+    Ok((builder.finish()?, roots))
+}
+
 /// A slot's compact tree as a host keeps it: the block roots and every node above them.
 #[derive(Debug, Clone)]
 pub struct CompactSlotTree {
@@ -370,6 +425,25 @@ mod tests {
             }
             assert!(kept.block_path(n as u64).is_none());
         }
+    }
+
+    #[test]
+    fn commit_reader_streams_and_reports_progress() {
+        let blocks: Vec<_> = (0..65).map(|i| block(i as u8)).collect();
+        let mut bytes = Vec::new();
+        blocks.iter().for_each(|b| bytes.extend_from_slice(&b[..]));
+        let mut seen = Vec::new();
+        let (c, roots) = commit_reader(&bytes[..], 65, |d| seen.push(d)).expect("whole slot");
+        assert_eq!(seen, vec![64, 65]);
+        assert_eq!(c.root, reference_root(&blocks));
+        assert_eq!(
+            CompactSlotTree::from_block_roots(roots)
+                .expect("valid")
+                .commitment(),
+            &c
+        );
+        let short = commit_reader(&bytes[..BLOCK_SIZE], 2, |_| {});
+        assert!(matches!(short, Err(CommitError::Read { block: 0, .. })));
     }
 
     #[test]
