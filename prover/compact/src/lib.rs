@@ -24,6 +24,8 @@
 //!
 //! The statement, the encodings and the trust model are in `docs/protocol.md` ("Compact proofs").
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod circuit;
 pub mod encoding;
 pub mod gadget;
