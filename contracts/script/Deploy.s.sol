@@ -5,15 +5,21 @@ import {Marketplace} from "../src/Marketplace.sol";
 import {MarketplaceConfig} from "../src/MarketplaceTypes.sol";
 import {vm} from "../test/utils/Vm.sol";
 
-/// @notice Deploys the randomness source, the test token (unless TOKEN names an existing ERC-20)
-/// and the Marketplace, and writes their addresses and the configuration to a JSON file the node
-/// reads. Prefer script/deploy.sh, which also records the exact deployment block.
+/// @notice Deploys the randomness source, the test token (unless TOKEN names an existing ERC-20),
+/// the compact proof verifiers (unless COMPACT=false) and the Marketplace, and writes their
+/// addresses and the configuration to a JSON file the node reads. Prefer script/deploy.sh, which
+/// also records the exact deployment block.
+///
+/// The verifiers are the committed `src/verifiers/CompactVerifier{4,32}.sol`, generated from the
+/// devnet set-up: anyone who knows its published seed can forge compact proofs, so a deployment
+/// where money is at stake sets COMPACT=false or replaces them with a ceremony's verifiers
+/// (docs/protocol.md §9.5).
 ///
 ///   forge script script/Deploy.s.sol --rpc-url $RPC_URL --private-key $KEY --broadcast
 ///
 /// Settings (environment, with defaults): PERIOD_LENGTH=64 GRACE_BLOCKS=64 MAX_MISSED=3
 /// SLASH_BPS=1000 REPORTER_REWARD_BPS=2500 REPAIR_REWARD_BPS=1000 TOKEN=<deploy a test token>
-/// DEPLOYMENT_FILE=deployments/<chain id>.json (must lie under deployments/).
+/// COMPACT=true DEPLOYMENT_FILE=deployments/<chain id>.json (must lie under deployments/).
 contract Deploy {
     struct Deployment {
         address token;
@@ -32,11 +38,19 @@ contract Deploy {
         cfg.repairRewardBps = uint16(vm.envOr("REPAIR_REWARD_BPS", uint256(1000)));
     }
 
-    /// @notice Deploys with `cfg` (a zero token deploys the test token; the randomness is always new).
+    /// @notice Deploys with `cfg` (a zero token deploys the test token; the randomness is always new;
+    /// with no compact verifier given, the devnet's two are deployed unless COMPACT=false).
     /// Deploys from the compiled artifacts (vm.deployCode), so this script carries no bytecode itself.
     function deploy(MarketplaceConfig memory cfg) public returns (Deployment memory d) {
         if (cfg.token == address(0)) cfg.token = vm.deployCode("HoardTestToken.sol:HoardTestToken");
         cfg.randomness = vm.deployCode("BlockHashRandomness.sol:BlockHashRandomness");
+        if (
+            cfg.compactVerifierSmall == address(0) && cfg.compactVerifierLarge == address(0)
+                && vm.envOr("COMPACT", true)
+        ) {
+            cfg.compactVerifierSmall = vm.deployCode("CompactVerifier4.sol:CompactVerifier4");
+            cfg.compactVerifierLarge = vm.deployCode("CompactVerifier32.sol:CompactVerifier32");
+        }
         d.marketplace = vm.deployCode("Marketplace.sol:Marketplace", abi.encode(cfg));
         d.token = cfg.token;
         d.randomness = cfg.randomness;
@@ -60,6 +74,8 @@ contract Deploy {
         vm.serializeAddress(o, "marketplace", d.marketplace);
         vm.serializeAddress(o, "token", d.token);
         vm.serializeAddress(o, "randomness", d.randomness);
+        vm.serializeAddress(o, "compactVerifierSmall", d.config.compactVerifierSmall);
+        vm.serializeAddress(o, "compactVerifierLarge", d.config.compactVerifierLarge);
         vm.serializeUint(o, "deploymentBlock", deploymentBlock);
         vm.serializeUint(o, "periodLength", d.config.periodLength);
         vm.serializeUint(o, "graceBlocks", d.config.graceBlocks);

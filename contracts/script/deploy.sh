@@ -6,7 +6,7 @@
 #   script/deploy.sh --rpc-url URL [--private-key KEY] [--out FILE]
 #
 # The key may also come from $PRIVATE_KEY. Settings come from the environment (PERIOD_LENGTH,
-# GRACE_BLOCKS, MAX_MISSED, SLASH_BPS, REPORTER_REWARD_BPS, REPAIR_REWARD_BPS, TOKEN); see
+# GRACE_BLOCKS, MAX_MISSED, SLASH_BPS, REPORTER_REWARD_BPS, REPAIR_REWARD_BPS, TOKEN, COMPACT); see
 # script/Deploy.s.sol for the defaults. Default output: contracts/deployments/<chain id>.json.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,7 +44,8 @@ node -e '
   const [src, dst, block] = process.argv.slice(1);
   const d = JSON.parse(fs.readFileSync(src, "utf8"));
   d.deploymentBlock = Number(block);
-  const keys = ["chainId", "marketplace", "token", "randomness", "deploymentBlock", "periodLength",
+  const keys = ["chainId", "marketplace", "token", "randomness", "compactVerifierSmall",
+    "compactVerifierLarge", "deploymentBlock", "periodLength",
     "graceBlocks", "maxMissed", "slashBps", "reporterRewardBps", "repairRewardBps"];
   fs.writeFileSync(dst, JSON.stringify(Object.fromEntries(keys.map((k) => [k, d[k]])), null, 2) + "\n");
 ' "$tmp" "$out" "${block%% *}"

@@ -74,13 +74,18 @@ pub struct TestNode {
 impl Network {
     /// Starts anvil and deploys with `period_length` blocks per period.
     pub async fn start(period_length: u64) -> anyhow::Result<Self> {
-        let chain = LocalChain::start(1, None)?;
-        let keys = chain.keys();
-        let settings = DeploySettings {
+        Self::start_with(DeploySettings {
             period_length,
             grace_blocks: period_length,
             ..DeploySettings::default()
-        };
+        })
+        .await
+    }
+
+    /// Starts anvil and deploys with `settings`.
+    pub async fn start_with(settings: DeploySettings) -> anyhow::Result<Self> {
+        let chain = LocalChain::start(1, None)?;
+        let keys = chain.keys();
         let deployment =
             hoard_chain::devnet::deploy(&chain.rpc_url(), keys[0].clone(), settings).await?;
         let dir = tempfile::tempdir()?;
@@ -146,6 +151,9 @@ impl Network {
         c.chain.receipt_timeout_secs = 6;
         c.host.fill_backoff_secs = 3;
         c.host.deadline_margin_blocks = 3;
+        // The small circuit only (seconds per proof), its keys generated once for every test.
+        c.compact.keys_dir = Some(compact_keys_dir());
+        c.compact.max_batch = 4;
         (c, key)
     }
 
@@ -178,6 +186,22 @@ impl Network {
         .await?;
         Ok((renter, started))
     }
+}
+
+/// Where the tests keep the compact circuits' Groth16 keys (generated from the devnet seed the
+/// first time, then shared by every test and `hoard devnet`): `$HOARD_KEY_CACHE`, else
+/// `compact-keys` in cargo's target folder (found from the test binary's path,
+/// `target/<profile>/deps/…`), else the system's temporary folder.
+pub fn compact_keys_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HOARD_KEY_CACHE") {
+        return PathBuf::from(dir);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+        .filter(|target| target.join("CACHEDIR.TAG").is_file())
+        .unwrap_or_else(std::env::temp_dir)
+        .join("compact-keys")
 }
 
 /// What a test stores.
@@ -297,6 +321,7 @@ pub fn params(duration: u64, expiry: u64) -> PutRequest {
         collateral_per_byte: U256::from(100_000u64),
         proof_probability: 1,
         samples: 8,
+        scheme: hoard_api::Scheme::Direct,
     }
 }
 

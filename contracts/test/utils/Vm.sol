@@ -87,6 +87,7 @@ interface Vm {
 
     // scripts
     function envOr(string calldata name, uint256 defaultValue) external view returns (uint256);
+    function envOr(string calldata name, bool defaultValue) external view returns (bool);
     function envOr(string calldata name, address defaultValue) external view returns (address);
     function envOr(string calldata name, string calldata defaultValue) external view returns (string memory);
     function setEnv(string calldata name, string calldata value) external;

@@ -21,5 +21,6 @@ pub use client::{Client, ClientError, metric_value};
 pub use types::{
     AuditOutcome, AuditResult, DownloadRequest, ErrorBody, ExtendRequest, ExtendResult,
     HostSlotView, HostStatus, JobKind, JobStarted, JobStatus, NodeInfo, Offer, PutRequest,
-    RefundResult, RequestStatus, RewardWithdrawal, SlotStatus, ValidatorState, WithdrawResult,
+    RefundResult, RequestStatus, RewardWithdrawal, Scheme, SlotStatus, ValidatorState,
+    WithdrawResult,
 };

@@ -194,8 +194,46 @@ pub struct PutRequest {
     pub collateral_per_byte: U256,
     /// A proof is required in one period of this many, on average.
     pub proof_probability: u64,
-    /// Cells sampled per proof.
+    /// Cells sampled per proof (the compact scheme's circuits fix it: 5, whatever this says).
     pub samples: u16,
+    /// How hosts prove the storage (default direct).
+    #[serde(default)]
+    pub scheme: Scheme,
+}
+
+/// How hosts prove that they still hold a dataset's slots (docs/protocol.md §9.6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// The challenged cells and their SHA-256 paths on chain: no set-up, any slot size.
+    #[default]
+    Direct,
+    /// One Groth16 proof per host per period for a batch of slots, over a Poseidon commitment of
+    /// each slot: far less gas per slot, slots up to 1 GiB, a slower pack.
+    Compact,
+}
+
+impl std::fmt::Display for Scheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Direct => "direct",
+            Self::Compact => "compact",
+        })
+    }
+}
+
+impl std::str::FromStr for Scheme {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "direct" => Ok(Self::Direct),
+            "compact" => Ok(Self::Compact),
+            other => Err(format!(
+                "unknown proof scheme {other:?}: use direct or compact"
+            )),
+        }
+    }
 }
 
 /// The answer of a call that starts a job (`put`, `get`): poll `GET /api/v1/jobs/{job}`.

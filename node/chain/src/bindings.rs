@@ -26,3 +26,18 @@ alloy::sol!(
     BlockHashRandomness,
     "../../contracts/artifacts/BlockHashRandomness.json"
 );
+
+// The devnet's compact verifiers: one ABI (`ICompactVerifier`), two bytecodes (S = 4 and S = 32).
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    CompactVerifier4,
+    "../../contracts/artifacts/CompactVerifier4.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    CompactVerifier32,
+    "../../contracts/artifacts/CompactVerifier32.json"
+);

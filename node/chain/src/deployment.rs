@@ -28,6 +28,13 @@ pub struct Deployment {
     /// The randomness source (`IRandomness`).
     #[serde(with = "checksummed")]
     pub randomness: Address,
+    /// The small compact circuit's verifier (`ICompactVerifier`), or zero: without verifiers the
+    /// Marketplace refuses compact requests. Zero when a file from before compact proofs omits it.
+    #[serde(with = "checksummed", default)]
+    pub compact_verifier_small: Address,
+    /// The large compact circuit's verifier, or zero.
+    #[serde(with = "checksummed", default)]
+    pub compact_verifier_large: Address,
     /// Block the Marketplace was mined in: event backfill starts here.
     pub deployment_block: u64,
     /// Blocks per proof period.
@@ -45,6 +52,14 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// The deployed compact verifiers, small first (none, one or two).
+    pub fn compact_verifiers(&self) -> Vec<Address> {
+        [self.compact_verifier_small, self.compact_verifier_large]
+            .into_iter()
+            .filter(|a| *a != Address::ZERO)
+            .collect()
+    }
+
     /// The period arithmetic of this deployment.
     pub fn periods(&self) -> crate::Periods {
         // `load` refuses a zero period length, and so does the contract's constructor.
@@ -135,6 +150,16 @@ impl Deployment {
             on_chain.randomness.to_string(),
         );
         check(
+            "compactVerifierSmall",
+            self.compact_verifier_small.to_string(),
+            on_chain.compactVerifierSmall.to_string(),
+        );
+        check(
+            "compactVerifierLarge",
+            self.compact_verifier_large.to_string(),
+            on_chain.compactVerifierLarge.to_string(),
+        );
+        check(
             "periodLength",
             self.period_length.to_string(),
             on_chain.periodLength.to_string(),
@@ -196,6 +221,8 @@ mod tests {
   "marketplace": "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
   "token": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
   "randomness": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
+  "compactVerifierSmall": "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9",
+  "compactVerifierLarge": "0xDc64a140Aa3E981100a4becA4E685f962f0cF6C9",
   "deploymentBlock": 8,
   "periodLength": 64,
   "graceBlocks": 64,
@@ -215,6 +242,7 @@ mod tests {
         assert_eq!(d.chain_id, 31337);
         assert_eq!(d.deployment_block, 8);
         assert_eq!(d.reporter_reward_bps, 2500);
+        assert_eq!(d.compact_verifiers().len(), 2);
         let out = dir.path().join("sub/out.json");
         d.save(&out).expect("save");
         assert_eq!(fs::read_to_string(&out).expect("read back"), EXAMPLE);
@@ -225,6 +253,20 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, vec!["out.json"]);
+    }
+
+    #[test]
+    fn a_file_without_verifiers_names_none() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("old.json");
+        let old: String = EXAMPLE
+            .lines()
+            .filter(|l| !l.contains("compactVerifier"))
+            .collect();
+        fs::write(&path, old).expect("write");
+        let d = Deployment::load(&path).expect("load");
+        assert_eq!(d.compact_verifier_small, Address::ZERO);
+        assert!(d.compact_verifiers().is_empty());
     }
 
     #[test]

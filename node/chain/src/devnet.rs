@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::{
     bindings::{
-        BlockHashRandomness, HoardTestToken,
+        BlockHashRandomness, CompactVerifier4, CompactVerifier32, HoardTestToken,
         Marketplace::{self, MarketplaceConfig},
     },
     client::{Chain, plain_provider},
@@ -148,6 +148,10 @@ pub struct DeploySettings {
     pub reporter_reward_bps: u16,
     /// Share of a slot's collateral paid to a repairing host, in basis points.
     pub repair_reward_bps: u16,
+    /// Deploy the compact verifiers generated from the devnet set-up (`CompactVerifier4` and
+    /// `CompactVerifier32`), so compact requests are accepted. Anyone who knows the devnet seed
+    /// can forge compact proofs against them: a devnet and test setting only.
+    pub compact: bool,
 }
 
 impl Default for DeploySettings {
@@ -159,12 +163,14 @@ impl Default for DeploySettings {
             slash_bps: 1000,
             reporter_reward_bps: 2500,
             repair_reward_bps: 1000,
+            compact: true,
         }
     }
 }
 
-/// Deploys HoardTestToken, BlockHashRandomness and the Marketplace from the committed artifacts,
-/// as `Deploy.s.sol` does, and returns the deployment (with `deploymentBlock()` read back).
+/// Deploys HoardTestToken, BlockHashRandomness, the compact verifiers (with `settings.compact`)
+/// and the Marketplace from the committed artifacts, as `Deploy.s.sol` does, and returns the
+/// deployment (with `deploymentBlock()` read back).
 pub async fn deploy(
     rpc_url: &Url,
     deployer: PrivateKeySigner,
@@ -198,13 +204,24 @@ pub async fn deploy(
             })
         }
     };
-    // Independent: both go out before either is mined.
-    let (token, randomness) = tokio::try_join!(
+    // Independent: all go out before any is mined.
+    let verifier = |method, code: &Bytes| {
+        let deploying = settings.compact.then(|| create(method, code.clone()));
+        async move {
+            match deploying {
+                Some(d) => d.await,
+                None => Ok(Address::ZERO),
+            }
+        }
+    };
+    let (token, randomness, small, large) = tokio::try_join!(
         create("deployHoardTestToken", HoardTestToken::BYTECODE.clone()),
         create(
             "deployBlockHashRandomness",
             BlockHashRandomness::BYTECODE.clone()
         ),
+        verifier("deployCompactVerifier4", &CompactVerifier4::BYTECODE),
+        verifier("deployCompactVerifier32", &CompactVerifier32::BYTECODE),
     )?;
     let config = MarketplaceConfig {
         token,
@@ -215,9 +232,9 @@ pub async fn deploy(
         slashBps: settings.slash_bps,
         reporterRewardBps: settings.reporter_reward_bps,
         repairRewardBps: settings.repair_reward_bps,
-        // No compact verifiers yet: compact requests are refused (SchemeNotSupported).
-        compactVerifierSmall: Address::ZERO,
-        compactVerifierLarge: Address::ZERO,
+        // Zero without `settings.compact`: compact requests are refused (SchemeNotSupported).
+        compactVerifierSmall: small,
+        compactVerifierLarge: large,
     };
     let code = Marketplace::deploy_builder(&provider, config)
         .calldata()
@@ -238,6 +255,8 @@ pub async fn deploy(
         marketplace,
         token,
         randomness,
+        compact_verifier_small: small,
+        compact_verifier_large: large,
         deployment_block,
         period_length: settings.period_length,
         grace_blocks: settings.grace_blocks,

@@ -53,7 +53,7 @@ pub use alloy::primitives::{Address, B256, Bytes, U256};
 pub use alloy::signers::local::PrivateKeySigner;
 pub use bindings::Marketplace::MarketplaceErrors;
 pub use bindings::Marketplace::{MarketplaceConfig, RequestInfo, RequestParams};
-pub use client::{Chain, ChainConfig, Extension, HostInfo, Slot, TxOutcome};
+pub use client::{Chain, ChainConfig, CompactVerifierInfo, Extension, HostInfo, Slot, TxOutcome};
 pub use deployment::Deployment;
 #[cfg(feature = "devnet")]
 pub use devnet::{DeploySettings, LocalChain, deploy, find_anvil, fund};

@@ -25,9 +25,12 @@ mod stream;
 mod unpack;
 
 pub use error::{DatasetError, LinkProblem, SlotProblem};
-pub use manifest::{DatasetId, Entry, EntryKind, Manifest};
+pub use manifest::{COMPACT_MANIFEST_FORMAT, DatasetId, Entry, EntryKind, Manifest};
 pub use pack::{BATCH_BYTES, Packed, pack};
-pub use packed::{MANIFEST_FILE, PackedDataset, SlotFiles, slot_data_file, slot_roots_file};
+pub use packed::{
+    MANIFEST_FILE, PackedDataset, SlotFiles, slot_compact_roots_file, slot_data_file,
+    slot_roots_file,
+};
 pub use progress::{NoProgress, Progress};
 pub use rebuild::rebuild_slot;
 pub use stream::followed_links;

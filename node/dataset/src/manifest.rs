@@ -15,12 +15,24 @@ use sha2::{Digest, Sha256};
 
 pub use hoard_prover::DatasetId;
 
-/// The manifest format this code writes and reads.
+/// The manifest format this code writes for the direct scheme, and reads.
 ///
 /// Format 1 wrote every hash as its 66-character `0x…` text; format 2 writes the 32 raw bytes
 /// (`docs/protocol.md` §4, "Versions"). Format 1 is not read: no dataset of it was ever stored on
 /// chain, and re-packing gives the format 2 manifest.
 pub const MANIFEST_FORMAT: u16 = 2;
+/// The manifest format of a dataset packed for the compact scheme, also read: a format 2
+/// manifest followed by the `k + m` Poseidon slot commitments ([`Manifest::commitments`]). Direct
+/// datasets stay format 2, so their ids do not change.
+pub const COMPACT_MANIFEST_FORMAT: u16 = 3;
+/// Most blocks per slot of a compact dataset (2^22 cells of 256 bytes: 1 GiB), the depth of the
+/// compact circuits' cell tree.
+pub const COMPACT_MAX_SLOT_BLOCKS: u64 = 1 << 14;
+/// The BN254 scalar field modulus `r`, big-endian: every commitment is a field element below it.
+const SNARK_FIELD: [u8; 32] = [
+    0x30, 0x64, 0x4e, 0x72, 0xe1, 0x31, 0xa0, 0x29, 0xb8, 0x50, 0x45, 0xb6, 0x81, 0x81, 0x58, 0x5d,
+    0x28, 0x33, 0xe8, 0x48, 0x79, 0xb9, 0x70, 0x91, 0x43, 0xe1, 0xf5, 0x93, 0xf0, 0x00, 0x00, 0x01,
+];
 /// Largest encoded manifest accepted (a bound for untrusted input).
 pub const MAX_MANIFEST_BYTES: usize = 64 << 20;
 /// Longest relative path accepted, in bytes.
@@ -74,12 +86,33 @@ pub struct Manifest {
     pub slot_roots: Vec<Hash>,
     /// The dataset root: the tree over `slot_roots`.
     pub root: Hash,
+    /// Format 3 (compact scheme) only: the `k + m` Poseidon slot commitments in slot order, each
+    /// a non-zero field element below `r` as a 32-byte big-endian word (`docs/protocol.md` §9.2);
+    /// empty in format 2. Encoded after `root` (not by the derived serde impls, which skip it, so
+    /// the first seven fields keep the format 2 layout).
+    #[serde(skip)]
+    pub commitments: Vec<Hash>,
 }
 
 impl Manifest {
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("serialising to a Vec cannot fail")
+        let mut out = postcard::to_stdvec(self).expect("serialising to a Vec cannot fail");
+        if self.format == COMPACT_MANIFEST_FORMAT {
+            out.extend(
+                postcard::to_stdvec(&self.commitments).expect("serialising to a Vec cannot fail"),
+            );
+        }
+        out
+    }
+
+    /// The compact root (`RequestParams.compactRoot`): the dataset tree over the commitments, for a
+    /// format 3 manifest; `None` for the direct scheme.
+    pub fn compact_root(&self) -> Option<Hash> {
+        if self.commitments.is_empty() {
+            return None;
+        }
+        DatasetTree::new(&self.commitments).ok().map(|t| t.root())
     }
 
     /// The dataset id.
@@ -100,7 +133,12 @@ impl Manifest {
         let (format, _) = postcard::take_from_bytes::<u16>(bytes)
             .map_err(|e| format!("undecodable format number: {e}"))?;
         check_format(format)?;
-        let m: Self = postcard::from_bytes(bytes).map_err(|e| format!("undecodable: {e}"))?;
+        let (mut m, rest): (Self, _) =
+            postcard::take_from_bytes(bytes).map_err(|e| format!("undecodable: {e}"))?;
+        if format == COMPACT_MANIFEST_FORMAT {
+            m.commitments =
+                postcard::from_bytes(rest).map_err(|e| format!("undecodable commitments: {e}"))?;
+        }
         m.validate()?;
         if m.encode() != bytes {
             return Err("not in canonical encoding".into());
@@ -134,6 +172,44 @@ impl Manifest {
         let tree = DatasetTree::new(&self.slot_roots).map_err(|e| e.to_string())?;
         if tree.root() != self.root {
             return Err("the dataset root is not the root of the slot roots".into());
+        }
+        self.validate_commitments()
+    }
+
+    /// Format 2 has no commitments; format 3 one per slot, each a non-zero field element, and
+    /// slots of at most [`COMPACT_MAX_SLOT_BLOCKS`].
+    fn validate_commitments(&self) -> Result<(), String> {
+        if self.format != COMPACT_MANIFEST_FORMAT {
+            return match self.commitments.is_empty() {
+                true => Ok(()),
+                false => Err(format!(
+                    "format {} has no commitments; compact datasets are format {COMPACT_MANIFEST_FORMAT}",
+                    self.format
+                )),
+            };
+        }
+        let l = &self.layout;
+        if l.slot_blocks() > COMPACT_MAX_SLOT_BLOCKS {
+            return Err(format!(
+                "a compact dataset's slots hold at most {COMPACT_MAX_SLOT_BLOCKS} blocks (1 GiB),                  this one {}",
+                l.slot_blocks()
+            ));
+        }
+        if self.commitments.len() != l.slots() {
+            return Err(format!(
+                "{} commitments for {} slots",
+                self.commitments.len(),
+                l.slots()
+            ));
+        }
+        if let Some(i) = self
+            .commitments
+            .iter()
+            .position(|c| c.0 == [0; 32] || c.0 >= SNARK_FIELD)
+        {
+            return Err(format!(
+                "commitment {i} is not a non-zero element of the BN254 scalar field"
+            ));
         }
         Ok(())
     }
@@ -251,15 +327,15 @@ fn valid_path(p: &str) -> bool {
 /// Refuses every format but [`MANIFEST_FORMAT`], saying what to do.
 fn check_format(format: u16) -> Result<(), String> {
     match format {
-        MANIFEST_FORMAT => Ok(()),
+        MANIFEST_FORMAT | COMPACT_MANIFEST_FORMAT => Ok(()),
         1 => Err(
             "format 1 (hashes written as hex text) is no longer read: pack the dataset \
                   again with this hoard to get its format 2 manifest and new dataset id"
                 .into(),
         ),
         other => Err(format!(
-            "format {other} is not supported (this hoard reads format {MANIFEST_FORMAT}; a newer \
-             hoard may read it)"
+            "format {other} is not supported (this hoard reads formats {MANIFEST_FORMAT} and \
+             {COMPACT_MANIFEST_FORMAT}; a newer hoard may read it)"
         )),
     }
 }
@@ -302,7 +378,75 @@ mod tests {
             ],
             slot_roots,
             root,
+            commitments: Vec::new(),
         }
+    }
+
+    /// [`sample`] packed for the compact scheme.
+    fn compact() -> Manifest {
+        let mut m = sample();
+        m.format = COMPACT_MANIFEST_FORMAT;
+        m.commitments = vec![Hash([5; 32]), Hash([6; 32]), Hash([7; 32])];
+        m
+    }
+
+    #[test]
+    fn compact_manifests_are_format_2_then_the_commitments() {
+        let m = compact();
+        let bytes = m.encode();
+        let direct = sample().encode();
+        // The format number, the same fields, then the varint 3 and 3 × 32 raw bytes.
+        assert_eq!(bytes[0], 3);
+        assert_eq!(bytes[1..direct.len()], direct[1..]);
+        assert_eq!(bytes.len(), direct.len() + 1 + 3 * 32);
+        assert_eq!(bytes[direct.len()], 3);
+        assert_eq!(Manifest::decode(&bytes), Ok(m.clone()));
+        assert_ne!(m.id(), sample().id());
+        assert_eq!(
+            m.compact_root(),
+            Some(DatasetTree::new(&m.commitments).expect("three").root())
+        );
+        assert_eq!(sample().compact_root(), None);
+    }
+
+    #[test]
+    fn rejects_bad_commitments() {
+        type Tamper = Box<dyn Fn(&mut Manifest)>;
+        let cases: Vec<(&str, Tamper)> = vec![
+            (
+                "missing",
+                Box::new(|m| {
+                    m.commitments.pop();
+                }),
+            ),
+            ("extra", Box::new(|m| m.commitments.push(Hash([8; 32])))),
+            ("none", Box::new(|m| m.commitments.clear())),
+            ("zero", Box::new(|m| m.commitments[1] = Hash([0; 32]))),
+            (
+                "not in field",
+                Box::new(|m| m.commitments[2] = Hash(SNARK_FIELD)),
+            ),
+            ("in format 2", Box::new(|m| m.format = MANIFEST_FORMAT)),
+        ];
+        for (name, tamper) in cases {
+            let mut m = compact();
+            tamper(&mut m);
+            assert!(m.validate().is_err(), "{name} not caught");
+            assert!(Manifest::decode(&m.encode()).is_err(), "{name} decoded");
+        }
+        // r − 1 is the largest field element.
+        let mut m = compact();
+        let mut top = SNARK_FIELD;
+        top[31] -= 1;
+        m.commitments[0] = Hash(top);
+        assert!(m.validate().is_ok());
+        // Bytes after the commitments, or commitments after a format 2 manifest.
+        let mut bytes = compact().encode();
+        bytes.push(0);
+        assert!(Manifest::decode(&bytes).is_err());
+        let mut bytes = sample().encode();
+        bytes.extend([1; 33]);
+        assert!(Manifest::decode(&bytes).is_err());
     }
 
     #[test]

@@ -131,6 +131,7 @@ pub fn pack(
         entries: scanned.entries,
         slot_roots,
         root,
+        commitments: Vec::new(),
     };
     // Metadata after data: the slot files are synced before the manifest is written.
     let manifest_path = pending.path().join(MANIFEST_FILE);

@@ -29,6 +29,12 @@ pub fn slot_roots_file(index: SlotIndex) -> String {
     format!("slot-{:03}.roots", index.0)
 }
 
+/// Name of slot `index`'s compact block-roots file (compact scheme only): the Poseidon root of each
+/// block, 32 bytes big-endian per block (`docs/protocol.md` §8).
+pub fn slot_compact_roots_file(index: SlotIndex) -> String {
+    format!("slot-{:03}.croots", index.0)
+}
+
 /// A packed dataset folder with its validated manifest.
 #[derive(Debug)]
 pub struct PackedDataset {

@@ -125,9 +125,14 @@ pub(crate) struct PutArgs {
     /// One period in this many requires a proof of each slot, on average (1 = every period).
     #[arg(long, default_value_t = 1)]
     proof_probability: u64,
-    /// Cells sampled per proof.
+    /// Cells sampled per proof (direct scheme; the compact circuits fix 5).
     #[arg(long, default_value_t = 16)]
     samples: u16,
+    /// How hosts prove storage: direct (cells on chain, no set-up) or compact (one Groth16
+    /// proof per host per period for many slots: far less gas, slots up to 1 GiB, a Poseidon
+    /// commitment at pack time that takes minutes per GiB). See docs/operator-guide.md.
+    #[arg(long, default_value_t = hoard_api::Scheme::Direct)]
+    scheme: hoard_api::Scheme,
     /// Return once the request is posted instead of waiting for every slot to be filled.
     #[arg(long)]
     no_wait: bool,
@@ -176,6 +181,7 @@ pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<
         collateral_per_byte: a.collateral,
         proof_probability: a.proof_probability,
         samples: a.samples,
+        scheme: a.scheme,
     };
     let job = c.put(&req).await?.job;
     let status = if a.no_wait {

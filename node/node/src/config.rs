@@ -33,6 +33,8 @@ pub struct NodeConfig {
     pub host: HostConfig,
     /// Validator role: mark missed proofs for the reward.
     pub validator: ValidatorConfig,
+    /// Compact proofs (hosts of compact slots).
+    pub compact: CompactConfig,
 }
 
 impl Default for NodeConfig {
@@ -45,6 +47,30 @@ impl Default for NodeConfig {
             chain: ChainSettings::default(),
             host: HostConfig::default(),
             validator: ValidatorConfig::default(),
+            compact: CompactConfig::default(),
+        }
+    }
+}
+
+/// Compact proof settings (docs/protocol.md §9, docs/operator-guide.md "Choosing a scheme").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactConfig {
+    /// Folder of the Groth16 keys. Keys missing there are generated from the devnet set-up seed
+    /// when first needed and cached (seconds and 47 MB for the 4-slot circuit, about a minute,
+    /// 4 GiB of memory and 376 MB for the 32-slot one); several nodes may share one folder.
+    /// Default: `<data_dir>/compact-keys`.
+    pub keys_dir: Option<PathBuf>,
+    /// Most slots proven in one proof: 32 (the large circuit: about 4 GiB of memory while
+    /// proving) or 4 (the small circuit only: for small machines and short periods).
+    pub max_batch: usize,
+}
+
+impl Default for CompactConfig {
+    fn default() -> Self {
+        Self {
+            keys_dir: None,
+            max_batch: 32,
         }
     }
 }

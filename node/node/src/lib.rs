@@ -19,8 +19,10 @@
 //!
 //! - `sync` polls the head, follows Marketplace events from a saved cursor and broadcasts them.
 //! - `host` picks and fills slots, proves them every period (`host/prove.rs`: where a proof is
-//!   built and sent), withdraws at the end; it owns its offer and its fills in flight and is
-//!   reached through `HostHandle`.
+//!   built and sent; `host/compact.rs`: the compact scheme's batch proofs), withdraws at the end;
+//!   it owns its offer and its fills in flight and is reached through `HostHandle`.
+//! - `compact` is the compact scheme's slot data, shared by the renter (the Poseidon pack stage)
+//!   and the host (the fill's check, the kept Poseidon block roots).
 //! - `renter` packs and posts datasets and serves them; `download` fetches them back
 //!   (`download/fetch.rs`: where every downloaded block is checked, with
 //!   `BlockWithPath::verify`); `audit` spot-checks hosts off chain; `validator` marks missed
@@ -33,6 +35,7 @@
 mod announce;
 mod api;
 mod audit;
+mod compact;
 pub mod config;
 mod ctx;
 mod download;
@@ -47,6 +50,7 @@ pub mod store;
 mod sync;
 mod validator;
 
-pub use config::{ConfigError, NodeConfig, Offer, Overrides, Secret};
+pub use config::{CompactConfig, ConfigError, NodeConfig, Offer, Overrides, Secret};
 pub use ctx::NotSynced;
+pub use host::CompactKeyError;
 pub use node::{Node, NodeError};

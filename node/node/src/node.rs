@@ -75,6 +75,9 @@ pub enum NodeError {
     /// The metrics did not register.
     #[error("registering the node's metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The compact keys do not match the deployed verifiers (or cannot be read).
+    #[error(transparent)]
+    CompactKeys(#[from] crate::host::CompactKeyError),
 }
 
 /// A running node.
@@ -212,7 +215,8 @@ impl Node {
             .spawn(crate::announce::run(ctx.clone()).instrument(span("announce")));
         // The host role runs whenever the node holds slots, even with `host.enabled` off (it
         // then takes no new slots but keeps its promises).
-        let host_handle = crate::host::spawn(ctx.clone(), slots.clone(), &host.1)?;
+        let compact = crate::host::start_compact(&ctx).await?;
+        let host_handle = crate::host::spawn(ctx.clone(), slots.clone(), &host.1, compact)?;
         let jobs = Jobs::default();
         let (renter_handle, reannounce) =
             crate::renter::spawn(ctx.clone(), slots, jobs.clone(), renter.1.clone());

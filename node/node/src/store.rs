@@ -180,6 +180,8 @@ const REQUESTS: &str = "requests";
 /// slot id → request id, for every slot of every request seen (labels events without an RPC).
 const SLOT_REQUESTS: &str = "slot_requests";
 const SLOTS: &str = "host_slots";
+/// request id → compact root, for requests of the compact scheme.
+const COMPACT_ROOTS: &str = "compact_roots";
 const PROOFS: &str = "proofs";
 const DATASETS: &str = "datasets";
 const HOSTS: &str = "hosts";
@@ -439,6 +441,23 @@ impl Store {
             .into_iter()
             .filter(|r| r.manifest_id == *manifest)
             .collect())
+    }
+
+    /// Records that request `id` uses the compact scheme, with its compact root. Kept in a tree
+    /// of its own rather than in [`RequestRecord`], so the record format (and [`FORMAT`]) stays.
+    pub fn put_compact_root(&self, id: &RequestId, compact_root: &Hash) -> Result<(), StoreError> {
+        self.tree(COMPACT_ROOTS)?.insert(id.0, &compact_root.0)?;
+        Ok(())
+    }
+
+    /// The compact root of request `id` if it uses the compact scheme; `None` for the direct
+    /// scheme (or a request never seen).
+    pub fn compact_root(&self, id: &RequestId) -> Result<Option<Hash>, StoreError> {
+        Ok(self
+            .tree(COMPACT_ROOTS)?
+            .get(id.0)?
+            .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok())
+            .map(Hash))
     }
 
     /// Records a hosted slot.

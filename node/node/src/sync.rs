@@ -158,6 +158,11 @@ impl Sync {
                         .with_label_values(&[&label, outcome]);
                 }
                 ctx.metrics.dataset_repairs.with_label_values(&[&label]);
+                // Before the request itself: whoever sees the request sees its scheme.
+                if params.scheme == crate::host::COMPACT_SCHEME {
+                    ctx.store
+                        .put_compact_root(request_id, &Hash(params.compactRoot.0))?;
+                }
                 ctx.store.put_request(&record)?;
             }
             MarketEvent::RequestExtended {

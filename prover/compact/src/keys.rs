@@ -117,6 +117,42 @@ impl Keys {
         }
     }
 
+    /// The verifying key of `shape` from `seed` if [`Keys::load_or_setup`] cached it in
+    /// `cache_dir` before (its small `verifying.key`, read without the proving key); `None` if
+    /// not cached yet. Lets a node check a deployed verifier against its key at start without
+    /// loading, or generating, the proving key.
+    pub fn cached_verifying_key(
+        shape: Shape,
+        seed: [u8; 32],
+        cache_dir: &Path,
+    ) -> Result<Option<VerifyingKey<Bn254>>, KeyError> {
+        let dir = cache_dir.join(cache_name(shape, &seed));
+        let path = dir.join("verifying.key");
+        // The proving key is renamed into place first and the verifying key written after it:
+        // without the proving key, a verifying key is a leftover of an interrupted write.
+        if !dir.join("proving.key").is_file() {
+            return Ok(None);
+        }
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(KeyError::Cache { path, source }),
+        };
+        let vk = VerifyingKey::<Bn254>::deserialize_compressed(&bytes[..]).map_err(|e| {
+            KeyError::Damaged {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        if vk.gamma_abc_g1.len() != shape.public_inputs() + 1 {
+            return Err(KeyError::Damaged {
+                path,
+                reason: "the key is for another number of public inputs".into(),
+            });
+        }
+        Ok(Some(vk))
+    }
+
     fn write_cache(&self, dir: &Path, pk_path: &Path) -> Result<(), KeyError> {
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
@@ -180,4 +216,45 @@ fn cache_name(shape: Shape, seed: &[u8; 32]) -> String {
         shape.name(),
         hex::encode(&seed[..8])
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_gives_back_the_keys_and_their_verifying_key_alone() {
+        // One slot, one sample: a few thousand constraints, set up in well under a second.
+        let shape = Shape {
+            slots: 1,
+            samples: 1,
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(
+            Keys::cached_verifying_key(shape, DEVNET_SEED, dir.path())
+                .expect("nothing cached is no error")
+                .is_none()
+        );
+        let made = Keys::load_or_setup(shape, DEVNET_SEED, dir.path()).expect("set-up");
+        let vk = Keys::cached_verifying_key(shape, DEVNET_SEED, dir.path())
+            .expect("readable")
+            .expect("cached now");
+        assert_eq!(&vk, made.vk());
+        let loaded = Keys::load_or_setup(shape, DEVNET_SEED, dir.path()).expect("from the cache");
+        assert_eq!(loaded.vk(), made.vk());
+        // Another seed is another cache entry, and another key.
+        let other = [7u8; 32];
+        assert!(
+            Keys::cached_verifying_key(shape, other, dir.path())
+                .expect("readable")
+                .is_none()
+        );
+        // A damaged verifying key is named, not taken.
+        let name = cache_name(shape, &DEVNET_SEED);
+        fs::write(dir.path().join(name).join("verifying.key"), b"junk").expect("write");
+        assert!(matches!(
+            Keys::cached_verifying_key(shape, DEVNET_SEED, dir.path()),
+            Err(KeyError::Damaged { .. })
+        ));
+    }
 }

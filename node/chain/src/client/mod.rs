@@ -133,6 +133,22 @@ pub struct Slot {
     pub missed_proofs: u64,
     /// Root of the slot tree the current host committed to.
     pub slot_root: hoard_prover::Hash,
+    /// Compact scheme: the slot's Poseidon commitment bound at fill time (a big-endian field
+    /// element); zero for the direct scheme.
+    pub commitment: hoard_prover::Hash,
+}
+
+/// What a deployed compact verifier says about itself (`ICompactVerifier`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactVerifierInfo {
+    /// Its address.
+    pub address: Address,
+    /// Slots per proof (S).
+    pub slots: u64,
+    /// Samples per slot (s).
+    pub samples: u64,
+    /// SHA-256 of its verifying key's EVM words (`hoard_compact::verifying_key_hash`).
+    pub verifying_key_hash: B256,
 }
 
 impl Slot {
@@ -359,6 +375,8 @@ mod tests {
             marketplace: Address::ZERO,
             token: Address::ZERO,
             randomness: Address::ZERO,
+            compact_verifier_small: Address::ZERO,
+            compact_verifier_large: Address::ZERO,
             deployment_block: 1,
             period_length: 64,
             grace_blocks: 64,

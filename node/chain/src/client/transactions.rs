@@ -185,6 +185,57 @@ impl Chain {
         Ok(TxOutcome::of(&receipt))
     }
 
+    /// Fills slot `slot_index` of a compact request: as [`Chain::fill_slot`], and binds the
+    /// slot's Poseidon `commitment` (a big-endian field element) by its `commitment_path` to the
+    /// request's compact root.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn fill_compact_slot(
+        &self,
+        request_id: RequestId,
+        slot_index: SlotIndex,
+        slot_root: Hash,
+        root_path: &[Hash],
+        proof: Bytes,
+        commitment: Hash,
+        commitment_path: &[Hash],
+    ) -> Result<TxOutcome, ChainError> {
+        let d = &self.inner.deployment;
+        let collateral = self.slot_collateral(request_id).await?;
+        let allowance = Allowance {
+            token: d.token,
+            spender: d.marketplace,
+            amount: collateral,
+        };
+        let call = Marketplace::fillCompactSlotCall {
+            requestId: request_id.to_b256(),
+            slotIndex: U256::from(slot_index.0),
+            slotRoot: slot_root.to_b256(),
+            rootPath: root_path.iter().map(|h| h.to_b256()).collect(),
+            proof,
+            commitment: commitment.to_b256(),
+            commitmentPath: commitment_path.iter().map(|h| h.to_b256()).collect(),
+        };
+        let receipt = self.transact(d.marketplace, call, Some(allowance)).await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    /// Proves the compact slots `slot_ids` (all held by this account) for `period` with one
+    /// Groth16 proof in its EVM encoding (`hoard_compact::Proof::to_evm`).
+    pub async fn submit_compact_proof(
+        &self,
+        period: u64,
+        slot_ids: &[SlotId],
+        proof: [[u8; 32]; 8],
+    ) -> Result<TxOutcome, ChainError> {
+        // The Marketplace forwards the call unread, so its ABI names no parameters.
+        self.transact_market(Marketplace::submitCompactProofCall {
+            _0: U256::from(period),
+            _1: slot_ids.iter().map(|s| s.to_b256()).collect(),
+            _2: proof.map(U256::from_be_bytes),
+        })
+        .await
+    }
+
     /// Proves `slot_id` for the current period.
     pub async fn submit_proof(
         &self,

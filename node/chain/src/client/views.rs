@@ -9,10 +9,13 @@ use alloy::{
 
 use hoard_prover::{Hash, RequestId, Seed, SlotId, SlotIndex};
 
-use super::{Chain, HostInfo, PAGE, Slot, to_u64};
+use super::{Chain, CompactVerifierInfo, HostInfo, PAGE, Slot, to_u64};
 use crate::{
     B256Ext as _,
-    bindings::Marketplace::{RequestInfo, RequestParams},
+    bindings::{
+        CompactVerifier4,
+        Marketplace::{RequestInfo, RequestParams},
+    },
     error::ChainError,
     state::{ProofStatus, RequestState, SlotState},
 };
@@ -168,6 +171,30 @@ impl Chain {
         ProofStatus::try_from(s)
     }
 
+    /// What the compact verifier at `address` says about itself: its shape and its verifying
+    /// key's hash (a node compares that with its own key before it proves).
+    pub async fn compact_verifier(
+        &self,
+        address: Address,
+    ) -> Result<CompactVerifierInfo, ChainError> {
+        let v = CompactVerifier4::new(address, self.inner.rpc.provider.clone());
+        let slots = self.view("slots", async { v.slots().call().await }).await?;
+        let samples = self
+            .view("samples", async { v.samples().call().await })
+            .await?;
+        let verifying_key_hash = self
+            .view("verifyingKeyHash", async {
+                v.verifyingKeyHash().call().await
+            })
+            .await?;
+        Ok(CompactVerifierInfo {
+            address,
+            slots: to_u64("slots", slots)?,
+            samples: to_u64("samples", samples)?,
+            verifying_key_hash,
+        })
+    }
+
     // ------------------------------------------------------------------ requests and slots
 
     /// A request; `state` is `None` (0) for an unknown id.
@@ -200,6 +227,7 @@ impl Chain {
             filled_period: s.filledPeriod,
             missed_proofs: u64::from(s.missedProofs),
             slot_root: Hash(s.slotRoot.0),
+            commitment: Hash(s.commitment.0),
         })
     }
 

@@ -92,9 +92,11 @@ impl From<PutError> for ApiError {
             PutError::Ended(_) => StatusCode::CONFLICT,
             PutError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             PutError::Chain(c) => chain_status(c),
-            PutError::Dataset(_) | PutError::Store(_) | PutError::Io { .. } | PutError::Join(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            PutError::Dataset(_)
+            | PutError::Compact(_)
+            | PutError::Store(_)
+            | PutError::Io { .. }
+            | PutError::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::with(status, &e)
     }

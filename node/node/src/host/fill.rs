@@ -17,6 +17,7 @@ use hoard_prover::{RequestId, SlotIndex, SlotTree, TreeError, tree::DatasetTree}
 
 use super::{
     Host,
+    compact::{self, CompactFill, CompactFillError},
     prove::{ProveError, build_proof, open_tree},
     repair::{self, RepairError},
 };
@@ -46,6 +47,9 @@ pub(crate) enum FillError {
     Dataset(#[from] DatasetError),
     #[error(transparent)]
     Prove(#[from] ProveError),
+    /// A compact slot's keys or Poseidon commitment.
+    #[error(transparent)]
+    Compact(#[from] CompactFillError),
     /// The manifest's slot roots do not make a dataset tree.
     #[error("the manifest's slot roots: {0}")]
     Tree(#[from] TreeError),
@@ -110,6 +114,8 @@ pub(super) async fn fill(
 ) -> Result<(), FillError> {
     let ctx = &host.ctx;
     let slot_id = hoard_prover::slot_id(&r.id, index);
+    // A compact slot needs keys that match the deployed verifier before it is worth fetching.
+    compact::ready(host, r).await?;
     let volume = ctx.store.roomiest_volume();
     let tmp = ctx.store.temp_dir(&volume)?;
     let peers = holders::holders(ctx, r).await;
@@ -135,6 +141,8 @@ pub(super) async fn fill(
     }
     // Verify what is on disk (size, roots, slot root) before anything refers to it.
     let tree = open_tree(tmp.path(), index).await?;
+    // Compact requests: the slot's Poseidon commitment, recomputed from the data just checked.
+    let compact = compact::check_fill(host, r, &manifest, index, tmp.path()).await?;
     let final_dir = ctx.store.slot_dir(&volume, &slot_id);
     let tmp_path = tmp.keep();
     std::fs::rename(&tmp_path, &final_dir).map_err(|source| FillError::Io {
@@ -166,7 +174,16 @@ pub(super) async fn fill(
     ctx.store.flush().await?;
     ctx.metrics.slots.with_label_values(&["filling"]).inc();
 
-    let result = submit_fill(host, r, index, &manifest, &tree, &final_dir).await;
+    let result = submit_fill(
+        host,
+        r,
+        index,
+        &manifest,
+        &tree,
+        &final_dir,
+        compact.as_ref(),
+    )
+    .await;
     ctx.metrics.slots.with_label_values(&["filling"]).dec();
     // An error is not proof that the fill failed (a receipt may time out while the transaction
     // is mined): the chain decides. Never drop data the chain says this host is paid to keep.
@@ -216,6 +233,7 @@ async fn submit_fill(
     manifest: &Manifest,
     tree: &SlotTree,
     dir: &Path,
+    compact: Option<&CompactFill>,
 ) -> Result<u64, FillError> {
     let ctx = &host.ctx;
     let slot_id = hoard_prover::slot_id(&r.id, index);
@@ -245,11 +263,27 @@ async fn submit_fill(
             Err(e) => return Err(e.into()),
         };
         let proof = build_proof(dir, index, tree.clone(), seed, slot_id, r).await?;
-        match ctx
-            .chain
-            .fill_slot(r.id, index, tree.root(), &path, proof.into())
-            .await
-        {
+        let filled = match compact {
+            None => {
+                ctx.chain
+                    .fill_slot(r.id, index, tree.root(), &path, proof.into())
+                    .await
+            }
+            Some(c) => {
+                ctx.chain
+                    .fill_compact_slot(
+                        r.id,
+                        index,
+                        tree.root(),
+                        &path,
+                        proof.into(),
+                        c.commitment,
+                        &c.path,
+                    )
+                    .await
+            }
+        };
+        match filled {
             Ok(_) => return Ok(ctx.chain.get_slot(slot_id).await?.filled_period),
             // A proof against a seed that went stale while the tx was in flight: prove again
             // once the next block is in (the period may just have turned).

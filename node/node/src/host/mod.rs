@@ -1,13 +1,15 @@
 //! The host role: pick slots that match the offer, fetch them, store them crash-safely and fill
 //! them on chain (`fill`, `repair`); prove them every period (`prove`: the scheduler and the
 //! proof builder); withdraw pay and collateral when requests end and keep the gauges (`payout`);
-//! re-check local data after a restart (`check`).
+//! re-check local data after a restart (`check`); the compact scheme's keys, Poseidon check of a
+//! fill and batch proofs (`compact`).
 //!
 //! ```text
 //!  events (StorageRequested, SlotFreed) / rescan every 30 s
 //!      ─▶ Host::run: one fill task per request (owned, at most one slot per request)
 //!           ─▶ decide (offer_mismatch, preference) ─▶ fill::fill ─▶ fillSlot
 //!  head ─▶ prove::run: proof tasks (owned, `prove_parallelism` at once) ─▶ submitProof
+//!  head ─▶ compact::run: compact slots due, in batches, one proof at a time ─▶ submitCompactProof
 //!  payout::gauges, check::verify_local          HostHandle (API): offer, status, withdraw
 //! ```
 //!
@@ -24,6 +26,7 @@
 //! but keeps proving and withdrawing what it holds.
 
 mod check;
+mod compact;
 mod fill;
 mod payout;
 mod prove;
@@ -42,6 +45,8 @@ use tokio::{
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
+pub use self::compact::CompactKeyError;
+pub(crate) use self::compact::{COMPACT_SCHEME, Prover as CompactProver, start as start_compact};
 pub(crate) use self::fill::FillError;
 use crate::{
     ctx::Ctx,
@@ -58,6 +63,8 @@ struct Host {
     offer: watch::Sender<Offer>,
     /// Told when the host's slots, collateral or earnings changed (`payout::gauges` refreshes).
     gauges_stale: Notify,
+    /// The compact scheme's prover; `None` when the deployment has no compact verifiers.
+    compact: Option<Arc<compact::Prover>>,
 }
 
 /// Reaches the host role from the API. Cheap to clone.
@@ -99,6 +106,7 @@ pub(crate) fn spawn(
     ctx: Arc<Ctx>,
     slots: LocalSlots,
     tasks: &TaskTracker,
+    compact: Option<Arc<CompactProver>>,
 ) -> Result<HostHandle, StoreError> {
     let offer = ctx
         .store
@@ -109,10 +117,12 @@ pub(crate) fn spawn(
         slots,
         offer: watch::channel(offer).0,
         gauges_stale: Notify::new(),
+        compact,
     });
     let span = |task| tracing::info_span!("host", task);
     tasks.spawn(Arc::clone(&host).run().instrument(span("fill")));
     tasks.spawn(prove::run(Arc::clone(&host)).instrument(span("prove")));
+    tasks.spawn(compact::run(Arc::clone(&host)).instrument(span("compact")));
     tasks.spawn(payout::gauges(Arc::clone(&host)).instrument(span("gauges")));
     tasks.spawn(check::verify_local(Arc::clone(&host)).instrument(span("check")));
     Ok(HostHandle { host })

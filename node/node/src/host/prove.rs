@@ -106,7 +106,7 @@ pub(super) async fn run(host: Arc<Host>) {
             let Ok(Some(r)) = ctx.store.request(&slot.request_id) else {
                 continue;
             };
-            if !proof_due(&slot, &r, &now, &seed) {
+            if !proof_due(&slot, &r, &now, &seed) || super::compact::is_compact(ctx, &r) {
                 continue;
             }
             // Mined, or failed for good this period (a local proof that does not verify will

@@ -18,7 +18,7 @@ use std::{
 };
 
 use alloy::primitives::{Address, U256};
-use hoard_api::{JobKind, PutRequest, RequestStatus, SlotStatus};
+use hoard_api::{JobKind, PutRequest, RequestStatus, Scheme, SlotStatus};
 use hoard_chain::{ChainError, RequestParams, RequestState, SlotState, TxOutcome};
 use hoard_dataset::DatasetError;
 use hoard_prover::{DatasetId, RequestId, SlotIndex};
@@ -75,6 +75,9 @@ pub(crate) enum PutError {
     ShuttingDown,
     #[error(transparent)]
     Dataset(#[from] DatasetError),
+    /// The compact scheme's Poseidon commitments (e.g. slots over 1 GiB).
+    #[error("committing the slots for the compact scheme: {0}")]
+    Compact(#[from] crate::compact::CompactError),
     #[error(transparent)]
     Chain(#[from] ChainError),
     #[error(transparent)]
@@ -161,9 +164,16 @@ impl RenterHandle {
         let (k, m) = (usize::from(req.data_slots), usize::from(req.parity_slots));
         let (path, out2, pack_progress) = (req.path.clone(), out.clone(), progress.clone());
         let node_dirs = self.node_dirs();
+        let compact = req.scheme == Scheme::Compact;
         let packed = tokio::task::spawn_blocking(move || {
             check_links(&path, &node_dirs)?;
-            Ok::<_, PutError>(hoard_dataset::pack(&path, &out2, k, m, &pack_progress)?)
+            let mut packed = hoard_dataset::pack(&path, &out2, k, m, &pack_progress)?;
+            if compact {
+                // The compact scheme's stage: Poseidon commitments into a format 3 manifest.
+                packed.manifest = crate::compact::commit_packed(&out2, &pack_progress)?;
+                packed.id = packed.manifest.id();
+            }
+            Ok::<_, PutError>(packed)
         })
         .await??;
         let id = packed.id;
@@ -202,9 +212,18 @@ impl RenterHandle {
             proofProbability: req.proof_probability,
             slots: layout.slots() as u16,
             maxSlotLoss: layout.parity_slots() as u16,
-            samples: req.samples,
-            scheme: 0,
-            compactRoot: Default::default(),
+            // The compact circuits fix the samples per slot.
+            samples: if compact {
+                hoard_compact::SAMPLES as u16
+            } else {
+                req.samples
+            },
+            scheme: if compact {
+                crate::host::COMPACT_SCHEME
+            } else {
+                0
+            },
+            compactRoot: packed.manifest.compact_root().unwrap_or_default().0.into(),
         };
         let (request_id, tx) = ctx.chain.request_storage(params.clone()).await?;
         record.request_id = Some(request_id);

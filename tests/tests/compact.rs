@@ -1,0 +1,237 @@
+//! The compact scheme end to end on a real anvil with real nodes: two compact requests stored on
+//! three hosts (each host holds one slot of each), every host proving both its slots with one
+//! Groth16 proof per period; a host killed is marked missing and evicted from both; a spare host
+//! repairs both slots with a Poseidon-checked rebuild and proves them; the datasets come back
+//! byte for byte. The 4-slot circuit with 5 samples, one-block slots and 20-block periods keep it
+//! short (its keys are generated once, in `compact_keys_dir`).
+
+use std::{collections::BTreeMap, time::Duration};
+
+use alloy::primitives::{Address, B256};
+use hoard_api::{PutRequest, Scheme, SlotStatus};
+use hoard_chain::{
+    Chain, EventFollower, MarketEvent, SlotState, devnet::DeploySettings, state::ProofStatus,
+};
+use hoard_tests::{Network, Stored, TestNode, eventually, init_logs, params, put, stop_all};
+
+/// Blocks per period (1 s blocks): room for a 4-slot proof on two busy cores.
+const PERIOD: u64 = 20;
+
+/// 2 + 1 compact slots of one block, a proof every period.
+fn compact_params() -> PutRequest {
+    PutRequest {
+        data_slots: 2,
+        parity_slots: 1,
+        scheme: Scheme::Compact,
+        ..params(900, 120)
+    }
+}
+
+/// Every Marketplace event so far.
+async fn events(chain: &Chain) -> anyhow::Result<Vec<MarketEvent>> {
+    let mut follower = EventFollower::new(0);
+    let mut cursor = None;
+    let mut out = Vec::new();
+    loop {
+        let poll = follower.poll(chain, cursor).await?;
+        out.extend(poll.events.into_iter().map(|e| e.event));
+        cursor = Some(poll.cursor);
+        if poll.caught_up {
+            return Ok(out);
+        }
+    }
+}
+
+/// `(host, period) → slots proven` over every `CompactProofSubmitted`, and how many events each
+/// `(host, period)` had.
+async fn compact_proofs(
+    chain: &Chain,
+) -> anyhow::Result<BTreeMap<(Address, u64), (usize, Vec<B256>)>> {
+    let mut out: BTreeMap<(Address, u64), (usize, Vec<B256>)> = BTreeMap::new();
+    for e in events(chain).await? {
+        if let MarketEvent::CompactProofSubmitted {
+            host,
+            period,
+            slot_ids,
+        } = e
+        {
+            let entry = out.entry((host, period)).or_default();
+            entry.0 += 1;
+            entry.1.extend(slot_ids);
+        }
+    }
+    Ok(out)
+}
+
+async fn slots(renter: &TestNode, s: &Stored) -> anyhow::Result<Vec<SlotStatus>> {
+    Ok(renter
+        .api()
+        .dataset_status(s.dataset)
+        .await?
+        .into_iter()
+        .next()
+        .map(|r| r.slots)
+        .unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compact_slots_are_proven_in_one_batch_per_host_and_a_dead_host_is_replaced()
+-> anyhow::Result<()> {
+    init_logs();
+    let mut net = Network::start_with(DeploySettings {
+        period_length: PERIOD,
+        grace_blocks: PERIOD,
+        // One missed proof evicts: the test waits for one mark, not three.
+        max_missed: 1,
+        ..DeploySettings::default()
+    })
+    .await?;
+    let chain = net.observer().await?;
+    let (mut renter, mut hosts) = net.renter_and_hosts(3).await?;
+    let a = put(&renter, net.dir.path(), 100 << 10, &compact_params(), true).await?;
+    let b = put(&renter, net.dir.path(), 90 << 10, &compact_params(), true).await?;
+    for s in [&a, &b] {
+        let r = chain.get_request(s.request).await?;
+        assert_eq!(r.params.scheme, 1, "a compact request");
+        assert_eq!(r.params.samples, 5, "the circuits' samples");
+        assert_ne!(r.params.compactRoot, B256::ZERO);
+    }
+
+    // Each host holds one slot of each request; its proof of a period covers both.
+    let mut held: BTreeMap<Address, Vec<B256>> = BTreeMap::new();
+    for s in [&a, &b] {
+        for slot in slots(&renter, s).await? {
+            let host = slot.host.expect("filled");
+            let info = chain.get_slot(slot.slot_id).await?;
+            assert_ne!(info.commitment.0, [0; 32], "the commitment bound at fill");
+            held.entry(host)
+                .or_default()
+                .push(B256::from(slot.slot_id.0));
+        }
+    }
+    assert_eq!(held.len(), 3);
+    assert!(held.values().all(|s| s.len() == 2), "{held:?}");
+    let filled = chain.current_period().await?;
+    eventually(
+        Duration::from_secs(3 * PERIOD + 30),
+        "two periods proven by every host",
+        || async {
+            let proofs = compact_proofs(&chain).await?;
+            let full = (filled + 1..=filled + 2).all(|p| {
+                held.keys().all(|h| {
+                    proofs
+                        .get(&(*h, p))
+                        .is_some_and(|(_, s)| s.len() == held[h].len())
+                })
+            });
+            Ok(full.then_some(proofs))
+        },
+    )
+    .await
+    .map(|proofs| {
+        for ((host, period), (events, ids)) in &proofs {
+            assert_eq!(*events, 1, "one proof of {host} in period {period}");
+            let mut ids = ids.clone();
+            ids.sort();
+            let mut mine = held[host].clone();
+            mine.sort();
+            assert_eq!(
+                ids, mine,
+                "{host}'s proof of period {period} covers both its slots"
+            );
+        }
+    })?;
+    for h in &hosts {
+        assert_eq!(
+            h.metric("hoard_proofs_failed_total{reason=\"revert\"}")
+                .await?,
+            0.0
+        );
+        let proofs = h.metric("hoard_compact_proofs_submitted_total").await?;
+        let slots = h.metric("hoard_compact_batch_slots_sum").await?;
+        assert!(proofs >= 2.0, "{proofs}");
+        assert_eq!(slots, 2.0 * proofs, "two slots per proof");
+    }
+
+    // A spare host joins (it sees only the freed slots), then one host dies.
+    let mut spare = net.node("spare", true).await?;
+    let victim = hosts.pop().expect("three hosts");
+    let victim_addr = victim.address();
+    let victim_slots = held[&victim_addr].clone();
+    let commitments = {
+        let mut c = Vec::new();
+        for id in &victim_slots {
+            c.push(chain.get_slot(hoard_prover::SlotId(id.0)).await?.commitment);
+        }
+        c
+    };
+    let mut victim = victim;
+    victim.stop().await;
+
+    // Marked missing once (the validator is the renter's node), evicted, repaired by the spare
+    // from two other slots with the same commitment, and proven by it.
+    eventually(
+        Duration::from_secs(6 * PERIOD + 60),
+        "both of the dead host's slots to be repaired",
+        || async {
+            for id in &victim_slots {
+                let s = chain.get_slot(hoard_prover::SlotId(id.0)).await?;
+                if !(s.state == SlotState::Filled && s.host == spare.address()) {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        },
+    )
+    .await?;
+    for (id, c) in victim_slots.iter().zip(&commitments) {
+        let info = chain.get_slot(hoard_prover::SlotId(id.0)).await?;
+        assert_eq!(info.commitment, *c, "the repair bound the same commitment");
+        let r = chain.get_request(info.request_id).await?;
+        assert_eq!((r.evictions, r.repairs, r.missedProofs), (1, 1, 1));
+    }
+    let repaired = chain.current_period().await?;
+    eventually(
+        Duration::from_secs(3 * PERIOD + 30),
+        "the spare to prove both repaired slots in one proof",
+        || async {
+            let proofs = compact_proofs(&chain).await?;
+            Ok(proofs
+                .iter()
+                .any(|((h, p), (n, ids))| {
+                    *h == spare.address()
+                        && *p > repaired
+                        && *n == 1
+                        && victim_slots.iter().all(|v| ids.contains(v))
+                })
+                .then_some(()))
+        },
+    )
+    .await?;
+    // The slots' proofs of that period are on chain as compact ones.
+    for id in &victim_slots {
+        let status = chain
+            .proof_status(
+                hoard_prover::SlotId(id.0),
+                chain.current_period().await? - 1,
+            )
+            .await?;
+        assert_ne!(status, ProofStatus::Missed);
+    }
+
+    // Both datasets come back whole from the hosts alone.
+    renter.stop().await;
+    let mut reader = net.node("reader", false).await?;
+    for (i, stored) in [&a, &b].into_iter().enumerate() {
+        let out = net.dir.path().join(format!("fetched-{i}.bin"));
+        reader.download(stored.dataset, &out).await?;
+        assert!(
+            std::fs::read(&out)? == std::fs::read(&stored.input)?,
+            "fetched bytes of dataset {i} differ from the input"
+        );
+    }
+    reader.stop().await;
+    spare.stop().await;
+    stop_all(&mut hosts).await;
+    Ok(())
+}
