@@ -222,7 +222,7 @@ mod tests {
   "token": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
   "randomness": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
   "compactVerifierSmall": "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9",
-  "compactVerifierLarge": "0xDc64a140Aa3E981100a4becA4E685f962f0cF6C9",
+  "compactVerifierLarge": "0xDC64a140Aa3E981100a4beca4E685F962f0cF6C9",
   "deploymentBlock": 8,
   "periodLength": 64,
   "graceBlocks": 64,
