@@ -1,9 +1,11 @@
-//! The compact scheme end to end on a real anvil with real nodes: two compact requests stored on
-//! three hosts (each host holds one slot of each), every host proving both its slots with one
-//! Groth16 proof per period; a host killed is marked missing and evicted from both; a spare host
-//! repairs both slots with a Poseidon-checked rebuild and proves them; the datasets come back
-//! byte for byte. The 4-slot circuit with 5 samples, one-block slots and 20-block periods keep it
-//! short (its keys are generated once, in `compact_keys_dir`).
+//! The compact scheme end to end on a real anvil with real nodes: two compact requests (1 + 1
+//! slots) stored on two hosts (each host holds one slot of each), every host proving both its
+//! slots with one Groth16 proof per period; a host killed is marked missing and evicted from
+//! both; a spare host repairs both slots with a Poseidon-checked rebuild and proves them in one
+//! proof; the datasets come back byte for byte. The 4-slot circuit with 5 samples and one-block
+//! slots keep the proving small (its keys are generated once, in `compact_keys_dir`); the periods
+//! are long because every host of the test proves on the same two cores, often shared with other
+//! builds.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -14,13 +16,13 @@ use hoard_chain::{
 };
 use hoard_tests::{Network, Stored, TestNode, eventually, init_logs, params, put, stop_all};
 
-/// Blocks per period (1 s blocks): room for a 4-slot proof on two busy cores.
-const PERIOD: u64 = 20;
+/// Blocks per period (1 s blocks): room for the hosts' 4-slot proofs, all on two busy cores.
+const PERIOD: u64 = 60;
 
-/// 2 + 1 compact slots of one block, a proof every period.
+/// 1 + 1 compact slots of two blocks, a proof every period.
 fn compact_params() -> PutRequest {
     PutRequest {
-        data_slots: 2,
+        data_slots: 1,
         parity_slots: 1,
         scheme: Scheme::Compact,
         ..params(900, 120)
@@ -87,7 +89,7 @@ async fn compact_slots_are_proven_in_one_batch_per_host_and_a_dead_host_is_repla
     })
     .await?;
     let chain = net.observer().await?;
-    let (mut renter, mut hosts) = net.renter_and_hosts(3).await?;
+    let (mut renter, mut hosts) = net.renter_and_hosts(2).await?;
     let a = put(&renter, net.dir.path(), 100 << 10, &compact_params(), true).await?;
     let b = put(&renter, net.dir.path(), 90 << 10, &compact_params(), true).await?;
     for s in [&a, &b] {
@@ -109,15 +111,16 @@ async fn compact_slots_are_proven_in_one_batch_per_host_and_a_dead_host_is_repla
                 .push(B256::from(slot.slot_id.0));
         }
     }
-    assert_eq!(held.len(), 3);
+    assert_eq!(held.len(), 2);
     assert!(held.values().all(|s| s.len() == 2), "{held:?}");
+    // The last fill's period is the first without a proof due: the next one is proven.
     let filled = chain.current_period().await?;
     eventually(
-        Duration::from_secs(3 * PERIOD + 30),
-        "two periods proven by every host",
+        Duration::from_secs(2 * PERIOD + 30),
+        "a period proven by every host",
         || async {
             let proofs = compact_proofs(&chain).await?;
-            let full = (filled + 1..=filled + 2).all(|p| {
+            let full = (filled + 1..=filled + 1).all(|p| {
                 held.keys().all(|h| {
                     proofs
                         .get(&(*h, p))
@@ -149,13 +152,13 @@ async fn compact_slots_are_proven_in_one_batch_per_host_and_a_dead_host_is_repla
         );
         let proofs = h.metric("hoard_compact_proofs_submitted_total").await?;
         let slots = h.metric("hoard_compact_batch_slots_sum").await?;
-        assert!(proofs >= 2.0, "{proofs}");
+        assert!(proofs >= 1.0, "{proofs}");
         assert_eq!(slots, 2.0 * proofs, "two slots per proof");
     }
 
     // A spare host joins (it sees only the freed slots), then one host dies.
     let mut spare = net.node("spare", true).await?;
-    let victim = hosts.pop().expect("three hosts");
+    let victim = hosts.pop().expect("two hosts");
     let victim_addr = victim.address();
     let victim_slots = held[&victim_addr].clone();
     let commitments = {
@@ -169,9 +172,10 @@ async fn compact_slots_are_proven_in_one_batch_per_host_and_a_dead_host_is_repla
     victim.stop().await;
 
     // Marked missing once (the validator is the renter's node), evicted, repaired by the spare
-    // from two other slots with the same commitment, and proven by it.
+    // from the other slot of each request (k = 1), checked against the same commitment, and
+    // proven by it.
     eventually(
-        Duration::from_secs(6 * PERIOD + 60),
+        Duration::from_secs(3 * PERIOD + 60),
         "both of the dead host's slots to be repaired",
         || async {
             for id in &victim_slots {
@@ -192,7 +196,7 @@ async fn compact_slots_are_proven_in_one_batch_per_host_and_a_dead_host_is_repla
     }
     let repaired = chain.current_period().await?;
     eventually(
-        Duration::from_secs(3 * PERIOD + 30),
+        Duration::from_secs(2 * PERIOD + 30),
         "the spare to prove both repaired slots in one proof",
         || async {
             let proofs = compact_proofs(&chain).await?;

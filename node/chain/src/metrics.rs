@@ -35,11 +35,13 @@ impl ChainMetrics {
     /// Creates the metrics without registering them anywhere.
     /// Every method the node sends, so each per-method series exists (at 0) from the start and
     /// dashboards and alerts have data before the first revert.
-    const METHODS: [&'static str; 12] = [
+    const METHODS: [&'static str; 14] = [
         "requestStorage",
         "extendRequest",
         "fillSlot",
+        "fillCompactSlot",
         "submitProof",
+        "submitCompactProof",
         "markProofMissing",
         "withdrawSlot",
         "withdrawRequest",

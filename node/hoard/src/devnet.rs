@@ -66,6 +66,11 @@ pub(crate) struct DevnetArgs {
     /// Size of the sample dataset, MiB.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=65536))]
     size_mib: u64,
+    /// Proof scheme of the sample's request: direct, or compact (one Groth16 proof per host per
+    /// period from keys of the published devnet seed, generated on first use into DIR/compact-keys;
+    /// give it periods of 30 blocks or more on a busy machine).
+    #[arg(long, default_value_t = hoard_api::Scheme::Direct)]
+    scheme: hoard_api::Scheme,
     /// anvil's JSON-RPC port.
     #[arg(long, default_value_t = 8545)]
     port: u16,
@@ -98,6 +103,7 @@ struct Plan {
     period_blocks: u64,
     block_time: u64,
     size_mib: u64,
+    scheme: hoard_api::Scheme,
     anvil_port: u16,
     prometheus_port: Option<u16>,
     check_dashboards: bool,
@@ -157,6 +163,7 @@ impl Plan {
             period_blocks: args.period_blocks,
             block_time: args.block_time,
             size_mib: args.size_mib,
+            scheme: args.scheme,
             anvil_port: args.port,
             prometheus_port: prometheus.then_some(args.prometheus_port),
             check_dashboards: args.check_dashboards,

@@ -61,8 +61,9 @@ pub struct CompactConfig {
     /// 4 GiB of memory and 376 MB for the 32-slot one); several nodes may share one folder.
     /// Default: `<data_dir>/compact-keys`.
     pub keys_dir: Option<PathBuf>,
-    /// Most slots proven in one proof: 32 (the large circuit: about 4 GiB of memory while
-    /// proving) or 4 (the small circuit only: for small machines and short periods).
+    /// Most slots proven in one proof, 1–32: up to 32 uses the large circuit for batches over 4
+    /// (about 4 GiB of memory while proving); 4 or fewer the small circuit only (for small
+    /// machines and short periods).
     pub max_batch: usize,
 }
 
@@ -300,7 +301,7 @@ impl NodeConfig {
 
     /// Refuses values the node cannot work with, naming the key: nothing is clamped silently.
     pub fn check(&self) -> Result<(), ConfigError> {
-        let limits: [(&'static str, u64, u64, u64, &'static str); 7] = [
+        let limits: [(&'static str, u64, u64, u64, &'static str); 8] = [
             (
                 "chain.poll_interval_ms",
                 self.chain.poll_interval_ms,
@@ -328,6 +329,13 @@ impl NodeConfig {
                 1,
                 1_024,
                 "between 1 and 1024 proofs built at once",
+            ),
+            (
+                "compact.max_batch",
+                self.compact.max_batch as u64,
+                1,
+                32,
+                "between 1 and 32 slots per proof (the largest compact circuit)",
             ),
             (
                 "api.max_connections",
@@ -500,6 +508,8 @@ mod tests {
             ("[chain]\npoll_interval_ms = 0", "chain.poll_interval_ms"),
             ("[chain]\npoll_interval_ms = 49", "chain.poll_interval_ms"),
             ("[host]\nprove_parallelism = 0", "host.prove_parallelism"),
+            ("[compact]\nmax_batch = 0", "compact.max_batch"),
+            ("[compact]\nmax_batch = 33", "compact.max_batch"),
             ("[api]\nmax_connections = 0", "api.max_connections"),
             ("[api]\nheader_timeout_secs = 0", "api.header_timeout_secs"),
             (

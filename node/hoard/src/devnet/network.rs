@@ -40,6 +40,8 @@ pub(super) async fn start_nodes(
 ) -> anyhow::Result<Vec<RunningNode>> {
     let exe = std::env::current_exe().context("finding the hoard binary to start the nodes")?;
     let margin = (plan.period_blocks * 3 / 8).clamp(1, 8);
+    // One key cache for every node: the compact keys are made once (from the devnet seed).
+    let keys_dir = plan.path("compact-keys");
     let mut nodes = Vec::new();
     for (spec, key) in plan.nodes.iter().zip(keys) {
         let data = plan.path(&format!("nodes/{}", spec.name));
@@ -52,7 +54,7 @@ pub(super) async fn start_nodes(
                 "# Written by hoard devnet; the flags on its command line set the rest.\n\
                  [p2p]\nrequest_timeout_secs = 10\n\n[chain]\npoll_interval_ms = 250\n\
                  receipt_timeout_secs = 30\n\n[host]\nfill_backoff_secs = 3\n\
-                 deadline_margin_blocks = {margin}\n"
+                 deadline_margin_blocks = {margin}\n\n[compact]\nkeys_dir = {keys_dir:?}\n"
             ),
         )?;
         let log = plan.path(&format!("logs/{}.log", spec.name));

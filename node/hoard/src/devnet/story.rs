@@ -148,14 +148,15 @@ impl World<'_> {
             collateral_per_byte: U256::from(COLLATERAL),
             proof_probability: 1,
             samples: SAMPLES,
-            scheme: Default::default(),
+            scheme: plan.scheme,
         };
         story.say(format!(
             "putting the sample through the renter: {}+{} slots (any {} rebuild it), a proof \
-             of every slot each period, {} h of storage",
+             of every slot each period ({} scheme), {} h of storage",
             plan.data_slots,
             plan.parity_slots,
             plan.data_slots,
+            plan.scheme,
             DURATION / 3600
         ));
         let renter = &self.renter().api;
@@ -329,6 +330,7 @@ impl World<'_> {
                 story.say(format!(
                     "{accepted} of {required} required proofs accepted in periods {first}–{last}"
                 ));
+                self.report_gas().await;
                 self.fetch(dataset).await?;
                 fetched = true;
                 if plan.check_dashboards {
@@ -413,6 +415,33 @@ impl World<'_> {
             tokens(earned)
         ));
         Ok((accepted, required))
+    }
+
+    /// Says what a slot's proof cost the hosts so far, per scheme, from their metrics: a direct
+    /// `submitProof` (one slot each) and a compact batch over its slots.
+    async fn report_gas(&self) {
+        let (mut direct_gas, mut direct_txs) = (0.0, 0.0);
+        let (mut compact_gas, mut compact_batches) = (0.0, 0.0);
+        for n in self.nodes.iter().filter(|n| n.spec.host) {
+            let text = n.api.metrics().await.unwrap_or_default();
+            let m = |series: &str| hoard_api::metric_value(&text, series);
+            direct_gas += m("hoard_tx_gas_used_total{method=\"submitProof\"}");
+            direct_txs += m("hoard_tx_sent_total{method=\"submitProof\"}");
+            compact_gas += m("hoard_compact_gas_per_slot_sum");
+            compact_batches += m("hoard_compact_gas_per_slot_count");
+        }
+        // A compact batch observes its gas over its slots once: `_sum / _count` is the mean
+        // over batches of gas per slot.
+        let per = |gas: f64, n: f64| match n > 0.0 {
+            true => format!("{:.0} gas", gas / n),
+            false => "none sent".to_string(),
+        };
+        self.story.say(format!(
+            "gas per slot-proof so far: direct {} ({direct_txs:.0} submitProof), compact {} \
+             ({compact_batches:.0} batch proofs)",
+            per(direct_gas, direct_txs),
+            per(compact_gas, compact_batches),
+        ));
     }
 
     /// Fetches the dataset through the renter (from the hosts) and checks it against the sample.

@@ -614,6 +614,7 @@ async fn prove_batch(ctx: &Ctx, prover: &Prover, batch: &[Due], period: u64, see
         return true;
     }
     ctx.metrics.proofs_required.inc_by(live.len() as u64);
+    tracing::info!(slots = live.len(), "proving a compact batch");
     let started = Instant::now();
     let built = build(ctx, prover, &live, period, seed).await;
     prover
