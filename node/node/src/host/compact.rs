@@ -46,30 +46,34 @@ use crate::{
 /// `RequestParams.scheme` of a compact request (`ProofScheme.Compact`).
 pub(crate) const COMPACT_SCHEME: u8 = 1;
 
+/// A deployed verifier and this node's key for its circuit that differ.
+#[derive(Debug)]
+pub struct StaleKey {
+    /// The circuit, e.g. `s4x5`.
+    pub shape: String,
+    /// The verifier's address.
+    pub verifier: Address,
+    /// `verifyingKeyHash()` on chain.
+    pub deployed: B256,
+    /// The hash of this node's key.
+    pub ours: B256,
+    /// The key cache.
+    pub dir: PathBuf,
+}
+
 /// Why the compact keys cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CompactKeyError {
     /// The deployed verifier was made from another key than this node's: every proof of the node
-    /// would revert.
+    /// would revert. (Boxed: the error stays small on every `Result` path.)
     #[error(
-        "stale verifying key: the deployed {shape} verifier {verifier} has verifying key hash \
-         {deployed}, but this node's key for that circuit hashes to {ours} (key cache {}); every \
-         compact proof would revert — use the keys of this deployment's set-up, or delete the \
-         cache if it holds keys of an older circuit",
-        dir.display()
+        "stale verifying key: the deployed {} verifier {} has verifying key hash {}, but this \
+         node's key for that circuit hashes to {} (key cache {}); every compact proof would \
+         revert — use the keys of this deployment's set-up, or delete the cache if it holds keys \
+         of an older circuit",
+        .0.shape, .0.verifier, .0.deployed, .0.ours, .0.dir.display()
     )]
-    StaleKey {
-        /// The circuit, e.g. `s4x5`.
-        shape: String,
-        /// The verifier's address.
-        verifier: Address,
-        /// `verifyingKeyHash()` on chain.
-        deployed: B256,
-        /// The hash of this node's key.
-        ours: B256,
-        /// The key cache.
-        dir: PathBuf,
-    },
+    StaleKey(Box<StaleKey>),
     /// A verifier of a circuit this hoard does not have.
     #[error(
         "the deployed compact verifier {verifier} proves {slots} slots of {samples} samples; this \
@@ -361,13 +365,13 @@ fn check_key(
     if info.verifying_key_hash.0 == ours {
         return Ok(());
     }
-    Err(CompactKeyError::StaleKey {
+    Err(CompactKeyError::StaleKey(Box::new(StaleKey {
         shape: shape.name(),
         verifier: info.address,
         deployed: info.verifying_key_hash,
         ours: B256::from(ours),
         dir: dir.to_path_buf(),
-    })
+    })))
 }
 
 /// Registers the compact metrics and checks the keys (see [`Prover::start`]).
