@@ -333,8 +333,13 @@ pub struct ExtendResult {
 pub struct DownloadRequest {
     /// Dataset id.
     pub dataset: DatasetId,
-    /// Where to write it (on the node's machine): absent or an empty folder.
+    /// Where to write it (on the node's machine): absent or an empty folder, or the output of
+    /// an interrupted download of the same dataset and paths, which is resumed.
     pub out: PathBuf,
+    /// Only these files or folders (a folder picks everything under it); empty: the whole
+    /// dataset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
 }
 
 /// `POST /api/v1/requests/{id}/withdraw`: the renter's refund.
@@ -399,4 +404,67 @@ mod tests {
             r#""put""#
         );
     }
+}
+
+/// `GET /api/v1/cache`: the node's reader cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheStatus {
+    /// Bytes the cache may hold (all volumes).
+    pub capacity_bytes: u64,
+    /// Bytes it holds.
+    pub used_bytes: u64,
+    /// Each dataset with blocks in it, most recently used first.
+    pub datasets: Vec<CachedDataset>,
+}
+
+/// One dataset in the reader cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedDataset {
+    /// Dataset id.
+    pub dataset: DatasetId,
+    /// The volume holding it.
+    pub volume: PathBuf,
+    /// Blocks held (64 KiB each).
+    pub blocks: u64,
+    /// Bytes those take, their Merkle paths included.
+    pub bytes: u64,
+    /// Unix seconds of the last read or write.
+    pub last_used: u64,
+}
+
+/// `DELETE /api/v1/cache[/{id}]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheCleared {
+    /// Bytes freed.
+    pub freed_bytes: u64,
+}
+
+/// One entry of a dataset listing (`GET /api/v1/datasets/{id}/files[/{folder}]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path inside the dataset.
+    pub path: String,
+    /// `file`, `dir` or `link`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Bytes (files, and links to files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// What a link leads to (a path inside the dataset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Where the gateway serves it (absolute on this node).
+    pub url: String,
+}
+
+/// `GET /api/v1/datasets/{id}/files[/{folder}]`: a folder's entries (the whole dataset for
+/// the route without a folder).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    /// Dataset id.
+    pub dataset: DatasetId,
+    /// The folder listed (`""` for the root).
+    pub path: String,
+    /// Its entries (direct children; everything for the whole-dataset route), by path.
+    pub entries: Vec<FileEntry>,
 }

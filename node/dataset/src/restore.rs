@@ -155,18 +155,7 @@ impl Restore {
     /// the file `out`, or under its own name inside the folder `out`.
     pub fn start(out: &Path, manifest: &Manifest, paths: &[String]) -> Result<Self, DatasetError> {
         let entries = select(manifest, paths)?;
-        let target = if !manifest.directory && out.is_dir() {
-            out.join(&manifest.entries[0].path)
-        } else {
-            out.to_owned()
-        };
-        let parent = parent_of(&target)?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out".into());
-        let partial = parent.join(format!(".{name}.hoard-partial"));
-        let journal = parent.join(format!(".{name}.hoard-get"));
+        let (target, partial, journal) = places(out, manifest)?;
         let mut sel = Sha256::new();
         for e in &entries {
             sel.update(e.path.as_bytes());
@@ -216,6 +205,15 @@ impl Restore {
             }
         }
         Ok(this)
+    }
+
+    /// Removes what an interrupted restore of `manifest` to `out` left (its partial output and
+    /// journal), if anything.
+    pub fn discard(out: &Path, manifest: &Manifest) {
+        if let Ok((_, partial, journal)) = places(out, manifest) {
+            let _ = fs::remove_dir_all(&partial).or_else(|_| fs::remove_file(&partial));
+            let _ = fs::remove_file(&journal);
+        }
     }
 
     /// Where the finished output will be.
@@ -438,6 +436,23 @@ impl Restore {
         fs::rename(&tmp, &self.journal).ctx("renaming", &tmp)?;
         sync_dir(&parent_of(&self.journal)?)
     }
+}
+
+/// The target, the partial output and the journal of a restore of `manifest` to `out`.
+fn places(out: &Path, manifest: &Manifest) -> Result<(PathBuf, PathBuf, PathBuf), DatasetError> {
+    let target = if !manifest.directory && out.is_dir() {
+        out.join(&manifest.entries[0].path)
+    } else {
+        out.to_owned()
+    };
+    let parent = parent_of(&target)?;
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let partial = parent.join(format!(".{name}.hoard-partial"));
+    let journal = parent.join(format!(".{name}.hoard-get"));
+    Ok((target, partial, journal))
 }
 
 /// Fails unless `path` is absent or an empty directory.

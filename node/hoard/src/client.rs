@@ -213,6 +213,7 @@ pub(crate) async fn get(c: &Client, a: GetArgs, out: &Output) -> anyhow::Result<
         .download(&DownloadRequest {
             dataset: a.dataset,
             out: path,
+            paths: Vec::new(),
         })
         .await?
         .job;

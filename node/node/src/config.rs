@@ -33,6 +33,8 @@ pub struct NodeConfig {
     pub host: HostConfig,
     /// Validator role: mark missed proofs for the reward.
     pub validator: ValidatorConfig,
+    /// The reader cache: blocks this node downloaded, kept to serve other readers.
+    pub cache: CacheConfig,
 }
 
 impl Default for NodeConfig {
@@ -45,6 +47,7 @@ impl Default for NodeConfig {
             chain: ChainSettings::default(),
             host: HostConfig::default(),
             validator: ValidatorConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -85,6 +88,9 @@ pub struct P2pConfig {
     pub announce: Vec<String>,
     /// Seconds before a request to a peer times out.
     pub request_timeout_secs: u64,
+    /// Bytes per second this node sends to peers at most (blocks and manifests it serves, a
+    /// token bucket holding one second's worth); 0 = no limit.
+    pub upload_limit_bytes_per_sec: u64,
 }
 
 impl Default for P2pConfig {
@@ -93,6 +99,7 @@ impl Default for P2pConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/8651".into()],
             announce: Vec::new(),
             request_timeout_secs: 30,
+            upload_limit_bytes_per_sec: 0,
         }
     }
 }
@@ -172,6 +179,23 @@ impl Default for HostConfig {
 pub struct ValidatorConfig {
     /// Watch every request and mark missed proofs.
     pub enabled: bool,
+}
+
+/// Reader cache settings (docs/operator-guide.md, "Reader cache").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Bytes of downloaded blocks kept per volume (least recently used dropped first); 0 turns
+    /// the cache off, and the node then serves nothing it downloaded.
+    pub max_bytes_per_volume: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes_per_volume: 10 << 30,
+        }
+    }
 }
 
 /// Values from flags or the environment; `None` means "not given".

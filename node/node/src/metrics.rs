@@ -72,6 +72,20 @@ pub struct NodeMetrics {
     pub audit_checks: IntCounterVec,
     /// `hoard_api_connections_refused_total`.
     pub api_connections_refused: IntCounter,
+    /// `hoard_served_bytes_total{protocol,role}`.
+    pub served_bytes: IntCounterVec,
+    /// `hoard_fetched_bytes_total{from}`.
+    pub fetched_bytes: IntCounterVec,
+    /// `hoard_reader_cache_bytes`.
+    pub reader_cache_bytes: IntGauge,
+    /// `hoard_reader_cache_capacity_bytes`.
+    pub reader_cache_capacity: IntGauge,
+    /// `hoard_reader_cache_hits_total`.
+    pub reader_cache_hits: IntCounter,
+    /// `hoard_reader_cache_misses_total`.
+    pub reader_cache_misses: IntCounter,
+    /// `hoard_download_sources`.
+    pub download_sources: Histogram,
 }
 
 impl NodeMetrics {
@@ -216,7 +230,49 @@ impl NodeMetrics {
                 "hoard_api_connections_refused_total",
                 "API connections closed unanswered because api.max_connections were open.",
             )?,
+            served_bytes: r.int_counter_vec(
+                "hoard_served_bytes_total",
+                "Block and manifest bytes this node served, by protocol (p2p, http) and the role \
+                 it served them as (host: slots it hosts, renter: datasets it packed, reader: its \
+                 reader cache; http: the gateway, from the network or the cache).",
+                &["protocol", "role"],
+            )?,
+            fetched_bytes: r.int_counter_vec(
+                "hoard_fetched_bytes_total",
+                "Verified block bytes this node downloaded, by the role of the peer that sent \
+                 them (host of the slot on chain, renter, reader).",
+                &["from"],
+            )?,
+            reader_cache_bytes: r.int_gauge(
+                "hoard_reader_cache_bytes",
+                "Bytes of downloaded blocks (and their paths) held in the reader cache.",
+            )?,
+            reader_cache_capacity: r.int_gauge(
+                "hoard_reader_cache_capacity_bytes",
+                "Bytes the reader cache may hold, summed over the volumes.",
+            )?,
+            reader_cache_hits: r.int_counter(
+                "hoard_reader_cache_hits_total",
+                "Blocks a download or gateway read found in the reader cache.",
+            )?,
+            reader_cache_misses: r.int_counter(
+                "hoard_reader_cache_misses_total",
+                "Blocks a download or gateway read had to fetch from peers.",
+            )?,
+            download_sources: r.histogram(
+                "hoard_download_sources",
+                "Peers that delivered blocks to one download or gateway read.",
+                vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0],
+            )?,
         };
+        for protocol in ["p2p", "http"] {
+            for role in ["host", "renter", "reader"] {
+                m.served_bytes.with_label_values(&[protocol, role]);
+            }
+        }
+        for from in ["host", "renter", "reader"] {
+            m.fetched_bytes.with_label_values(&[from]);
+        }
         for state in ["filling", "filled", "finished", "failed"] {
             m.slots.with_label_values(&[state]).set(0);
         }

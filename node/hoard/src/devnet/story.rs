@@ -430,6 +430,7 @@ impl World<'_> {
             .download(&DownloadRequest {
                 dataset,
                 out: out.clone(),
+                paths: Vec::new(),
             })
             .await?
             .job;
