@@ -264,6 +264,7 @@ pub async fn download_via(
         .download(&DownloadRequest {
             dataset,
             out: out.to_path_buf(),
+            paths: Vec::new(),
         })
         .await?
         .job;

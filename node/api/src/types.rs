@@ -430,6 +430,8 @@ pub struct CachedDataset {
     pub bytes: u64,
     /// Unix seconds of the last read or write.
     pub last_used: u64,
+    /// Announced in Kademlia as provided: other readers find this node and fetch from it.
+    pub announced: bool,
 }
 
 /// `DELETE /api/v1/cache[/{id}]`.

@@ -138,9 +138,26 @@ pub(crate) struct PutArgs {
 pub(crate) struct GetArgs {
     /// Dataset id (from `hoard put`).
     dataset: DatasetId,
-    /// Where to write it (absent or an empty folder, on the node's machine).
+    /// Where to write it (absent or an empty folder, on the node's machine). Running the same
+    /// `get` again after an interruption resumes it.
     #[arg(long)]
     out: PathBuf,
+    /// Only this file or folder (a folder brings everything under it); repeat for more. Only
+    /// the blocks covering them are fetched.
+    #[arg(long = "path", value_name = "PATH")]
+    paths: Vec<String>,
+}
+
+/// `hoard cache …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CacheCommand {
+    /// What the reader cache holds (the default).
+    Show,
+    /// Drop one dataset from the cache, or everything.
+    Clear {
+        /// The dataset (all of them if absent).
+        dataset: Option<DatasetId>,
+    },
 }
 
 /// `hoard host …`.
@@ -213,7 +230,7 @@ pub(crate) async fn get(c: &Client, a: GetArgs, out: &Output) -> anyhow::Result<
         .download(&DownloadRequest {
             dataset: a.dataset,
             out: path,
-            paths: Vec::new(),
+            paths: a.paths,
         })
         .await?
         .job;
@@ -407,4 +424,58 @@ fn offer_line(o: &Offer) -> String {
         "capacity {} bytes, min price {}/B/s, max collateral {}",
         o.capacity_bytes, o.min_price_per_byte_per_second, o.max_collateral_per_slot
     )
+}
+
+/// `hoard ls`: the files and folders of a dataset, from its manifest.
+pub(crate) async fn ls(c: &Client, dataset: DatasetId, out: &Output) -> anyhow::Result<()> {
+    let listing = c.files(&dataset).await?;
+    out.result(&listing, || {
+        let mut text = String::new();
+        for e in &listing.entries {
+            let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+            let name = match (&e.kind[..], &e.target) {
+                ("dir", _) => format!("{}/", e.path),
+                ("link", Some(t)) => format!("{} -> {t}", e.path),
+                _ => e.path.clone(),
+            };
+            text.push_str(&format!("{size:>14}  {name}\n"));
+        }
+        text.trim_end().to_owned()
+    });
+    Ok(())
+}
+
+/// `hoard cache`: show or clear the reader cache.
+pub(crate) async fn cache(
+    c: &Client,
+    cmd: Option<CacheCommand>,
+    out: &Output,
+) -> anyhow::Result<()> {
+    match cmd.unwrap_or(CacheCommand::Show) {
+        CacheCommand::Show => {
+            let s = c.cache().await?;
+            out.result(&s, || {
+                let mut text = format!(
+                    "reader cache: {} of {} bytes used",
+                    s.used_bytes, s.capacity_bytes
+                );
+                for d in &s.datasets {
+                    text.push_str(&format!(
+                        "\n{}  {} blocks, {} bytes{}  ({})",
+                        d.dataset,
+                        d.blocks,
+                        d.bytes,
+                        if d.announced { ", seeded" } else { "" },
+                        d.volume.display()
+                    ));
+                }
+                text
+            });
+        }
+        CacheCommand::Clear { dataset } => {
+            let r = c.cache_clear(dataset.as_ref()).await?;
+            out.result(&r, || format!("freed {} bytes", r.freed_bytes));
+        }
+    }
+    Ok(())
 }

@@ -78,6 +78,8 @@ pub(crate) struct CachedDataset {
     pub(crate) bytes: u64,
     /// Unix milliseconds of the last read or write.
     pub(crate) last_used_ms: u64,
+    /// Announced in Kademlia: other readers find this node as a source.
+    pub(crate) announced: bool,
 }
 
 /// The reader cache of one node. Cheap to clone: clones share it. Its methods do file I/O:
@@ -91,6 +93,8 @@ pub(crate) struct ReaderCache {
 struct Inner {
     volumes: Vec<Volume>,
     datasets: RwLock<HashMap<DatasetId, Arc<Entry>>>,
+    /// Datasets announced as provided in Kademlia (set by the seeding task).
+    announced: Mutex<std::collections::HashSet<DatasetId>>,
 }
 
 #[derive(Debug)]
@@ -189,6 +193,7 @@ impl ReaderCache {
             inner: Arc::new(Inner {
                 volumes: vols,
                 datasets: RwLock::new(datasets),
+                announced: Mutex::default(),
             }),
         };
         // A smaller capacity than last time: trim now.
@@ -244,6 +249,7 @@ impl ReaderCache {
     /// The datasets in the cache.
     pub(crate) fn datasets(&self) -> Vec<CachedDataset> {
         let entries: Vec<Arc<Entry>> = self.read_datasets().values().cloned().collect();
+        let announced = lock(&self.inner.announced).clone();
         let mut out: Vec<CachedDataset> = entries
             .iter()
             .map(|e| CachedDataset {
@@ -256,6 +262,7 @@ impl ReaderCache {
                 blocks: e.held_blocks(),
                 bytes: e.bytes(),
                 last_used_ms: e.last_used(),
+                announced: announced.contains(&e.id),
             })
             .collect();
         out.sort_by_key(|d| std::cmp::Reverse(d.last_used_ms));
@@ -414,6 +421,11 @@ impl ReaderCache {
             freed += bytes;
         }
         Ok(freed)
+    }
+
+    /// Records which datasets are announced in Kademlia now.
+    pub(crate) fn set_announced(&self, ids: &std::collections::HashSet<DatasetId>) {
+        *lock(&self.inner.announced) = ids.clone();
     }
 
     /// Datasets that hold at least one block.

@@ -1,6 +1,7 @@
 //! The read-only HTTP gateway: `GET`/`HEAD /api/v1/datasets/{id}/files/{path}` serves a file
 //! of a dataset (one byte range at most, `Range: bytes=…`), streamed from the network block by
-//! block as each block verifies; a folder answers its entries as JSON; `GET
+//! block as each block verifies; a folder answers its entries as JSON (an HTML page of links
+//! for clients that ask for HTML); `GET
 //! /api/v1/datasets/{id}/files` lists the whole dataset (`hoard ls`). docs/api.md, "Gateway".
 
 use axum::{
@@ -121,16 +122,50 @@ fn base_url(headers: &HeaderMap, dataset: &DatasetId) -> String {
     format!("http://{host}/api/v1/datasets/{dataset}/files")
 }
 
+/// A listing as JSON, or as an HTML page of links when the client prefers HTML (browsers, and
+/// fsspec's `ls`, which reads links from HTML only).
+fn listing_response(headers: &HeaderMap, listing: Listing) -> Response {
+    let html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if !html {
+        return Json(listing).into_response();
+    }
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut page = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{0}/{1}</title></head><body>\n<h1>{1}/</h1>\n<ul>\n",
+        listing.dataset,
+        escape(&listing.path)
+    );
+    for e in &listing.entries {
+        let slash = if e.kind == "dir" { "/" } else { "" };
+        page.push_str(&format!(
+            "<li><a href=\"{}{slash}\">{}{slash}</a> {}</li>\n",
+            escape(&e.url),
+            escape(&e.path),
+            e.size.map(|s| format!("{s} bytes")).unwrap_or_default()
+        ));
+    }
+    page.push_str("</ul>\n</body></html>\n");
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
 /// `GET /api/v1/datasets/{id}/files`: every entry of the dataset.
 pub(crate) async fn list_all(
     State(roles): State<Roles>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Listing>, ApiError> {
+) -> Result<Response, ApiError> {
     let dataset = DatasetId(parse_id(&id)?);
     let opened = roles.downloads.open(dataset).await?;
     let base = base_url(&headers, &dataset);
-    Ok(Json(Listing {
+    let listing = Listing {
         dataset,
         path: String::new(),
         entries: opened
@@ -139,7 +174,8 @@ pub(crate) async fn list_all(
             .iter()
             .map(|e| entry_view(&base, e, &opened))
             .collect(),
-    }))
+    };
+    Ok(listing_response(&headers, listing))
 }
 
 /// `GET`/`HEAD /api/v1/datasets/{id}/files/{path}`.
@@ -163,7 +199,7 @@ pub(crate) async fn file(
                     .map(|e| entry_view(&base, e, &opened))
                     .collect(),
             };
-            return Ok(Json(listing).into_response());
+            return Ok(listing_response(&headers, listing));
         }
         Resolved::File { path, offset, size } => (path, offset, size),
     };

@@ -268,6 +268,7 @@ async fn cache_status(State(roles): State<Roles>) -> ApiResult<CacheStatus> {
                 blocks: d.blocks,
                 bytes: d.bytes,
                 last_used: d.last_used_ms / 1000,
+                announced: d.announced,
             })
             .collect(),
     }))

@@ -54,5 +54,6 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cache: ReaderCache, slots: LocalSlots) {
             }
         }
         announced = held;
+        cache.set_announced(&announced);
     }
 }

@@ -48,6 +48,11 @@ const SCAN: usize = 64;
 /// A host takes a unit a reader also has only if it answers this much faster than the fastest
 /// reader (hosts' upload is what participation saves).
 const HOST_SPEEDUP: f64 = 2.0;
+/// In the endgame, a unit gets a second copy only after it has been in flight this long (a
+/// fast source's answer is not worth doubling).
+const ENDGAME_AFTER: Duration = Duration::from_millis(750);
+/// Work is handed out once every first have-map has come back, or after this long.
+const FIRST_HAVES: Duration = Duration::from_millis(300);
 /// The `source` of an event that was read from the local cache.
 const LOCAL: usize = usize::MAX;
 /// Readers' have-maps are asked again this often while fetching.
@@ -356,6 +361,7 @@ pub(crate) async fn fetch(
     let mut last_have_round = Instant::now();
     let mut last_checkpoint = Instant::now();
     let mut low_water = 0usize;
+    let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -398,6 +404,12 @@ pub(crate) async fn fetch(
             .filter_map(|s| s.latency)
             .min_by(f64::total_cmp);
         let endgame = pending.iter().all(BTreeSet::is_empty);
+        // Until the first have-maps are in, a host could be handed units a reader also has.
+        let first_haves_in = sources.iter().all(|s| !s.asking_have || !s.have.is_empty())
+            || started.elapsed() >= FIRST_HAVES;
+        if !first_haves_in {
+            order.clear();
+        }
         while let Some(idx) = order.first().copied() {
             if in_flight >= MAX_IN_FLIGHT {
                 break;
@@ -730,7 +742,9 @@ fn pick_endgame(
         .enumerate()
         .filter(|(u, _)| window_end.is_none_or(|end| *u < end))
         .filter_map(|(u, st)| match st {
-            State::InFlight { copies: 1, since } => Some((u, *since)),
+            State::InFlight { copies: 1, since } if since.elapsed() >= ENDGAME_AFTER => {
+                Some((u, *since))
+            }
             _ => None,
         })
         .filter(|(u, _)| !s.refused.contains(u) && s.has(&units[*u]))
@@ -1050,8 +1064,9 @@ mod tests {
     fn the_endgame_doubles_the_oldest_single_copy() {
         let units: Vec<Unit> = Unit::cut(SlotIndex(0), 0..48);
         let s = source(Kind::Reader, &[(0, 0, 48)]);
-        let old = Instant::now();
-        let new = old + Duration::from_millis(5);
+        let now = Instant::now();
+        let old = now - 2 * ENDGAME_AFTER;
+        let new = now - ENDGAME_AFTER - Duration::from_millis(5);
         let state = vec![
             State::Done,
             State::InFlight {
