@@ -66,6 +66,10 @@ pub(crate) struct DevnetArgs {
     /// Size of the sample dataset, MiB.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=65536))]
     size_mib: u64,
+    /// Cap each host's upload to this many bytes per second (`p2p.upload_limit_bytes_per_sec`;
+    /// 0: no cap).
+    #[arg(long, default_value_t = 0)]
+    host_upload_limit: u64,
     /// anvil's JSON-RPC port.
     #[arg(long, default_value_t = 8545)]
     port: u16,
@@ -98,6 +102,7 @@ struct Plan {
     period_blocks: u64,
     block_time: u64,
     size_mib: u64,
+    host_upload_limit: u64,
     anvil_port: u16,
     prometheus_port: Option<u16>,
     check_dashboards: bool,
@@ -157,6 +162,7 @@ impl Plan {
             period_blocks: args.period_blocks,
             block_time: args.block_time,
             size_mib: args.size_mib,
+            host_upload_limit: args.host_upload_limit,
             anvil_port: args.port,
             prometheus_port: prometheus.then_some(args.prometheus_port),
             check_dashboards: args.check_dashboards,

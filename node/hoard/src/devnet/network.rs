@@ -46,11 +46,13 @@ pub(super) async fn start_nodes(
         fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
         // Devnet tempo: poll the chain often, fill without long back-offs.
         let config = data.join("devnet.toml");
+        let upload = if spec.host { plan.host_upload_limit } else { 0 };
         fs::write(
             &config,
             format!(
                 "# Written by hoard devnet; the flags on its command line set the rest.\n\
-                 [p2p]\nrequest_timeout_secs = 10\n\n[chain]\npoll_interval_ms = 250\n\
+                 [p2p]\nrequest_timeout_secs = 10\nupload_limit_bytes_per_sec = {upload}\n\n\
+                 [chain]\npoll_interval_ms = 250\n\
                  receipt_timeout_secs = 30\n\n[host]\nfill_backoff_secs = 3\n\
                  deadline_margin_blocks = {margin}\n"
             ),
