@@ -4,7 +4,9 @@
 //! sides and from what the hosts sent); `hoard_p2p_bytes_*` add up across the network to what
 //! was moved; a third reader fetches one folder only and moves little more than its blocks; the
 //! HTTP gateway answers real curl and Python (requests, fsspec) clients, every bad path and
-//! range with its status; the reader cache survives a restart and can be cleared.
+//! range with its status; the reader cache survives a restart; a reader whose cache went bad
+//! (damaged blocks, blocks its have-map claims but cannot serve) harms nobody; the cache can
+//! be cleared.
 
 use std::{path::Path, process::Command, time::Duration};
 
@@ -116,8 +118,14 @@ async fn readers_serve_each_other_and_the_gateway_answers_real_clients() -> anyh
         .map(|f| std::fs::metadata(root.join(f)).map(|m| m.len()))
         .sum::<std::io::Result<u64>>()?;
 
-    // A first reader: from the hosts.
-    let a = net.node("reader-a", false).await?;
+    // A first reader: from the hosts. (A fixed p2p port, as a real node has: it is restarted
+    // below and found again at the address its peers know.)
+    let (mut ca, key) = net.config("reader-a");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    ca.p2p.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}")];
+    let a = TestNode::start(ca, key).await?;
     let out_a = net.dir.path().join("out-a");
     a.download(dataset, &out_a).await?;
     same_tree(&root, &out_a, &files)?;
@@ -317,12 +325,52 @@ async fn readers_serve_each_other_and_the_gateway_answers_real_clients() -> anyh
         a.metric("hoard_fetched_bytes_total{from=\"host\"}").await?,
         0.0
     );
+
+    // A reader whose cache went bad under it: two slots' blocks damaged on disk, two others'
+    // gone although its have-map still claims them. A new reader gets the right bytes anyway,
+    // rejecting what it was sent (and dropping that source), from the others.
+    let mut b = b;
+    b.stop().await;
+    let cached = a.config.volumes()[0]
+        .join("cache")
+        .join(dataset.to_string());
+    for slot in 0..4 {
+        use std::os::unix::fs::FileExt;
+        let path = cached.join(format!("slot-{slot:03}.bin"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        if slot % 2 == 0 {
+            let len = file.metadata()?.len();
+            for at in (0..len).step_by(65536) {
+                let mut byte = [0u8];
+                file.read_exact_at(&mut byte, at + 100)?;
+                file.write_all_at(&[byte[0] ^ 0xff], at + 100)?;
+            }
+        } else {
+            file.set_len(0)?;
+        }
+    }
+    let d = net.node("reader-d", false).await?;
+    let out_d = net.dir.path().join("out-d");
+    d.download(dataset, &out_d).await?;
+    same_tree(&root, &out_d, &files)?;
+    assert!(
+        d.metric("hoard_blocks_rejected_total").await? > 0.0,
+        "reader a's bad blocks"
+    );
+    // Reader a's own cache is checked on use as well: it restores the right bytes.
+    let out_a3 = net.dir.path().join("out-a3");
+    download_via(a.api(), dataset, &out_a3).await?;
+    same_tree(&root, &out_a3, &files)?;
+
     let cleared = a.api().cache_clear(None).await?;
     assert!(cleared.freed_bytes > 0);
     assert!(a.api().cache().await?.datasets.is_empty());
 
     a.stop().await;
-    for mut n in [b, c] {
+    for mut n in [c, d] {
         n.stop().await;
     }
     hoard_tests::stop_all(&mut hosts).await;

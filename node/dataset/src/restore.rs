@@ -310,8 +310,10 @@ impl Restore {
     }
 
     /// Finishes: every wanted block must have been written. Syncs, removes the journal and
-    /// renames the partial output into place.
-    pub fn commit(self) -> Result<PathBuf, DatasetError> {
+    /// renames the partial output into place. (It takes `&self` so that a writer still holding
+    /// the restore, e.g. a late second copy of a block being checked, need not be waited for;
+    /// nothing is written after this.)
+    pub fn commit(&self) -> Result<PathBuf, DatasetError> {
         let missing = self.missing().len() as u64;
         if missing > 0 {
             return Err(DatasetError::Incomplete {

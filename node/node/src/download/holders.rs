@@ -71,9 +71,9 @@ pub(crate) async fn slot_sources(
     peers
 }
 
-/// Every peer that may serve blocks of `r`, with what it is: the hosts of its filled slots
-/// (from the chain), the renter, and the dataset's Kademlia providers (readers, unless they
-/// are one of the others).
+/// The peers a download starts from, with what they are: the hosts of `r`'s filled slots (from
+/// the chain) and the renter. Readers are Kademlia providers, which the swarm looks up while it
+/// already fetches; only when the chain names nobody is the lookup waited for here.
 pub(crate) async fn sources(ctx: &Ctx, r: &RequestRecord) -> Vec<(PeerId, Kind)> {
     let me = ctx.net.local_peer_id();
     let mut out: Vec<(PeerId, Kind)> = Vec::new();
@@ -95,6 +95,9 @@ pub(crate) async fn sources(ctx: &Ctx, r: &RequestRecord) -> Vec<(PeerId, Kind)>
     }
     for p in peers_of(&ctx.store, &[r.renter]) {
         push(p, Kind::Renter, &mut out);
+    }
+    if !out.is_empty() {
+        return out;
     }
     if let Ok(more) = ctx
         .net

@@ -257,9 +257,6 @@ async fn get(
                 bytes = report.fetched_bytes,
                 "download complete"
             );
-            let restore = Arc::into_inner(restore).ok_or_else(|| {
-                DownloadError::Swarm(swarm::SwarmError::Sink("the output is still in use".into()))
-            })?;
             let size = restore.selected_bytes();
             let out = tokio::task::spawn_blocking(move || restore.commit()).await??;
             Ok(Unpacked {

@@ -51,7 +51,8 @@ const HOST_SPEEDUP: f64 = 2.0;
 /// In the endgame, a unit gets a second copy only after it has been in flight this long (a
 /// fast source's answer is not worth doubling).
 const ENDGAME_AFTER: Duration = Duration::from_millis(750);
-/// Work is handed out once every first have-map has come back, or after this long.
+/// Work is handed out once the first provider lookup and every first have-map have come back,
+/// or after this long.
 const FIRST_HAVES: Duration = Duration::from_millis(300);
 /// The `source` of an event that was read from the local cache.
 const LOCAL: usize = usize::MAX;
@@ -266,15 +267,29 @@ pub(crate) async fn fetch(
     let mut remaining = total;
     if plan.window.is_none() {
         let local = {
-            let (cache, units, sink, dataset) =
-                (cache.clone(), units.clone(), sink.clone(), plan.dataset);
+            let (cache, units, sink, dataset, manifest) = (
+                cache.clone(),
+                units.clone(),
+                sink.clone(),
+                plan.dataset,
+                plan.manifest.clone(),
+            );
+            let rejected = ctx.metrics.blocks_rejected.clone();
             tokio::task::spawn_blocking(move || -> Result<Vec<usize>, SwarmError> {
                 let mut found = Vec::new();
                 for (i, u) in units.iter().enumerate() {
-                    if let Some(blocks) = cache.read(&dataset, u.slot, u.first, u.count) {
-                        sink.deliver(*u, &blocks).map_err(SwarmError::Sink)?;
-                        found.push(i);
+                    let Some(blocks) = cache.read(&dataset, u.slot, u.first, u.count) else {
+                        continue;
+                    };
+                    // The cache is a disk like any other: its blocks are checked too.
+                    let root = manifest.slot_roots.get(usize::from(u.slot.0)).copied();
+                    if let Err(e) = check(&blocks, &root.unwrap_or_default(), *u) {
+                        tracing::warn!(slot = u.slot.0, first = u.first, err = %e, "a cached block fails its path; fetching it again");
+                        rejected.inc();
+                        continue;
                     }
+                    sink.deliver(*u, &blocks).map_err(SwarmError::Sink)?;
+                    found.push(i);
                 }
                 Ok(found)
             })
@@ -362,6 +377,9 @@ pub(crate) async fn fetch(
     let mut last_checkpoint = Instant::now();
     let mut low_water = 0usize;
     let started = Instant::now();
+    let mut providers_looked_up = false;
+    // Units the cache claimed but could not give (evicted, damaged): from the network.
+    let mut not_local: HashSet<usize> = HashSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -371,6 +389,7 @@ pub(crate) async fn fetch(
             for u in low_water..(low_water + w).min(total) {
                 let unit = units[u];
                 if state[u] == State::Pending
+                    && !not_local.contains(&u)
                     && cache.has(&plan.dataset, unit.slot, unit.first, unit.count)
                 {
                     pending[usize::from(unit.slot.0)].remove(&u);
@@ -381,7 +400,7 @@ pub(crate) async fn fetch(
                     in_flight += 1;
                     events.push(read_local(
                         cache,
-                        plan.dataset,
+                        &plan,
                         u,
                         unit,
                         sink.clone(),
@@ -405,7 +424,9 @@ pub(crate) async fn fetch(
             .min_by(f64::total_cmp);
         let endgame = pending.iter().all(BTreeSet::is_empty);
         // Until the first have-maps are in, a host could be handed units a reader also has.
-        let first_haves_in = sources.iter().all(|s| !s.asking_have || !s.have.is_empty())
+        // A streaming read does not wait for the lookup: it answers a person, now.
+        let first_haves_in = ((providers_looked_up || plan.window.is_some())
+            && sources.iter().all(|s| !s.asking_have || !s.have.is_empty()))
             || started.elapsed() >= FIRST_HAVES;
         if !first_haves_in {
             order.clear();
@@ -511,8 +532,13 @@ pub(crate) async fn fetch(
                             }
                         }
                         Err(Bad::Local(e)) => return Err(SwarmError::Sink(e)),
-                        // Evicted meanwhile: fetch it.
-                        Err(_) => {
+                        // Evicted meanwhile, or damaged on disk: fetch it.
+                        Err(e) => {
+                            if !matches!(e, Bad::Refused(_)) {
+                                tracing::warn!(err = %e, "a cached block fails its path; fetching it again");
+                                ctx.metrics.blocks_rejected.inc();
+                            }
+                            not_local.insert(unit);
                             state[unit] = State::Pending;
                             pending[usize::from(units[unit].slot.0)].insert(unit);
                         }
@@ -549,15 +575,17 @@ pub(crate) async fn fetch(
                         match &bad {
                             Bad::Data(_) | Bad::Count(_) => {
                                 ctx.metrics.blocks_rejected.inc();
-                                tracing::warn!(peer = %s.peer, reason = %bad, "peer sent bad blocks; dropping it");
-                                s.dropped = true;
-                                ctx.net.penalise(s.peer, &bad.to_string()).await;
+                                if !s.dropped {
+                                    tracing::warn!(peer = %s.peer, reason = %bad, "peer sent bad blocks; dropping it");
+                                    s.dropped = true;
+                                    ctx.net.penalise(s.peer, &bad.to_string()).await;
+                                }
                             }
                             Bad::Refused(reason) => {
                                 s.strikes += 1;
                                 s.refused.insert(unit);
                                 tracing::debug!(peer = %s.peer, reason, strikes = s.strikes, "block request failed");
-                                if s.strikes >= MAX_STRIKES {
+                                if s.strikes >= MAX_STRIKES && !s.dropped {
                                     tracing::info!(peer = %s.peer, reason, "source keeps failing; using others");
                                     s.dropped = true;
                                     if s.delivered == 0 && reason.contains("not found") {
@@ -617,6 +645,7 @@ pub(crate) async fn fetch(
                 recount(&sources, &units, &mut avail_total, &mut avail_reader);
             }
             Some(Event::Providers(found)) => {
+                providers_looked_up = true;
                 for p in found {
                     add_source(p, Kind::Reader, &mut sources, &mut known, &mut events);
                 }
@@ -769,19 +798,28 @@ fn recount(sources: &[Source], units: &[Unit], total: &mut [u16], readers: &mut 
 
 fn read_local(
     cache: &ReaderCache,
-    dataset: DatasetId,
+    plan: &Plan,
     id: usize,
     unit: Unit,
     sink: Arc<dyn Sink>,
     done: Arc<Vec<AtomicBool>>,
 ) -> BoxFuture<'static, Event> {
     let cache = cache.clone();
+    let dataset = plan.dataset;
+    let root = plan
+        .manifest
+        .slot_roots
+        .get(usize::from(unit.slot.0))
+        .copied()
+        .unwrap_or_default();
     async move {
         let sent = Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let blocks = cache
                 .read(&dataset, unit.slot, unit.first, unit.count)
                 .ok_or_else(|| Bad::Refused("no longer cached".into()))?;
+            // The cache is a disk like any other: its blocks are checked too.
+            check(&blocks, &root, unit)?;
             done[id].store(true, Ordering::Release);
             sink.deliver(unit, &blocks).map_err(Bad::Local)?;
             Ok(blocks.len() as u64 * BLOCK_SIZE as u64)
