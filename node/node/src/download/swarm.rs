@@ -306,11 +306,6 @@ pub(crate) async fn fetch(
         report.local_units = local.len();
         remaining -= local.len();
         if remaining == 0 {
-            let sink = sink.clone();
-            tokio::task::spawn_blocking(move || sink.checkpoint())
-                .await
-                .map_err(|e| SwarmError::Sink(e.to_string()))?
-                .map_err(SwarmError::Sink)?;
             return Ok(report);
         }
     }
@@ -375,6 +370,7 @@ pub(crate) async fn fetch(
     let mut last = String::from("no source answered");
     let mut last_have_round = Instant::now();
     let mut last_checkpoint = Instant::now();
+    let mut checkpointing: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
     let mut low_water = 0usize;
     let started = Instant::now();
     let mut providers_looked_up = false;
@@ -662,13 +658,18 @@ pub(crate) async fn fetch(
                 }
             }
         }
-        if last_checkpoint.elapsed() >= Duration::from_secs(2) {
-            last_checkpoint = Instant::now();
-            let sink = sink.clone();
-            tokio::task::spawn_blocking(move || sink.checkpoint())
-                .await
+        // Checkpoints sync the output: they run beside the fetching, one at a time.
+        if checkpointing.as_ref().is_some_and(|c| c.is_finished())
+            && let Some(c) = checkpointing.take()
+        {
+            c.await
                 .map_err(|e| SwarmError::Sink(e.to_string()))?
                 .map_err(SwarmError::Sink)?;
+        }
+        if checkpointing.is_none() && last_checkpoint.elapsed() >= Duration::from_secs(2) {
+            last_checkpoint = Instant::now();
+            let sink = sink.clone();
+            checkpointing = Some(tokio::task::spawn_blocking(move || sink.checkpoint()));
         }
         // Nothing in flight, nothing any live source can give, no lookup pending: stuck.
         if in_flight == 0
@@ -689,12 +690,18 @@ pub(crate) async fn fetch(
     ctx.metrics
         .download_sources
         .observe(report.sources_used as f64);
-    let sink2 = sink.clone();
-    tokio::task::spawn_blocking(move || sink2.checkpoint())
-        .await
-        .map_err(|e| SwarmError::Sink(e.to_string()))?
-        .map_err(SwarmError::Sink)?;
+    if let Some(c) = checkpointing.take() {
+        c.await
+            .map_err(|e| SwarmError::Sink(e.to_string()))?
+            .map_err(SwarmError::Sink)?;
+    }
     if remaining > 0 {
+        // Keep what was fetched for a later resume (a complete fetch is synced by its commit).
+        let sink2 = sink.clone();
+        tokio::task::spawn_blocking(move || sink2.checkpoint())
+            .await
+            .map_err(|e| SwarmError::Sink(e.to_string()))?
+            .map_err(SwarmError::Sink)?;
         let mut missing_slots: Vec<SlotIndex> = (0..total)
             .filter(|i| state[*i] != State::Done)
             .map(|i| units[i].slot)
