@@ -53,8 +53,11 @@ def seed(torrent, folder, port, stats, upload_limit):
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(torrent)
     params.save_path = os.path.dirname(os.path.abspath(folder))
-    params.flags |= lt.torrent_flags.seed_mode
     h = ses.add_torrent(params)
+    # Checked in full first (not seed mode, which would hash each piece on its first upload
+    # and slow the first download down).
+    while not h.status().is_seeding:
+        time.sleep(0.05)
     print("ready", flush=True)
     while True:
         st = h.status()

@@ -70,6 +70,7 @@ struct NodeProc {
     key: PrivateKeySigner,
     bin: PathBuf,
     log: PathBuf,
+    data_dir: PathBuf,
 }
 
 impl NodeProc {
@@ -94,6 +95,7 @@ impl NodeProc {
             key,
             bin: bin.to_path_buf(),
             log: dir.join(format!("{name}.log")),
+            data_dir: config.data_dir.clone(),
         };
         this.spawn()?;
         let token_path = config.data_dir.join("api-token");
@@ -224,6 +226,18 @@ impl Bench {
 
     async fn hoard_get(&self, r: &NodeProc, paths: Vec<String>) -> anyhow::Result<Took> {
         let out = self.dir.join(format!("out-{}", r.name));
+        // HOARD_BENCH_PERF=FILE: a CPU profile (perf, call graphs) of the first reader's get.
+        let perf = match std::env::var("HOARD_BENCH_PERF") {
+            Ok(file) if r.name == "reader-1" => Some(
+                Command::new("perf")
+                    .args(["record", "-F", "499", "-g", "-o", &file, "-p"])
+                    .arg(r.pid().to_string())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?,
+            ),
+            _ => None,
+        };
         let cpu0 = cpu_seconds(r.pid());
         let started = Instant::now();
         let job = r
@@ -236,6 +250,12 @@ impl Bench {
             .await?
             .job;
         succeeded(r.api.wait_job(&job, Duration::from_secs(600)).await?)?;
+        if let Some(mut p) = perf {
+            let _ = Command::new("kill")
+                .args(["-INT", &p.id().to_string()])
+                .status();
+            let _ = p.wait();
+        }
         Ok(Took {
             seconds: started.elapsed().as_secs_f64(),
             cpu: cpu_seconds(r.pid()) - cpu0,
@@ -255,10 +275,18 @@ impl Bench {
             this.hoard_get(r, Vec::new()).await
         });
         let took = futures::future::try_join_all(runs).await?;
-        for mut r in readers {
-            r.stop();
+        for r in readers {
+            self.discard(r);
         }
         Ok(took)
+    }
+
+    /// Stops a reader and removes its output and its data (cache included): a full run moves
+    /// tens of GiB through fresh readers.
+    fn discard(&self, mut r: NodeProc) {
+        r.stop();
+        let _ = std::fs::remove_dir_all(self.dir.join(format!("out-{}", r.name)));
+        let _ = std::fs::remove_dir_all(&r.data_dir);
     }
 
     fn lt_seeders(&mut self, upload_limit: u64) -> anyhow::Result<()> {
@@ -313,6 +341,7 @@ impl Bench {
             peers.push(format!("127.0.0.1:{p}"));
         }
         let mut handles = Vec::new();
+        let mut outs = Vec::new();
         for (i, port) in ports.iter().enumerate() {
             if i > 0 {
                 tokio::time::sleep(stagger).await;
@@ -320,6 +349,7 @@ impl Bench {
             let out = self.dir.join(format!("lt-{}-{i}", self.next_reader));
             self.next_reader += 1;
             std::fs::create_dir_all(&out)?;
+            outs.push(out.clone());
             let mut args: Vec<String> = vec![
                 "leech".into(),
                 self.torrent.display().to_string(),
@@ -356,6 +386,9 @@ impl Bench {
             procs.push(proc);
         }
         drop(procs);
+        for out in outs {
+            let _ = std::fs::remove_dir_all(out);
+        }
         Ok(took)
     }
 
@@ -562,16 +595,17 @@ async fn main() -> anyhow::Result<()> {
         moved / (1u64 << 20) as f64,
         t.seconds
     );
-    drop(r);
+    b.discard(r);
 
     // The gateway: a 1 MiB range, warm; a whole part streamed vs hoard get of it.
-    let mut g = b.reader().await?;
+    let g = b.reader().await?;
     let base = format!("{}/api/v1/datasets/{}/files", g.url, b.dataset);
     let http = reqwest::Client::new();
     http.head(format!("{base}/part-0.bin")).send().await?;
     let mut ranges = Vec::new();
+    let part1 = b.files[2].1;
     for i in 0..7u64 {
-        let from = (i * 37 + 5) << 20;
+        let from = (part1 - (1 << 20)) / 7 * i;
         let started = Instant::now();
         let body = http
             .get(format!("{base}/part-1.bin"))
@@ -593,10 +627,10 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(got as f64 == part, "short stream");
     let stream_secs = started.elapsed().as_secs_f64();
     let gateway_rss = peak_rss_mib(g.pid());
-    g.stop();
+    b.discard(g);
     let r = b.reader().await?;
     let t = b.hoard_get(&r, vec!["part-3.bin".into()]).await?;
-    drop(r);
+    b.discard(r);
     println!(
         "gateway: 1 MiB range (warm) median {:.0} ms ({}); a {:.0} MiB file streamed at {:.0} MB/s vs hoard get of one at {:.0} MB/s ({:.0} %); gateway reader peak RSS {gateway_rss:.0} MiB",
         median(ranges.clone()),
