@@ -279,6 +279,34 @@ mod tests {
 
     use super::*;
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The exact bytes of the have-map messages, as `docs/protocol.md` §10 spells them out.
+    #[test]
+    fn have_messages_encode_as_documented() {
+        let request = BlockRequest::Have {
+            dataset: DatasetId([1; 32]),
+        };
+        let bytes = cbor4ii::serde::to_vec(Vec::new(), &request).expect("encode");
+        assert_eq!(
+            hex(&bytes),
+            format!("a1 6448617665 a1 6764617461736574 9820{}", "01".repeat(32)).replace(' ', "")
+        );
+        let response = BlockResponse::Have(vec![SlotHave {
+            slot: SlotIndex(2),
+            ranges: vec![[0, 16], [40, 300]],
+        }]);
+        let bytes = cbor4ii::serde::to_vec(Vec::new(), &response).expect("encode");
+        assert_eq!(
+            hex(&bytes),
+            "a1 6448617665 81 a2 64736c6f74 02 6672616e676573 82 820010 821828 19012c".replace(' ', "")
+        );
+        let back: BlockResponse = cbor4ii::serde::from_slice(&bytes).expect("decode");
+        assert_eq!(back, response);
+    }
+
     fn slot(blocks: u8) -> (Vec<Vec<u8>>, SlotTree) {
         let data: Vec<Vec<u8>> = (0..blocks).map(|i| vec![i; BLOCK_SIZE]).collect();
         let roots: Vec<Hash> = data
