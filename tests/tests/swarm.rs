@@ -328,9 +328,13 @@ async fn readers_serve_each_other_and_the_gateway_answers_real_clients() -> anyh
 
     // A reader whose cache went bad under it: two slots' blocks damaged on disk, two others'
     // gone although its have-map still claims them. A new reader gets the right bytes anyway,
-    // rejecting what it was sent (and dropping that source), from the others.
+    // rejecting what it was sent (and dropping that source), from the others. Reader a is the
+    // only uncapped source left (b and c, which holds most of the dataset from the gateway's
+    // reads, stop), so the new reader asks it first.
     let mut b = b;
     b.stop().await;
+    let mut c = c;
+    c.stop().await;
     let cached = a.config.volumes()[0]
         .join("cache")
         .join(dataset.to_string());

@@ -301,7 +301,8 @@ mod tests {
         let bytes = cbor4ii::serde::to_vec(Vec::new(), &response).expect("encode");
         assert_eq!(
             hex(&bytes),
-            "a1 6448617665 81 a2 64736c6f74 02 6672616e676573 82 820010 821828 19012c".replace(' ', "")
+            "a1 6448617665 81 a2 64736c6f74 02 6672616e676573 82 820010 821828 19012c"
+                .replace(' ', "")
         );
         let back: BlockResponse = cbor4ii::serde::from_slice(&bytes).expect("decode");
         assert_eq!(back, response);
