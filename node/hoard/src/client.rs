@@ -266,6 +266,42 @@ pub(crate) async fn withdraw(c: &Client, request: RequestId, out: &Output) -> an
     Ok(())
 }
 
+/// The scrub and self-repair part of `hoard host status`.
+fn health_lines(h: &hoard_api::HostHealth) -> String {
+    let mut t = if h.scrub_enabled {
+        let pct = if h.scrub_pass_total_bytes == 0 {
+            0.0
+        } else {
+            100.0 * h.scrub_pass_done_bytes as f64 / h.scrub_pass_total_bytes as f64
+        };
+        format!(
+            "scrub: pass {pct:.1} % of {} bytes at {} B/s, last full pass {}, {} damaged block(s) found\n",
+            h.scrub_pass_total_bytes,
+            h.scrub_bytes_per_sec,
+            h.scrub_last_full_pass
+                .map_or_else(|| "never".to_string(), |t| format!("at unix time {t}")),
+            h.scrub_corrupt_blocks
+        )
+    } else {
+        "scrub: off\n".to_string()
+    };
+    t += &format!(
+        "self-repair: {}; {} block(s) repaired, {} slot(s) rebuilt whole, {} failed attempt(s)\n",
+        on_off(h.self_repair),
+        h.repaired_blocks,
+        h.rebuilt_slots,
+        h.repair_failures
+    );
+    for d in &h.damaged {
+        t += &format!(
+            "  damaged slot {}: {}\n",
+            &d.slot_id.to_string()[..10],
+            d.last_error.as_deref().unwrap_or("repair under way")
+        );
+    }
+    t
+}
+
 pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::Result<()> {
     match cmd {
         HostCommand::Status => {
@@ -292,6 +328,7 @@ pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::
                         x.earned
                     );
                 }
+                t += &health_lines(&s.health);
                 t.trim_end().to_string()
             });
         }
