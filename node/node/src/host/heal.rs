@@ -33,6 +33,7 @@ use hoard_dataset::{
 use hoard_p2p::{BlockRequest, BlockResponse, BlockWithPath, MAX_BLOCKS_PER_REQUEST};
 use hoard_prover::{BLOCK_SIZE, Hash, SlotId, SlotIndex, SlotTree};
 use libp2p::PeerId;
+use sha2::{Digest as _, Sha256};
 use tokio::sync::{Notify, watch};
 use tracing::Instrument as _;
 
@@ -712,8 +713,19 @@ async fn heal_whole(
     let ctx = &host.ctx;
     tracing::warn!("rebuilding the whole slot from the other slots");
     let tmp = ctx.store.temp_dir(&s.volume)?;
-    let peers = holders::holders(ctx, r).await;
-    let (manifest, bytes) = fetch::manifest(ctx, r.manifest_id, &peers).await?;
+    // The manifest: the slot's own copy if it is intact (its hash is the dataset id), else
+    // from the other holders.
+    let local = std::fs::read(dir.join(MANIFEST_FILE))
+        .ok()
+        .filter(|b| <[u8; 32]>::from(Sha256::digest(b)) == r.manifest_id.0)
+        .and_then(|b| Manifest::decode(&b).ok().map(|m| (m, b)));
+    let (manifest, bytes) = match local {
+        Some(m) => m,
+        None => {
+            let peers = holders::holders(ctx, r).await;
+            fetch::manifest(ctx, r.manifest_id, &peers).await?
+        }
+    };
     fetch::write_manifest(tmp.path(), &bytes)?;
     repair::rebuild(ctx, r, &manifest, s.index, tmp.path(), Arc::default()).await?;
     open_tree(tmp.path(), s.index).await?;

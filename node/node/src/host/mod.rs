@@ -70,6 +70,8 @@ struct Host {
     damage: Arc<Damage>,
     /// Where the scrub is (`hoard host status`).
     scrub: watch::Sender<scrub::ScrubView>,
+    /// Told when a slot is filled (an idle scrub starts).
+    scrub_wake: Notify,
 }
 
 /// Reaches the host role from the API. Cheap to clone.
@@ -128,6 +130,7 @@ pub(crate) fn spawn(
         gauges_stale: Notify::new(),
         damage: Arc::default(),
         scrub: watch::channel(scrub::ScrubView::default()).0,
+        scrub_wake: Notify::new(),
     });
     let span = |task| tracing::info_span!("host", task);
     tasks.spawn(Arc::clone(&host).run().instrument(span("fill")));

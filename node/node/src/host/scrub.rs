@@ -108,21 +108,31 @@ pub(super) async fn run(host: Arc<Host>) {
         let rate = pace(total, config.interval_secs, config.max_bytes_per_sec);
         let Some((i, first)) = resume(&slots, &cursor) else {
             if cursor.slot.is_some() {
+                // A pass is complete. The next starts half an interval after this one did (a
+                // large store takes that long at its pace anyway; a small one is not re-read
+                // over and over).
                 let now = now_secs();
-                tracing::info!(bytes = total, "scrub pass complete");
+                tracing::debug!(bytes = total, "scrub pass complete");
+                let next = cursor.pass_started.saturating_add(config.interval_secs / 2);
                 cursor = ScrubCursor {
-                    pass_started: now,
+                    pass_started: now.max(next),
                     last_full_pass: Some(now),
                     slot: None,
                     block: 0,
                 };
                 let _ = ctx.store.set_scrub_cursor(&cursor);
-                publish(&host, &cursor, 0, total, rate);
-                continue;
+                publish(&host, &cursor, total, total, rate);
+                let pause = Duration::from_secs(next.saturating_sub(now));
+                tokio::select! {
+                    _ = ctx.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => continue,
+                }
             }
+            // Nothing held: wait for a fill.
             publish(&host, &cursor, 0, total, rate);
             tokio::select! {
                 _ = ctx.cancel.cancelled() => return,
+                _ = host.scrub_wake.notified() => continue,
                 _ = tokio::time::sleep(IDLE) => continue,
             }
         };
