@@ -146,7 +146,7 @@ pub fn rebuild_stripe(
         });
     }
     let len = chosen[0].1.len();
-    if len == 0 || len % BLOCK_SIZE != 0 || chosen.iter().any(|(_, b)| b.len() != len) {
+    if len == 0 || !len.is_multiple_of(BLOCK_SIZE) || chosen.iter().any(|(_, b)| b.len() != len) {
         return Err(bad(format!(
             "shards must be the same whole number of blocks (first is {len} bytes)"
         )));

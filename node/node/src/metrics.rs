@@ -90,6 +90,8 @@ pub struct NodeMetrics {
     pub scrub_last_full_pass: IntGauge,
     /// `hoard_scrub_bytes_per_second`.
     pub scrub_bytes_per_second: IntGauge,
+    /// `hoard_scrub_interval_seconds`.
+    pub scrub_interval: IntGauge,
 }
 
 impl NodeMetrics {
@@ -270,6 +272,10 @@ impl NodeMetrics {
             scrub_bytes_per_second: r.int_gauge(
                 "hoard_scrub_bytes_per_second",
                 "The scrub's pace: bytes per second it reads (host.scrub settings, hosted bytes).",
+            )?,
+            scrub_interval: r.int_gauge(
+                "hoard_scrub_interval_seconds",
+                "Every hosted block is re-checked at least once in this many seconds (0: no scrub).",
             )?,
         };
         for state in ["filling", "filled", "finished", "failed"] {

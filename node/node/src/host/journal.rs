@@ -92,7 +92,10 @@ pub(crate) fn write_blocks(
     data: &[u8],
 ) -> Result<(), JournalError> {
     let count = data.len() / BLOCK_SIZE;
-    if data.is_empty() || data.len() % BLOCK_SIZE != 0 || count > MAX_JOURNAL_BLOCKS as usize {
+    if data.is_empty()
+        || !data.len().is_multiple_of(BLOCK_SIZE)
+        || count > MAX_JOURNAL_BLOCKS as usize
+    {
         return Err(JournalError::Batch(data.len()));
     }
     let tmp = dir.join(JOURNAL_TMP);

@@ -87,6 +87,9 @@ fn now_secs() -> u64 {
 pub(super) async fn run(host: Arc<Host>) {
     let ctx = &host.ctx;
     let config = ctx.config.host.scrub.clone();
+    ctx.metrics
+        .scrub_interval
+        .set(i64::try_from(config.interval_secs).unwrap_or(i64::MAX));
     if config.interval_secs == 0 {
         tracing::info!("scrub off (host.scrub.interval_secs = 0)");
         return;
@@ -128,7 +131,10 @@ pub(super) async fn run(host: Arc<Host>) {
                     _ = tokio::time::sleep(pause) => continue,
                 }
             }
-            // Nothing held: wait for a fill.
+            // Nothing held: nothing to check, so everything is checked; wait for a fill.
+            let now = now_secs();
+            cursor.pass_started = now;
+            cursor.last_full_pass = Some(now);
             publish(&host, &cursor, 0, total, rate);
             tokio::select! {
                 _ = ctx.cancel.cancelled() => return,
