@@ -309,6 +309,7 @@ pub fn params(duration: u64, expiry: u64) -> PutRequest {
         collateral_per_byte: U256::from(100_000u64),
         proof_probability: 1,
         samples: 8,
+        new_request: false,
     }
 }
 

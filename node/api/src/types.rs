@@ -239,6 +239,10 @@ pub struct PutRequest {
     pub proof_probability: u64,
     /// Cells sampled per proof.
     pub samples: u16,
+    /// Post a new request even if this node has an open or running request for the same
+    /// dataset, or a put of the same path under way (by default, the put returns that one).
+    #[serde(default)]
+    pub new_request: bool,
 }
 
 /// The answer of a call that starts a job (`put`, `get`): poll `GET /api/v1/jobs/{job}`.

@@ -131,6 +131,10 @@ pub(crate) struct PutArgs {
     /// Return once the request is posted instead of waiting for every slot to be filled.
     #[arg(long)]
     no_wait: bool,
+    /// Post a new storage request even if this node already has an open or running request for
+    /// the same dataset (or a put of the same path under way); by default that one is returned.
+    #[arg(long)]
+    new_request: bool,
 }
 
 /// `hoard get`.
@@ -176,6 +180,7 @@ pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<
         collateral_per_byte: a.collateral,
         proof_probability: a.proof_probability,
         samples: a.samples,
+        new_request: a.new_request,
     };
     let job = c.put(&req).await?.job;
     let status = if a.no_wait {
@@ -194,9 +199,15 @@ pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<
     };
     out.result(&status.result, || {
         format!(
-            "dataset {}\nrequest {}\n{}",
+            "dataset {}\nrequest {}{}\n{}",
             status.result["dataset"].as_str().unwrap_or("?"),
             status.result["request"].as_str().unwrap_or("?"),
+            if status.result["existing"].as_bool() == Some(true) {
+                " (already requested by this node: returned instead of a new one; \
+                 --new-request posts another)"
+            } else {
+                ""
+            },
             if a.no_wait {
                 "posted; hosts are filling its slots (see `hoard status`)"
             } else {

@@ -148,6 +148,7 @@ impl World<'_> {
             collateral_per_byte: U256::from(COLLATERAL),
             proof_probability: 1,
             samples: SAMPLES,
+            new_request: false,
         };
         story.say(format!(
             "putting the sample through the renter: {}+{} slots (any {} rebuild it), a proof \
