@@ -9,8 +9,11 @@
 //!  the story, through the nodes' REST APIs and the chain:
 //!   DIR/sample ─▶ renter put (k+m) ─▶ slots fill ─▶ proofs every period ─▶ fetch ─▶ DIR/fetched
 //!   ─▶ byte-for-byte check ─▶ (--check-dashboards) scripts/dashboard-queries ─▶ (--once) exit
-//!  shutdown (Ctrl-C, SIGTERM, SIGHUP, --once, error, panic): SIGTERM the nodes, then Prometheus,
-//!   then anvil (which saves the chain); 10 s each, then SIGKILL. [`Procs`]' Drop does the same.
+//!  shutdown (Ctrl-C, SIGTERM, SIGHUP, --once, error, panic): SIGCONT + SIGTERM the nodes, then
+//!   Prometheus, then anvil (which saves the chain); 10 s each (anvil 60 s), then SIGKILL.
+//!   [`Procs`]' Drop does the same. SIGCONT first: a paused anvil would save nothing.
+//!  a chain that stops answering (anvil paused, overloaded) is waited for: every child keeps
+//!   running, the story says so and carries on when the chain answers again.
 //! ```
 //!
 //! A second run on the same `--dir` resumes: anvil reloads its saved state, the nodes keep their

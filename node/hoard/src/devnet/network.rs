@@ -184,8 +184,10 @@ pub(super) async fn start_anvil(
         .arg(accounts.max(10).to_string())
         .arg("--state")
         .arg(&state)
+        // Also saved on every stop (SIGTERM after SIGCONT, see procs.rs); the interval bounds
+        // what a SIGKILL of the whole devnet can lose.
         .arg("--state-interval")
-        .arg("30")
+        .arg("10")
         .env("NO_COLOR", "1")
         .env("FOUNDRY_DISABLE_NIGHTLY_WARNING", "1");
     procs.spawn(Kind::Anvil, "anvil", cmd, &log)?;
