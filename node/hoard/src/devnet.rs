@@ -91,6 +91,10 @@ pub(crate) struct DevnetArgs {
     /// panel has no data (implies --prometheus).
     #[arg(long)]
     check_dashboards: bool,
+    /// The hosts' scrub interval (`host.scrub.interval_secs`): every hosted block re-checked at
+    /// least this often; short values show the scrub at work (0: no scrub).
+    #[arg(long, default_value_t = 86_400)]
+    scrub_interval_secs: u64,
 }
 
 /// The network this run starts, fixed before anything starts.
@@ -105,6 +109,7 @@ struct Plan {
     prometheus_port: Option<u16>,
     check_dashboards: bool,
     once: bool,
+    scrub_interval_secs: u64,
     nodes: Vec<NodeSpec>,
     data_slots: u16,
     parity_slots: u16,
@@ -164,6 +169,7 @@ impl Plan {
             prometheus_port: prometheus.then_some(args.prometheus_port),
             check_dashboards: args.check_dashboards,
             once: args.once,
+            scrub_interval_secs: args.scrub_interval_secs,
             nodes,
             data_slots,
             parity_slots,

@@ -52,7 +52,8 @@ pub(super) async fn start_nodes(
                 "# Written by hoard devnet; the flags on its command line set the rest.\n\
                  [p2p]\nrequest_timeout_secs = 10\n\n[chain]\npoll_interval_ms = 250\n\
                  receipt_timeout_secs = 30\n\n[host]\nfill_backoff_secs = 3\n\
-                 deadline_margin_blocks = {margin}\n"
+                 deadline_margin_blocks = {margin}\n\n[host.scrub]\ninterval_secs = {}\n",
+                plan.scrub_interval_secs
             ),
         )?;
         let log = plan.path(&format!("logs/{}.log", spec.name));
