@@ -62,7 +62,9 @@ to_next_period() { # mines until the current block is the first of a new period
 }
 addr_of() { "$CAST" wallet address --private-key "$1"; }
 
-PARAMS_SIG="(bytes32,bytes32,uint256,uint256,uint64,uint64,uint64,uint64,uint64,uint16,uint16,uint16,uint8)"
+PARAMS_SIG="(bytes32,bytes32,uint256,uint256,uint64,uint64,uint64,uint64,uint64,uint16,uint16,uint16,uint8,bytes32)"
+ZERO=0x0000000000000000000000000000000000000000
+ZERO32=0x0000000000000000000000000000000000000000000000000000000000000000
 results=()
 record() { # <key> <tx hash> <proof bytes>
   results+=("$1 $(gas_of "$2") $(calldata_of "$2") $3")
@@ -70,7 +72,7 @@ record() { # <key> <tx hash> <proof bytes>
 
 TOKEN=$(create src/token/HoardTestToken.sol:HoardTestToken)
 RANDOMNESS=$(create test/utils/FixedRandomness.sol:FixedRandomness)
-MARKET=$(create test/utils/MarketplaceHarness.sol:MarketplaceHarness "($TOKEN,$RANDOMNESS,$PERIOD,$PERIOD,3,1000,2500,1000)")
+MARKET=$(create test/utils/MarketplaceHarness.sol:MarketplaceHarness "($TOKEN,$RANDOMNESS,$PERIOD,$PERIOD,3,1000,2500,1000,$ZERO,$ZERO)")
 LIB=$(create test/utils/LibHarness.sol:LibHarness)
 for key in "$RENTER_KEY" "${HOST_KEYS[@]}" "$REPORTER_KEY"; do
   send "$key" "$TOKEN" "faucet(address,uint256)" "$(addr_of "$key")" 1000000ether >/dev/null
@@ -97,7 +99,7 @@ for i in 0 1 2; do
   send "$RENTER_KEY" "$RANDOMNESS" "setSeed(bytes32)" "$SEED" >/dev/null
   params="($DATASET_ROOT,$(
     "$CAST" keccak manifest
-  ),1,1000,$((CELL_COUNT * 256)),$CELL_COUNT,2592000,86400,1,$SLOTS,6,$SAMPLES,0)"
+  ),1,1000,$((CELL_COUNT * 256)),$CELL_COUNT,2592000,86400,1,$SLOTS,6,$SAMPLES,0,$ZERO32)"
   tx=$(send "$RENTER_KEY" "$MARKET" "requestStorageWithId(bytes32,$PARAMS_SIG)" "$REQUEST_ID" "$params")
   [[ $k == gib16 ]] && record "requestStorage (16 slots)" "$tx" 0
   tx=$(send "${HOST_KEYS[$i]}" "$MARKET" "fillSlot(bytes32,uint256,bytes32,bytes32[],bytes)" \

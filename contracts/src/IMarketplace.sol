@@ -43,6 +43,9 @@ interface IMarketplace {
     );
     /// @notice A host proved its slot for `period`.
     event ProofSubmitted(bytes32 indexed slotId, address indexed host, uint256 indexed period);
+    /// @notice A host proved the compact slots `slotIds` for `period` with one proof (one event per
+    /// batch instead of one `ProofSubmitted` per slot).
+    event CompactProofSubmitted(address indexed host, uint256 indexed period, bytes32[] slotIds);
     /// @notice `reporter` marked the proof of `period` missing; `slashed` left the host's collateral,
     /// `reward` of it went to the reporter. `missedProofs` counts the host's marks so far.
     event ProofMissed(
@@ -123,6 +126,28 @@ interface IMarketplace {
     error InvalidAddresses();
     error HostNotAnnounced(address host);
     error FuturePeriod(uint256 period, uint256 currentPeriod);
+    /// @notice A compact request without a compact root, or a direct request with one.
+    error InvalidCompactRoot();
+    /// @notice The deployment's compact verifiers disagree (samples) or are not small < large.
+    error InvalidCompactVerifiers();
+    /// @notice `fillSlot` on a compact request or `fillCompactSlot` on a direct one.
+    error WrongScheme(bytes32 requestId, ProofScheme scheme);
+    /// @notice A slot commitment that is zero or not below the BN254 scalar field modulus.
+    error InvalidCommitment();
+    /// @notice The slot commitment's path does not lead to the request's compact root.
+    error InvalidCommitmentPath();
+    /// @notice `submitCompactProof` with a slot of the direct scheme.
+    error NotCompact(bytes32 slotId);
+    /// @notice `submitCompactProof` with the same slot twice.
+    error DuplicateSlot(bytes32 slotId);
+    /// @notice `submitCompactProof` with no slots.
+    error EmptyBatch();
+    /// @notice More slots than the deployment's largest compact circuit takes.
+    error BatchTooLarge(uint256 slots, uint256 max);
+    /// @notice A compact proof names a period other than the current one.
+    error NotCurrentPeriod(uint256 period, uint256 currentPeriod);
+    /// @notice The compact proof's points are not on the curve (or its coordinates not in the field).
+    error MalformedProof();
     /// @notice From the randomness source (`IRandomness`), passed through: the seed of a period is not,
     /// or no longer, readable on chain.
     error SeedUnavailable(uint256 blockNumber);
@@ -180,9 +205,31 @@ interface IMarketplace {
         bytes calldata proof
     ) external;
 
+    /// @notice `fillSlot` for a compact request: also binds the slot's Poseidon commitment, checked
+    /// against the request's `compactRoot` by its path (bottom up, as `rootPath`). The first proof
+    /// is a direct one, as in `fillSlot`.
+    function fillCompactSlot(
+        bytes32 requestId,
+        uint256 slotIndex,
+        bytes32 slotRoot,
+        bytes32[] calldata rootPath,
+        bytes calldata proof,
+        bytes32 commitment,
+        bytes32[] calldata commitmentPath
+    ) external;
+
     /// @notice Proves the caller's slot for the current period (accepted once per period, only
     /// when the period requires a proof).
     function submitProof(bytes32 slotId, bytes calldata proof) external;
+
+    /// @notice Proves the caller's compact slots `slotIds` for the current `period` with one Groth16
+    /// proof (`[A.x, A.y, B.x1, B.x0, B.y1, B.y0, C.x, C.y]`). Each slot must be Filled, compact,
+    /// held by the caller, required and not yet proven in the period; the public inputs are built
+    /// from storage (`docs/protocol.md`, "Compact proofs") and the smallest deployed circuit that
+    /// takes the batch verifies it, the positions past the batch being padding. Records a proof for
+    /// every slot and emits one `CompactProofSubmitted`; any failure reverts the whole batch.
+    function submitCompactProof(uint256 period, bytes32[] calldata slotIds, uint256[8] calldata proof)
+        external;
 
     /// @notice Marks the required but absent proof of `period` as missing. Anyone may call it after
     /// the period ends and until `graceBlocks` blocks later. Slashes the host, credits the caller a

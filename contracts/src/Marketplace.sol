@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 pragma solidity 0.8.34;
 
+import {CompactProofs} from "./CompactProofs.sol";
 import {HostRegistry} from "./HostRegistry.sol";
 import {IMarketplace} from "./IMarketplace.sol";
+import {MarketplaceStorage} from "./MarketplaceStorage.sol";
 import {
     MarketplaceConfig,
     ProofScheme,
@@ -15,7 +17,7 @@ import {
 } from "./MarketplaceTypes.sol";
 import {Challenges} from "./libraries/Challenges.sol";
 import {DatasetTree} from "./libraries/DatasetTree.sol";
-import {DirectProof} from "./libraries/DirectProof.sol";
+import {DirectVerifier} from "./libraries/DirectVerifier.sol";
 import {Periods} from "./libraries/Periods.sol";
 import {IRandomness} from "./randomness/IRandomness.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
@@ -31,7 +33,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 /// holds is accounted for by construction. No owner, no admin, no upgrade path. Functions that move
 /// tokens are `nonReentrant` and follow checks-effects-interactions; `submitProof` and
 /// `markProofMissing` move none and call only the randomness source (a view).
-contract Marketplace is HostRegistry, ReentrancyGuardTransient {
+contract Marketplace is MarketplaceStorage, HostRegistry, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     // ------------------------------------------------------------------ constants
@@ -52,6 +54,8 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
     uint256 public constant CELLS_PER_BLOCK = 256;
     /// @notice Basis points in one.
     uint256 public constant BPS = 10_000;
+    /// @notice Most cells a compact slot may have (2^22 = 1 GiB): the circuits' tree depth.
+    uint256 public constant COMPACT_MAX_CELL_COUNT = 1 << 22;
 
     // ------------------------------------------------------------------ configuration
 
@@ -64,6 +68,14 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
     uint16 internal immutable _reporterRewardBps;
     uint16 internal immutable _repairRewardBps;
     uint256 internal immutable _deploymentBlock;
+    /// The compact proof check, run by delegatecall: a contract of its own so that the Marketplace
+    /// stays under the 24,576-byte code limit (EIP-170).
+    CompactProofs internal immutable _compact;
+    /// The direct proof check, a contract of its own for the same reason (see DirectVerifier).
+    DirectVerifier internal immutable _direct;
+    address internal immutable _verifierSmall;
+    address internal immutable _verifierLarge;
+    uint256 internal immutable _compactSamples;
 
     error ZeroAddress();
     error InvalidPeriodLength(uint256 periodLength);
@@ -71,54 +83,7 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
     error InvalidMaxMissed(uint256 maxMissed);
     error InvalidSlashing(uint256 slashBps, uint256 reporterRewardBps, uint256 repairRewardBps);
 
-    // ------------------------------------------------------------------ state
-
-    /// Words 0-2 are non-zero from creation on, so no later call pays for a fresh word, and they hold
-    /// everything fills, proofs and marks read; `params` keeps the request as asked, for views and
-    /// payouts.
-    struct Request {
-        // word 0: what fills and evictions update
-        address renter;
-        RequestState state; // New, Started or Failed; Cancelled/Finished are written when settled
-        uint16 filledSlots;
-        bool renterWithdrawn;
-        uint48 sumFilledAt; // sum of filledAt over the slots filled now
-        // word 1: times and counters
-        uint40 expiresAt;
-        uint40 endsAt;
-        uint40 endedAt; // set when the request fails, or when a Cancelled/Finished one is settled
-        uint48 missedProofs;
-        uint32 evictions;
-        uint32 repairs;
-        // word 2: the challenge and the collateral
-        uint96 slotCollateral; // collateralPerByte * slotSize
-        uint64 cellCount;
-        uint64 proofProbability;
-        uint16 samples;
-        uint16 slots;
-        RequestParams params;
-    }
-
-    struct Slot {
-        // word 0, written by requestStorage
-        bytes32 requestId;
-        // word 1, written by requestStorage (index, Free) and by every fill and eviction
-        address host;
-        uint40 filledAt;
-        uint32 filledPeriod;
-        SlotState state; // None, Free, Filled, Repair or Paid; the end states come from the request
-        uint8 missedProofs;
-        uint8 index;
-        // word 2
-        bytes32 slotRoot;
-    }
-
-    mapping(bytes32 requestId => Request) internal _requests;
-    mapping(bytes32 slotId => Slot) internal _slots;
-    /// Two bits (a `ProofStatus`) per slot and period: 128 periods per word.
-    mapping(bytes32 slotId => mapping(uint256 word => uint256 bits)) internal _proofMarks;
-    mapping(address renter => bytes32[]) internal _renterRequests;
-    mapping(address reporter => uint256) internal _rewards;
+    // ------------------------------------------------------------------ state: see MarketplaceStorage
 
     /// @param cfg see `MarketplaceConfig`. The grace window must end while the period's seed is
     /// still readable: `periodLength + graceBlocks <= randomness.horizon()`.
@@ -147,6 +112,12 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
         _reporterRewardBps = cfg.reporterRewardBps;
         _repairRewardBps = cfg.repairRewardBps;
         _deploymentBlock = block.number;
+
+        _compact = new CompactProofs(cfg);
+        _direct = new DirectVerifier();
+        _verifierSmall = cfg.compactVerifierSmall;
+        _verifierLarge = cfg.compactVerifierLarge;
+        _compactSamples = _compact.samples();
     }
 
     // ================================================================== requests and proofs
@@ -186,26 +157,66 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
         bytes32[] calldata rootPath,
         bytes calldata proof
     ) external nonReentrant {
+        (bytes32 id, uint256 period, bool repair) = _checkFill(
+            requestId, slotIndex, slotRoot, rootPath, proof, ProofScheme.Direct
+        );
+        uint256 collateral = _occupy(requestId, id, slotRoot, period, repair);
+
+        _token.safeTransferFrom(msg.sender, address(this), collateral);
+    }
+
+    /// @inheritdoc IMarketplace
+    function fillCompactSlot(
+        bytes32 requestId,
+        uint256 slotIndex,
+        bytes32 slotRoot,
+        bytes32[] calldata rootPath,
+        bytes calldata proof,
+        bytes32 commitment,
+        bytes32[] calldata commitmentPath
+    ) external nonReentrant {
+        (bytes32 id, uint256 period, bool repair) = _checkFill(
+            requestId, slotIndex, slotRoot, rootPath, proof, ProofScheme.Compact
+        );
+        Request storage r = _requests[requestId];
+        if (commitment == bytes32(0) || uint256(commitment) >= SNARK_FIELD) revert InvalidCommitment();
+        if (!DatasetTree.verify(r.params.compactRoot, r.slots, slotIndex, commitment, commitmentPath)) {
+            revert InvalidCommitmentPath();
+        }
+        _slots[id].commitment = uint256(commitment) | (r.proofProbability > 1 ? SAMPLED : 0);
+        uint256 collateral = _occupy(requestId, id, slotRoot, period, repair);
+
+        _token.safeTransferFrom(msg.sender, address(this), collateral);
+    }
+
+    /// @dev The checks of a fill, common to both schemes: returns the slot id, the current period
+    /// and whether the slot was in Repair.
+    function _checkFill(
+        bytes32 requestId,
+        uint256 slotIndex,
+        bytes32 slotRoot,
+        bytes32[] calldata rootPath,
+        bytes calldata proof,
+        ProofScheme scheme
+    ) internal view returns (bytes32 id, uint256 period, bool repair) {
         Request storage r = _requests[requestId];
         if (r.renter == address(0)) revert UnknownRequest(requestId);
+        if (r.scheme != scheme) revert WrongScheme(requestId, r.scheme);
         _requireActive(requestId, r);
         uint256 slots = r.slots;
         if (slotIndex >= slots) revert InvalidSlotIndex(slotIndex, slots);
-        bytes32 id = Challenges.slotId(requestId, slotIndex);
+        id = Challenges.slotId(requestId, slotIndex);
         SlotState previous = _slots[id].state;
         if (previous != SlotState.Free && previous != SlotState.Repair) revert SlotNotFree(id, previous);
         if (slotRoot == bytes32(0)) revert ZeroSlotRoot();
         if (!DatasetTree.verify(r.params.datasetRoot, slots, slotIndex, slotRoot, rootPath)) {
             revert InvalidSlotRootPath();
         }
-        uint256 period = currentPeriod();
-        if (!DirectProof.verifyChallenge(slotRoot, r.cellCount, _seed(period), id, r.samples, proof)) {
+        period = currentPeriod();
+        if (!_direct.verifyChallenge(slotRoot, r.cellCount, _seed(period), id, r.samples, proof)) {
             revert InvalidProof();
         }
-
-        uint256 collateral = _occupy(requestId, id, slotRoot, period, previous == SlotState.Repair);
-
-        _token.safeTransferFrom(msg.sender, address(this), collateral);
+        repair = previous == SlotState.Repair;
     }
 
     /// @inheritdoc IMarketplace
@@ -224,12 +235,23 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
         }
         bytes32 seed = _seed(period);
         if (!Challenges.isRequired(seed, id, r.proofProbability)) revert ProofNotRequired(id, period);
-        if (!DirectProof.verifyChallenge(s.slotRoot, r.cellCount, seed, id, r.samples, proof)) {
+        if (!_direct.verifyChallenge(s.slotRoot, r.cellCount, seed, id, r.samples, proof)) {
             revert InvalidProof();
         }
 
         _setProofStatus(id, period, ProofStatus.Submitted);
         emit ProofSubmitted(id, host, period);
+    }
+
+    /// @inheritdoc IMarketplace
+    /// @dev Runs `CompactProofs.submitCompactProof` on this contract's storage (see there).
+    function submitCompactProof(uint256, bytes32[] calldata, uint256[8] calldata) external {
+        (bool ok, bytes memory ret) = address(_compact).delegatecall(msg.data);
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(ret, 0x20), mload(ret))
+            }
+        }
     }
 
     /// @inheritdoc IMarketplace
@@ -311,7 +333,9 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
             maxMissed: _maxMissed,
             slashBps: _slashBps,
             reporterRewardBps: _reporterRewardBps,
-            repairRewardBps: _repairRewardBps
+            repairRewardBps: _repairRewardBps,
+            compactVerifierSmall: _verifierSmall,
+            compactVerifierLarge: _verifierLarge
         });
     }
 
@@ -380,6 +404,7 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
         info.filledPeriod = s.filledPeriod;
         info.missedProofs = s.missedProofs;
         info.slotRoot = s.slotRoot;
+        info.commitment = bytes32(s.commitment & ~SAMPLED);
     }
 
     /// @inheritdoc IMarketplace
@@ -494,7 +519,12 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
         if (p.collateralPerByte == 0) revert ZeroCollateral();
         if (p.proofProbability == 0) revert ZeroProofProbability();
         if (p.samples == 0 || p.samples > MAX_SAMPLES) revert InvalidSamples(p.samples, MAX_SAMPLES);
-        if (p.scheme != ProofScheme.Direct) revert SchemeNotSupported(p.scheme);
+        if (p.scheme == ProofScheme.Compact) {
+            if (p.cellCount > COMPACT_MAX_CELL_COUNT) revert InvalidCellCount(p.cellCount);
+            if (p.compactRoot == bytes32(0)) revert InvalidCompactRoot();
+        } else if (p.compactRoot != bytes32(0)) {
+            revert InvalidCompactRoot();
+        }
         if (p.datasetRoot == bytes32(0)) revert ZeroDatasetRoot();
         if (p.manifestId == bytes32(0)) revert ZeroManifestId();
         (bool ok, uint256 collateral) = Math.tryMul(p.collateralPerByte, p.slotSize);
@@ -527,9 +557,15 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
     /// @dev Stores a validated request, creates its slots (Free) and pulls the escrow. Separate from
     /// `requestStorage` so a test harness can open a request under a chosen id.
     function _createRequest(bytes32 requestId, RequestParams calldata params, uint256 escrow) internal {
+        if (params.scheme == ProofScheme.Compact) {
+            // The verifiers fix the samples per slot; without them there is no compact scheme.
+            if (_compactSamples == 0) revert SchemeNotSupported(params.scheme);
+            if (params.samples != _compactSamples) revert InvalidSamples(params.samples, _compactSamples);
+        }
         Request storage r = _requests[requestId];
         r.renter = msg.sender;
         r.state = RequestState.New;
+        r.scheme = params.scheme;
         // forge-lint: disable-next-line(unsafe-typecast) unix seconds + a validated duration fit 40 bits
         r.expiresAt = uint40(block.timestamp + params.expiry);
         // forge-lint: disable-next-line(unsafe-typecast) unix seconds + a validated duration fit 40 bits
@@ -650,11 +686,6 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
         }
     }
 
-    function _requireFilled(bytes32 id, SlotState state) internal pure {
-        if (state == SlotState.None) revert UnknownSlot(id);
-        if (state != SlotState.Filled) revert SlotNotFilled(id, state);
-    }
-
     /// @dev Reverts unless the request has ended; records a time-based end (Cancelled, Finished) the
     /// first time, with its event. Returns the end time.
     function _settle(bytes32 requestId, Request storage r) internal returns (uint256 end) {
@@ -685,14 +716,6 @@ contract Marketplace is HostRegistry, ReentrancyGuardTransient {
 
     function _seed(uint256 period) internal view returns (bytes32) {
         return _randomness.seedAt(Periods.seedBlock(period, _periodLength));
-    }
-
-    function _proofStatus(bytes32 id, uint256 period) internal view returns (ProofStatus) {
-        return ProofStatus((_proofMarks[id][period >> 7] >> ((period & 127) << 1)) & 3);
-    }
-
-    function _setProofStatus(bytes32 id, uint256 period, ProofStatus status) internal {
-        _proofMarks[id][period >> 7] |= uint256(status) << ((period & 127) << 1);
     }
 
     // ================================================================== internals: money

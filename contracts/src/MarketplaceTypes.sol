@@ -3,7 +3,9 @@ pragma solidity ^0.8.28;
 
 /// @notice How a host proves that it still holds its slot.
 /// @dev Direct: the challenged cells and a SHA-256 multiproof go on chain. Compact: one Groth16
-/// proof for many slots (not implemented yet; requests with it revert `SchemeNotSupported`).
+/// proof per host per period for a batch of slots, over a Poseidon commitment per slot
+/// (`submitCompactProof`; docs/protocol.md, "Compact proofs"). A deployment without compact
+/// verifiers refuses compact requests with `SchemeNotSupported`.
 enum ProofScheme {
     Direct,
     Compact
@@ -73,6 +75,9 @@ struct RequestParams {
     /// Cells sampled per proof.
     uint16 samples;
     ProofScheme scheme;
+    /// Compact scheme only (zero for Direct): root of the tree over the k+m slot commitments, built
+    /// like `datasetRoot` (see docs/protocol.md, "Compact proofs"); bound slot by slot at fill time.
+    bytes32 compactRoot;
 }
 
 /// @notice A request as the views return it.
@@ -112,6 +117,8 @@ struct SlotInfo {
     uint8 missedProofs;
     /// Root of the slot tree the current host committed to.
     bytes32 slotRoot;
+    /// Compact scheme: the slot's Poseidon commitment, bound at fill time; zero for Direct.
+    bytes32 commitment;
 }
 
 /// @notice Deployment configuration of a Marketplace. Immutable after deployment.
@@ -133,4 +140,9 @@ struct MarketplaceConfig {
     /// Share of a slot's full collateral paid (out of forfeited collateral) to the host that
     /// refills a slot in Repair, in basis points.
     uint16 repairRewardBps;
+    /// Compact scheme: the verifier of the small batch circuit (`ICompactVerifier`), or zero.
+    address compactVerifierSmall;
+    /// Compact scheme: the verifier of the large batch circuit, or zero. With neither, compact
+    /// requests are refused.
+    address compactVerifierLarge;
 }

@@ -240,12 +240,35 @@ contract MarketplaceRequestTest is MarketplaceTestBase {
         _expectInvalid(p, abi.encodeWithSelector(IMarketplace.InvalidSamples.selector, 129, 128));
     }
 
-    function test_RevertWhen_SchemeCompact() public {
+    /// The default deployment has no compact verifiers (Marketplace.Compact.t.sol has).
+    function test_RevertWhen_SchemeCompactWithoutVerifiers() public {
         RequestParams memory p = defaultParams();
         p.scheme = ProofScheme.Compact;
+        p.compactRoot = bytes32(uint256(1));
         _expectInvalid(
             p, abi.encodeWithSelector(IMarketplace.SchemeNotSupported.selector, ProofScheme.Compact)
         );
+    }
+
+    function test_RevertWhen_CompactWithoutCompactRoot() public {
+        RequestParams memory p = defaultParams();
+        p.scheme = ProofScheme.Compact;
+        _expectInvalid(p, abi.encodeWithSelector(IMarketplace.InvalidCompactRoot.selector));
+    }
+
+    function test_RevertWhen_DirectWithCompactRoot() public {
+        RequestParams memory p = defaultParams();
+        p.compactRoot = bytes32(uint256(1));
+        _expectInvalid(p, abi.encodeWithSelector(IMarketplace.InvalidCompactRoot.selector));
+    }
+
+    function test_RevertWhen_CompactSlotOver1GiB() public {
+        RequestParams memory p = defaultParams();
+        p.scheme = ProofScheme.Compact;
+        p.compactRoot = bytes32(uint256(1));
+        p.cellCount = uint64(1 << 22) + 256;
+        p.slotSize = p.cellCount * 256;
+        _expectInvalid(p, abi.encodeWithSelector(IMarketplace.InvalidCellCount.selector, p.cellCount));
     }
 
     function test_RevertWhen_DatasetRootZero() public {

@@ -43,7 +43,9 @@ contract VectorsTest {
                 maxMissed: 3,
                 slashBps: 1000,
                 reporterRewardBps: 2500,
-                repairRewardBps: 1000
+                repairRewardBps: 1000,
+                compactVerifierSmall: address(0),
+                compactVerifierLarge: address(0)
             })
         );
         token.faucet(renter, 1_000_000 ether);
@@ -236,7 +238,8 @@ contract VectorsTest {
             slots: uint16(slots),
             maxSlotLoss: 1,
             samples: uint16(c.samples),
-            scheme: ProofScheme.Direct
+            scheme: ProofScheme.Direct,
+            compactRoot: bytes32(0)
         });
         vm.prank(renter);
         market.requestStorageWithId(c.requestId, p);

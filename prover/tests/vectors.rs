@@ -2,7 +2,8 @@
 //! contract cannot drift. This test regenerates the keys the prover owns (`version`, `proofs`,
 //! `datasets`) and fails if the committed file differs;
 //! `UPDATE_VECTORS=1 cargo test -p hoard-prover --test vectors` rewrites them. The keys
-//! `manifests` and `erasure` belong to hoard-dataset's `vectors` test and are left alone.
+//! `manifests` and `erasure` belong to hoard-dataset's `vectors` test and `compact` to
+//! hoard-compact's; they are left alone.
 
 mod common;
 

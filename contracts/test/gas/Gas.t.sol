@@ -40,7 +40,9 @@ contract GasTest {
                 maxMissed: 3,
                 slashBps: 1000,
                 reporterRewardBps: 2500,
-                repairRewardBps: 1000
+                repairRewardBps: 1000,
+                compactVerifierSmall: address(0),
+                compactVerifierLarge: address(0)
             })
         );
         address[3] memory actors = [renter, host, reporter];
@@ -71,7 +73,8 @@ contract GasTest {
             slots: uint16(SLOTS),
             maxSlotLoss: 6,
             samples: uint16(c.samples),
-            scheme: ProofScheme.Direct
+            scheme: ProofScheme.Direct,
+            compactRoot: bytes32(0)
         });
         vm.prank(renter);
         market.requestStorageWithId(c.requestId, p);

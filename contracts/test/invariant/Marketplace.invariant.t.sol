@@ -39,7 +39,9 @@ contract MarketplaceInvariantTest {
                 maxMissed: 2,
                 slashBps: SLASH_BPS,
                 reporterRewardBps: 2500,
-                repairRewardBps: 1500
+                repairRewardBps: 1500,
+                compactVerifierSmall: address(0),
+                compactVerifierLarge: address(0)
             })
         );
         handler = new MarketplaceHandler(market, token);

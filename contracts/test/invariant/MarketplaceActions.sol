@@ -249,7 +249,8 @@ abstract contract MarketplaceActions {
             slots: slots,
             maxSlotLoss: uint16((seed >> 64) % slots),
             samples: uint16(1 + (seed >> 72) % 3),
-            scheme: ProofScheme.Direct
+            scheme: ProofScheme.Direct,
+            compactRoot: bytes32(0)
         });
         uint256 escrow = market.escrowFor(p);
         vm.prank(renters[(seed >> 80) % 3]);

@@ -77,7 +77,9 @@ abstract contract MarketplaceTestBase {
             maxMissed: MAX_MISSED,
             slashBps: SLASH_BPS,
             reporterRewardBps: REPORTER_BPS,
-            repairRewardBps: REPAIR_BPS
+            repairRewardBps: REPAIR_BPS,
+            compactVerifierSmall: address(0),
+            compactVerifierLarge: address(0)
         });
     }
 
@@ -117,7 +119,8 @@ abstract contract MarketplaceTestBase {
             slots: 4,
             maxSlotLoss: 1,
             samples: 5,
-            scheme: ProofScheme.Direct
+            scheme: ProofScheme.Direct,
+            compactRoot: bytes32(0)
         });
     }
 

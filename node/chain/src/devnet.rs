@@ -215,6 +215,9 @@ pub async fn deploy(
         slashBps: settings.slash_bps,
         reporterRewardBps: settings.reporter_reward_bps,
         repairRewardBps: settings.repair_reward_bps,
+        // No compact verifiers yet: compact requests are refused (SchemeNotSupported).
+        compactVerifierSmall: Address::ZERO,
+        compactVerifierLarge: Address::ZERO,
     };
     let code = Marketplace::deploy_builder(&provider, config)
         .calldata()

@@ -93,6 +93,15 @@ pub enum MarketEvent {
         /// The period.
         period: u64,
     },
+    /// A host proved the compact slots `slot_ids` for `period` with one proof.
+    CompactProofSubmitted {
+        /// The host.
+        host: Address,
+        /// The period.
+        period: u64,
+        /// The slots proven, in the batch's order.
+        slot_ids: Vec<B256>,
+    },
     /// `reporter` marked the proof of `period` missing.
     ProofMissed {
         /// Slot id.
@@ -446,6 +455,11 @@ fn convert(e: MarketplaceEvents) -> Result<MarketEvent, String> {
             slot_id: SlotId(e.slotId.0),
             host: e.host,
             period: small("period", e.period)?,
+        },
+        E::CompactProofSubmitted(e) => MarketEvent::CompactProofSubmitted {
+            host: e.host,
+            period: small("period", e.period)?,
+            slot_ids: e.slotIds,
         },
         E::ProofMissed(e) => MarketEvent::ProofMissed {
             slot_id: SlotId(e.slotId.0),

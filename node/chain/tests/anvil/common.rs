@@ -71,6 +71,7 @@ pub(crate) fn params(seed: u8) -> RequestParams {
         maxSlotLoss: 0,
         samples: 1,
         scheme: 0,
+        compactRoot: B256::ZERO,
     }
 }
 

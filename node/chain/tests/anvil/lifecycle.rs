@@ -68,6 +68,7 @@ impl Dataset {
             maxSlotLoss: 1,
             samples: 4,
             scheme: 0,
+            compactRoot: B256::ZERO,
         }
     }
 

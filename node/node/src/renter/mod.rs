@@ -261,6 +261,7 @@ impl RenterHandle {
             maxSlotLoss: layout.parity_slots() as u16,
             samples: req.samples,
             scheme: 0,
+            compactRoot: Default::default(),
         };
         let (request_id, tx) = ctx.chain.request_storage(params.clone()).await?;
         record.request_id = Some(request_id);
