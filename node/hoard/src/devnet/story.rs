@@ -505,7 +505,8 @@ impl Stall {
         let since = *self.since.get_or_insert(now);
         match self.told {
             None => story.say(format!(
-                "the chain is not answering ({e:#}); every node and anvil keep running, waiting                  for it"
+                "the chain is not answering ({e:#}); every node and anvil keep running, waiting \
+                 for it"
             )),
             Some(t) if now.duration_since(t) >= Duration::from_secs(30) => story.say(format!(
                 "still waiting for the chain ({} s so far)",

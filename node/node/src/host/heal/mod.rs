@@ -12,18 +12,20 @@
 //!            ─▶ read back and checked
 //!    Whole:  k other slots fetched into tmp/ ─▶ rebuild_slot ─▶ slot tree checked ─▶ files
 //!            renamed into the slot's folder
-//!  prove: a proof that needs a damaged block reports it and waits (Damage::settled) for the
-//!         repair, then proves; a repair that fails is retried every RETRY until it succeeds.
+//!  prove: a proof that needs a damaged block reports it and waits (Damage::subscribe until
+//!         is_clear) for the repair, then proves; a repair that fails is retried every RETRY
+//!         until it succeeds.
 //! ```
 //!
 //! One repair runs at a time (they are rare, and each may read `k` × its size from the
-//! network). Damage waiting for a repair is a set per slot, bounded by [`MAX_BLOCKS`] (past it
-//! the slot is rebuilt whole), so reporters never block and nothing is dropped.
+//! network). Damage waiting for a repair (`damage.rs`) is a set per slot, bounded by
+//! [`MAX_BLOCKS`] (past it the slot is rebuilt whole), so reporters never block and nothing is
+//! dropped.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::BTreeSet,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -34,9 +36,11 @@ use hoard_p2p::{BlockRequest, BlockResponse, BlockWithPath, MAX_BLOCKS_PER_REQUE
 use hoard_prover::{BLOCK_SIZE, Hash, SlotId, SlotIndex, SlotTree};
 use libp2p::PeerId;
 use sha2::{Digest as _, Sha256};
-use tokio::sync::{Notify, watch};
 use tracing::Instrument as _;
 
+mod damage;
+
+pub(crate) use self::damage::{Damage, Hurt, MAX_BLOCKS};
 use super::{
     Host,
     journal::{self, JournalError},
@@ -53,220 +57,7 @@ use crate::{
 };
 
 /// How long a failed repair waits before it is tried again.
-const RETRY: Duration = Duration::from_secs(5);
-/// Damaged blocks remembered per slot; past this the slot is rebuilt whole.
-pub(crate) const MAX_BLOCKS: usize = 1 << 16;
-
-/// What is damaged in one slot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Hurt {
-    /// These blocks do not match their roots (or cannot be read).
-    Blocks(BTreeSet<u64>),
-    /// The slot's files are missing, the wrong size, or their roots do not give the slot root.
-    Whole,
-}
-
-impl Hurt {
-    /// Some blocks.
-    pub(crate) fn blocks(blocks: impl IntoIterator<Item = u64>) -> Self {
-        Self::Blocks(blocks.into_iter().collect())
-    }
-
-    fn merge(&mut self, other: Hurt) {
-        match (&mut *self, other) {
-            (Hurt::Blocks(mine), Hurt::Blocks(more)) => {
-                mine.extend(more);
-                if mine.len() > MAX_BLOCKS {
-                    *self = Hurt::Whole;
-                }
-            }
-            (_, Hurt::Whole) => *self = Hurt::Whole,
-            (Hurt::Whole, Hurt::Blocks(_)) => {}
-        }
-    }
-}
-
-/// Damage known and not yet repaired, shared by every reporter and the heal task.
-#[derive(Debug)]
-pub(crate) struct Damage {
-    inner: Mutex<Inner>,
-    /// Wakes the heal task when something is reported.
-    wake: Notify,
-    /// Bumped after every repair attempt (and every report), for those waiting on a slot.
-    changed: watch::Sender<u64>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    /// Reported and waiting for a repair.
-    queued: BTreeMap<SlotId, Hurt>,
-    /// The slot being repaired now.
-    working: Option<SlotId>,
-    /// Slots whose last attempt failed, with why, tried again after [`RETRY`].
-    failed: HashMap<SlotId, (Hurt, String)>,
-    /// Damage reported by the folder it was found in (serving knows folders, not slot ids);
-    /// the heal task maps each to its slot (folders that are no hosted slot are dropped).
-    by_dir: BTreeMap<PathBuf, BTreeSet<u64>>,
-}
-
-impl Default for Damage {
-    fn default() -> Self {
-        Self {
-            inner: Mutex::default(),
-            wake: Notify::new(),
-            changed: watch::channel(0).0,
-        }
-    }
-}
-
-impl Damage {
-    /// Reports damage in `slot` (callable from any thread, never blocks for long).
-    pub(crate) fn report(&self, slot: SlotId, hurt: Hurt) {
-        if matches!(&hurt, Hurt::Blocks(b) if b.is_empty()) {
-            return;
-        }
-        {
-            let mut inner = self.lock();
-            let mut hurt = hurt;
-            if let Some((earlier, _)) = inner.failed.remove(&slot) {
-                let mut h = earlier;
-                h.merge(hurt);
-                hurt = h;
-            }
-            match inner.queued.get_mut(&slot) {
-                Some(h) => h.merge(hurt),
-                None => {
-                    inner.queued.insert(slot, hurt);
-                }
-            }
-        }
-        self.wake.notify_one();
-        self.changed.send_modify(|n| *n += 1);
-    }
-
-    /// Reports damaged `blocks` of the slot served from the packed folder `dir`.
-    pub(crate) fn report_dir(&self, dir: &Path, blocks: impl IntoIterator<Item = u64>) {
-        {
-            let mut inner = self.lock();
-            let set = inner.by_dir.entry(dir.to_path_buf()).or_default();
-            set.extend(blocks);
-            if set.len() > MAX_BLOCKS {
-                // Bounded like any other report: the heal task re-checks what it is told.
-                let keep: BTreeSet<u64> = set.iter().take(MAX_BLOCKS).copied().collect();
-                *set = keep;
-            }
-        }
-        self.wake.notify_one();
-    }
-
-    /// Moves the reports by folder to their hosted slots (`slots`: folder → slot id).
-    fn resolve_dirs(&self, slots: &HashMap<PathBuf, SlotId>) {
-        let by_dir = std::mem::take(&mut self.lock().by_dir);
-        for (dir, blocks) in by_dir {
-            if let Some(slot) = slots.get(&dir) {
-                self.report(*slot, Hurt::Blocks(blocks));
-            }
-        }
-    }
-
-    fn has_dir_reports(&self) -> bool {
-        !self.lock().by_dir.is_empty()
-    }
-
-    /// Whether `slot` has no damage waiting, in repair, or left by a failed repair.
-    pub(crate) fn is_clear(&self, slot: &SlotId) -> bool {
-        let inner = self.lock();
-        !inner.queued.contains_key(slot)
-            && inner.working.as_ref() != Some(slot)
-            && !inner.failed.contains_key(slot)
-    }
-
-    /// Why the last repair of `slot` failed, if it did and no new attempt succeeded since.
-    pub(crate) fn failure(&self, slot: &SlotId) -> Option<String> {
-        self.lock().failed.get(slot).map(|(_, why)| why.clone())
-    }
-
-    /// Slots with damage not yet repaired.
-    pub(crate) fn damaged_slots(&self) -> usize {
-        let inner = self.lock();
-        let mut n = inner.queued.len() + inner.failed.len();
-        if let Some(w) = &inner.working
-            && !inner.queued.contains_key(w)
-            && !inner.failed.contains_key(w)
-        {
-            n += 1;
-        }
-        n
-    }
-
-    /// Every slot with damage not yet repaired, with why its last repair failed (if it did).
-    pub(crate) fn damaged(&self) -> Vec<(SlotId, Option<String>)> {
-        let inner = self.lock();
-        let mut out: BTreeMap<SlotId, Option<String>> = BTreeMap::new();
-        for s in inner.queued.keys().chain(inner.working.iter()) {
-            out.insert(*s, None);
-        }
-        for (s, (_, why)) in &inner.failed {
-            out.insert(*s, Some(why.clone()));
-        }
-        out.into_iter().collect()
-    }
-
-    /// Told of every change (report, attempt finished).
-    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changed.subscribe()
-    }
-
-    fn take_next(&self) -> Option<(SlotId, Hurt)> {
-        let mut inner = self.lock();
-        let (slot, hurt) = inner.queued.pop_first()?;
-        inner.working = Some(slot);
-        Some((slot, hurt))
-    }
-
-    fn finish(&self, slot: SlotId, failed: Option<(Hurt, String)>) {
-        {
-            let mut inner = self.lock();
-            inner.working = None;
-            if let Some(f) = failed {
-                // Reports that arrived while this attempt ran are queued and go next anyway.
-                match inner.queued.remove(&slot) {
-                    Some(mut newer) => {
-                        newer.merge(f.0);
-                        inner.queued.insert(slot, newer);
-                    }
-                    None => {
-                        inner.failed.insert(slot, f);
-                    }
-                }
-            }
-        }
-        self.changed.send_modify(|n| *n += 1);
-    }
-
-    /// Queues again every slot whose last attempt failed.
-    fn retry_failed(&self) {
-        let again: Vec<(SlotId, Hurt)> = {
-            let mut inner = self.lock();
-            inner.failed.drain().map(|(s, (h, _))| (s, h)).collect()
-        };
-        for (slot, hurt) in again {
-            self.report(slot, hurt);
-        }
-    }
-
-    /// Forgets a slot no longer held.
-    fn forget(&self, slot: &SlotId) {
-        let mut inner = self.lock();
-        inner.queued.remove(slot);
-        inner.failed.remove(slot);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // Every update is a single insert or remove: a panic elsewhere cannot leave it half done.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+pub(super) const RETRY: Duration = Duration::from_secs(5);
 
 /// Why a repair did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -761,49 +552,6 @@ mod tests {
     use serde_bytes::ByteBuf;
 
     use super::*;
-
-    #[test]
-    fn damage_merges_per_slot_and_a_failed_repair_is_retried() {
-        let d = Damage::default();
-        let a = SlotId([1; 32]);
-        assert!(d.is_clear(&a));
-        d.report(a, Hurt::blocks([3]));
-        d.report(a, Hurt::blocks([1, 3]));
-        assert!(!d.is_clear(&a));
-        assert_eq!(d.take_next(), Some((a, Hurt::blocks([1, 3]))));
-        assert!(!d.is_clear(&a), "being repaired");
-        assert_eq!(d.damaged_slots(), 1);
-        d.finish(a, Some((Hurt::blocks([1, 3]), "no sources".into())));
-        assert_eq!(d.failure(&a).as_deref(), Some("no sources"));
-        assert_eq!(d.take_next(), None, "not retried before RETRY");
-        d.retry_failed();
-        assert_eq!(d.take_next(), Some((a, Hurt::blocks([1, 3]))));
-        d.finish(a, None);
-        assert!(d.is_clear(&a));
-        assert_eq!(d.damaged_slots(), 0);
-
-        let mut h = Hurt::blocks([1]);
-        h.merge(Hurt::Whole);
-        assert_eq!(h, Hurt::Whole);
-        let b = SlotId([2; 32]);
-        d.report_dir(Path::new("/vol/slots/bb"), [5]);
-        d.report_dir(Path::new("/not/hosted"), [1]);
-        d.resolve_dirs(&HashMap::from([(PathBuf::from("/vol/slots/bb"), b)]));
-        assert_eq!(d.take_next(), Some((b, Hurt::blocks([5]))));
-        assert!(
-            !d.has_dir_reports(),
-            "folders of no hosted slot are dropped"
-        );
-        d.finish(b, None);
-
-        let mut many = Hurt::blocks(0..MAX_BLOCKS as u64);
-        many.merge(Hurt::blocks([u64::MAX]));
-        assert_eq!(
-            many,
-            Hurt::Whole,
-            "past MAX_BLOCKS the slot is rebuilt whole"
-        );
-    }
 
     #[test]
     fn damaged_blocks_are_batched_in_runs_of_one_request() {
