@@ -19,7 +19,8 @@ mod types;
 
 pub use client::{Client, ClientError, metric_value};
 pub use types::{
-    AuditOutcome, AuditResult, DownloadRequest, ErrorBody, ExtendRequest, ExtendResult,
-    HostSlotView, HostStatus, JobKind, JobStarted, JobStatus, NodeInfo, Offer, PutRequest,
-    RefundResult, RequestStatus, RewardWithdrawal, SlotStatus, ValidatorState, WithdrawResult,
+    AuditOutcome, AuditResult, DamagedSlot, DownloadRequest, ErrorBody, ExtendRequest,
+    ExtendResult, HostHealth, HostSlotView, HostStatus, JobKind, JobStarted, JobStatus, NodeInfo,
+    Offer, PutRequest, RefundResult, RequestStatus, RewardWithdrawal, SlotStatus, ValidatorState,
+    WithdrawResult,
 };

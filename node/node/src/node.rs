@@ -203,16 +203,22 @@ impl Node {
             crate::sync::run(ctx.clone(), slots.clone(), head_tx, synced_tx)
                 .instrument(span("sync")),
         );
-        serve.1.spawn(
-            crate::serve::run(ctx.clone(), slots.clone(), inbound_rx, serve.1.clone())
-                .instrument(span("serve")),
-        );
         announce
             .1
             .spawn(crate::announce::run(ctx.clone()).instrument(span("announce")));
         // The host role runs whenever the node holds slots, even with `host.enabled` off (it
         // then takes no new slots but keeps its promises).
         let host_handle = crate::host::spawn(ctx.clone(), slots.clone(), &host.1)?;
+        serve.1.spawn(
+            crate::serve::run(
+                ctx.clone(),
+                slots.clone(),
+                inbound_rx,
+                serve.1.clone(),
+                host_handle.damage(),
+            )
+            .instrument(span("serve")),
+        );
         let jobs = Jobs::default();
         let (renter_handle, reannounce) =
             crate::renter::spawn(ctx.clone(), slots, jobs.clone(), renter.1.clone());

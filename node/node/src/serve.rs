@@ -2,7 +2,8 @@
 //! datasets this node packed (renter) and the slots it hosts.
 //!
 //! Disk reads and hashing run on the blocking pool; the inbound loop only dispatches, so a
-//! slow disk never stalls libp2p.
+//! slow disk never stalls libp2p. Each block is checked against its root before it goes out: a
+//! damaged one is refused (the reader asks another holder) and reported to the host's heal task.
 
 use std::{path::Path, sync::Arc};
 
@@ -11,12 +12,12 @@ use hoard_p2p::{
     AuditRequest, AuditResponse, BlockRequest, BlockResponse, BlockWithPath, InboundRequest,
     MAX_BLOCKS_PER_REQUEST,
 };
-use hoard_prover::{BLOCK_SIZE, DirectProof, SlotIndex};
+use hoard_prover::{BLOCK_SIZE, DirectProof, SlotIndex, block_root};
 use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use crate::{ctx::Ctx, local_slots::LocalSlots};
+use crate::{ctx::Ctx, host::Damage, local_slots::LocalSlots};
 
 /// Requests answered at once: each holds up to 1 MiB of blocks until libp2p has sent it, so this
 /// bounds the memory that serving many hosts takes (the rest wait in the channel).
@@ -29,6 +30,7 @@ pub(crate) async fn run(
     slots: LocalSlots,
     mut inbound: mpsc::Receiver<InboundRequest>,
     tasks: TaskTracker,
+    damage: Arc<Damage>,
 ) {
     let permits = Arc::new(tokio::sync::Semaphore::new(SERVING_AT_ONCE));
     loop {
@@ -39,12 +41,12 @@ pub(crate) async fn run(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let (ctx, slots) = (ctx.clone(), slots.clone());
+        let (ctx, slots, damage) = (ctx.clone(), slots.clone(), damage.clone());
         tasks.spawn_blocking(move || {
             let _permit = permit;
             match req {
                 InboundRequest::Block { request, reply, .. } => {
-                    let _ = reply.send(answer_block(&slots, request));
+                    let _ = reply.send(answer_block(&slots, &damage, request));
                 }
                 InboundRequest::Audit { request, reply, .. } => {
                     let _ = reply.send(answer_audit(&ctx, &slots, request));
@@ -54,7 +56,7 @@ pub(crate) async fn run(
     }
 }
 
-fn answer_block(slots: &LocalSlots, request: BlockRequest) -> BlockResponse {
+fn answer_block(slots: &LocalSlots, damage: &Damage, request: BlockRequest) -> BlockResponse {
     match request {
         BlockRequest::Manifest { dataset } => match slots.dir_of(&dataset, None) {
             None => BlockResponse::Error("not found".into()),
@@ -72,7 +74,7 @@ fn answer_block(slots: &LocalSlots, request: BlockRequest) -> BlockResponse {
             let Some(dir) = slots.dir_of(&dataset, Some(slot)) else {
                 return BlockResponse::Error("not found".into());
             };
-            match read_blocks(slots, &dir, slot, first, count) {
+            match read_blocks(slots, damage, &dir, slot, first, count) {
                 Ok(blocks) => BlockResponse::Blocks(blocks),
                 Err(e) => BlockResponse::Error(e),
             }
@@ -82,6 +84,7 @@ fn answer_block(slots: &LocalSlots, request: BlockRequest) -> BlockResponse {
 
 fn read_blocks(
     slots: &LocalSlots,
+    damage: &Damage,
     dir: &Path,
     slot: SlotIndex,
     first: u64,
@@ -102,6 +105,13 @@ fn read_blocks(
     for i in first..end {
         let mut data = vec![0u8; BLOCK_SIZE];
         files.read_blocks(i, &mut data).map_err(|e| e.to_string())?;
+        let block: &[u8; BLOCK_SIZE] = data.as_slice().try_into().map_err(|_| "a short block")?;
+        if tree.block_root(i) != Some(block_root(block)) {
+            damage.report_dir(dir, [i]);
+            return Err(format!(
+                "block {i} is damaged here and being repaired; ask another holder"
+            ));
+        }
         let path = tree.block_path(i).ok_or("blocks out of range")?;
         out.push(BlockWithPath {
             index: i,
