@@ -47,6 +47,7 @@ async fn put_fill_prove_get_finish_and_pay() -> anyhow::Result<()> {
         collateral_per_byte: U256::from(100_000u64),
         proof_probability: 1,
         samples: 8,
+        new_request: false,
     };
     let job = renter.api().put(&put).await?.job;
     let done = succeeded(

@@ -19,8 +19,5 @@ mod types;
 
 pub use client::{Client, ClientError, metric_value};
 pub use types::{
-    AuditOutcome, AuditResult, CacheCleared, CacheStatus, CachedDataset, DownloadRequest,
-    ErrorBody, ExtendRequest, ExtendResult, FileEntry, HostSlotView, HostStatus, JobKind,
-    JobStarted, JobStatus, Listing, NodeInfo, Offer, PutRequest, RefundResult, RequestStatus,
-    RewardWithdrawal, SlotStatus, ValidatorState, WithdrawResult,
+    AuditOutcome, AuditResult, CacheCleared, CacheStatus, CachedDataset, DamagedSlot, DownloadRequest, ErrorBody, ExtendRequest, ExtendResult, FileEntry, HostHealth, HostSlotView, HostStatus, JobKind, JobStarted, JobStatus, Listing, NodeInfo, Offer, PutRequest, RefundResult, RequestStatus, RewardWithdrawal, SlotStatus, ValidatorState, WithdrawResult,
 };

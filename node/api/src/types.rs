@@ -166,6 +166,49 @@ pub struct HostStatus {
     pub earned: U256,
     /// Token balance.
     pub balance: U256,
+    /// The scrub and self-repair (absent from nodes older than this field).
+    #[serde(default)]
+    pub health: HostHealth,
+}
+
+/// The scrub and self-repair of a host, in `GET /api/v1/host`. Counters are since the node
+/// started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostHealth {
+    /// The background scrub runs (`host.scrub.interval_secs` not 0).
+    pub scrub_enabled: bool,
+    /// Unix seconds when the current scrub pass began.
+    pub scrub_pass_started: u64,
+    /// Unix seconds when the last complete pass ended, if one did.
+    pub scrub_last_full_pass: Option<u64>,
+    /// Bytes the current pass has checked.
+    pub scrub_pass_done_bytes: u64,
+    /// Bytes a pass covers (every hosted slot).
+    pub scrub_pass_total_bytes: u64,
+    /// The scrub's pace, bytes per second.
+    pub scrub_bytes_per_sec: u64,
+    /// Damaged blocks the scrub found.
+    pub scrub_corrupt_blocks: u64,
+    /// Self-repair is on (`host.self_repair`).
+    pub self_repair: bool,
+    /// Blocks rebuilt from the other slots and written back.
+    pub repaired_blocks: u64,
+    /// Slots rebuilt whole.
+    pub rebuilt_slots: u64,
+    /// Repair attempts that failed.
+    pub repair_failures: u64,
+    /// Slots with damage not yet repaired, with why the last attempt failed (if one did).
+    pub damaged: Vec<DamagedSlot>,
+}
+
+/// A hosted slot with damage not yet repaired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DamagedSlot {
+    /// The slot.
+    pub slot_id: SlotId,
+    /// Why the last repair failed, if one was tried and failed.
+    pub last_error: Option<String>,
 }
 
 /// `POST /api/v1/host/withdraw`: every slot whose request ended was withdrawn (or had been).
@@ -196,6 +239,10 @@ pub struct PutRequest {
     pub proof_probability: u64,
     /// Cells sampled per proof.
     pub samples: u16,
+    /// Post a new request even if this node has an open or running request for the same
+    /// dataset, or a put of the same path under way (by default, the put returns that one).
+    #[serde(default)]
+    pub new_request: bool,
 }
 
 /// The answer of a call that starts a job (`put`, `get`): poll `GET /api/v1/jobs/{job}`.

@@ -32,7 +32,7 @@ pub use manifest::{DatasetId, Entry, EntryKind, Manifest};
 pub use pack::{BATCH_BYTES, Packed, pack};
 pub use packed::{MANIFEST_FILE, PackedDataset, SlotFiles, slot_data_file, slot_roots_file};
 pub use progress::{NoProgress, Progress};
-pub use rebuild::rebuild_slot;
+pub use rebuild::{rebuild_slot, rebuild_stripe};
 pub use restore::{Restore, covering_blocks, normalise_path, select};
 pub use stream::followed_links;
 pub use unpack::{Unpacked, unpack, unpack_verified};

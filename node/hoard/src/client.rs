@@ -131,6 +131,10 @@ pub(crate) struct PutArgs {
     /// Return once the request is posted instead of waiting for every slot to be filled.
     #[arg(long)]
     no_wait: bool,
+    /// Post a new storage request even if this node already has an open or running request for
+    /// the same dataset (or a put of the same path under way); by default that one is returned.
+    #[arg(long)]
+    new_request: bool,
 }
 
 /// `hoard get`.
@@ -193,6 +197,7 @@ pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<
         collateral_per_byte: a.collateral,
         proof_probability: a.proof_probability,
         samples: a.samples,
+        new_request: a.new_request,
     };
     let job = c.put(&req).await?.job;
     let status = if a.no_wait {
@@ -211,9 +216,15 @@ pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<
     };
     out.result(&status.result, || {
         format!(
-            "dataset {}\nrequest {}\n{}",
+            "dataset {}\nrequest {}{}\n{}",
             status.result["dataset"].as_str().unwrap_or("?"),
             status.result["request"].as_str().unwrap_or("?"),
+            if status.result["existing"].as_bool() == Some(true) {
+                " (already requested by this node: returned instead of a new one; \
+                 --new-request posts another)"
+            } else {
+                ""
+            },
             if a.no_wait {
                 "posted; hosts are filling its slots (see `hoard status`)"
             } else {
@@ -284,6 +295,42 @@ pub(crate) async fn withdraw(c: &Client, request: RequestId, out: &Output) -> an
     Ok(())
 }
 
+/// The scrub and self-repair part of `hoard host status`.
+fn health_lines(h: &hoard_api::HostHealth) -> String {
+    let mut t = if h.scrub_enabled {
+        let pct = if h.scrub_pass_total_bytes == 0 {
+            0.0
+        } else {
+            100.0 * h.scrub_pass_done_bytes as f64 / h.scrub_pass_total_bytes as f64
+        };
+        format!(
+            "scrub: pass {pct:.1} % of {} bytes at {} B/s, last full pass {}, {} damaged block(s) found\n",
+            h.scrub_pass_total_bytes,
+            h.scrub_bytes_per_sec,
+            h.scrub_last_full_pass
+                .map_or_else(|| "never".to_string(), |t| format!("at unix time {t}")),
+            h.scrub_corrupt_blocks
+        )
+    } else {
+        "scrub: off\n".to_string()
+    };
+    t += &format!(
+        "self-repair: {}; {} block(s) repaired, {} slot(s) rebuilt whole, {} failed attempt(s)\n",
+        on_off(h.self_repair),
+        h.repaired_blocks,
+        h.rebuilt_slots,
+        h.repair_failures
+    );
+    for d in &h.damaged {
+        t += &format!(
+            "  damaged slot {}: {}\n",
+            &d.slot_id.to_string()[..10],
+            d.last_error.as_deref().unwrap_or("repair under way")
+        );
+    }
+    t
+}
+
 pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::Result<()> {
     match cmd {
         HostCommand::Status => {
@@ -310,6 +357,7 @@ pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::
                         x.earned
                     );
                 }
+                t += &health_lines(&s.health);
                 t.trim_end().to_string()
             });
         }

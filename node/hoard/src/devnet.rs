@@ -9,8 +9,11 @@
 //!  the story, through the nodes' REST APIs and the chain:
 //!   DIR/sample ─▶ renter put (k+m) ─▶ slots fill ─▶ proofs every period ─▶ fetch ─▶ DIR/fetched
 //!   ─▶ byte-for-byte check ─▶ (--check-dashboards) scripts/dashboard-queries ─▶ (--once) exit
-//!  shutdown (Ctrl-C, SIGTERM, SIGHUP, --once, error, panic): SIGTERM the nodes, then Prometheus,
-//!   then anvil (which saves the chain); 10 s each, then SIGKILL. [`Procs`]' Drop does the same.
+//!  shutdown (Ctrl-C, SIGTERM, SIGHUP, --once, error, panic): SIGCONT + SIGTERM the nodes, then
+//!   Prometheus, then anvil (which saves the chain); 10 s each (anvil 60 s), then SIGKILL.
+//!   [`Procs`]' Drop does the same. SIGCONT first: a paused anvil would save nothing.
+//!  a chain that stops answering (anvil paused, overloaded) is waited for: every child keeps
+//!   running, the story says so and carries on when the chain answers again.
 //! ```
 //!
 //! A second run on the same `--dir` resumes: anvil reloads its saved state, the nodes keep their
@@ -92,6 +95,10 @@ pub(crate) struct DevnetArgs {
     /// panel has no data (implies --prometheus).
     #[arg(long)]
     check_dashboards: bool,
+    /// The hosts' scrub interval (`host.scrub.interval_secs`): every hosted block re-checked at
+    /// least this often; short values show the scrub at work (0: no scrub).
+    #[arg(long, default_value_t = 86_400)]
+    scrub_interval_secs: u64,
 }
 
 /// The network this run starts, fixed before anything starts.
@@ -107,6 +114,7 @@ struct Plan {
     prometheus_port: Option<u16>,
     check_dashboards: bool,
     once: bool,
+    scrub_interval_secs: u64,
     nodes: Vec<NodeSpec>,
     data_slots: u16,
     parity_slots: u16,
@@ -167,6 +175,7 @@ impl Plan {
             prometheus_port: prometheus.then_some(args.prometheus_port),
             check_dashboards: args.check_dashboards,
             once: args.once,
+            scrub_interval_secs: args.scrub_interval_secs,
             nodes,
             data_slots,
             parity_slots,

@@ -159,6 +159,30 @@ pub struct HostConfig {
     pub deadline_margin_blocks: u64,
     /// Proofs built at once on the blocking pool.
     pub prove_parallelism: usize,
+    /// Rebuild damaged or missing blocks of hosted slots from the other slots' hosts (and make a
+    /// proof that needs them wait for the repair). Off: damage is only detected and counted.
+    pub self_repair: bool,
+    /// The background scrub that re-checks every hosted block.
+    pub scrub: ScrubConfig,
+}
+
+/// The background scrub: every hosted block re-read and checked against its root, at a pace.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScrubConfig {
+    /// Re-check every hosted block at least once in this many seconds (0: no scrub).
+    pub interval_secs: u64,
+    /// Read at most this many bytes per second (the scrub's share of the disk).
+    pub max_bytes_per_sec: u64,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 86_400,
+            max_bytes_per_sec: 32 << 20,
+        }
+    }
 }
 
 impl Default for HostConfig {
@@ -169,6 +193,8 @@ impl Default for HostConfig {
             fill_backoff_secs: 8,
             deadline_margin_blocks: 8,
             prove_parallelism: 2,
+            self_repair: true,
+            scrub: ScrubConfig::default(),
         }
     }
 }
@@ -298,7 +324,7 @@ impl NodeConfig {
 
     /// Refuses values the node cannot work with, naming the key: nothing is clamped silently.
     pub fn check(&self) -> Result<(), ConfigError> {
-        let limits: [(&'static str, u64, u64, u64, &'static str); 7] = [
+        let limits: [(&'static str, u64, u64, u64, &'static str); 9] = [
             (
                 "chain.poll_interval_ms",
                 self.chain.poll_interval_ms,
@@ -347,6 +373,20 @@ impl NodeConfig {
                 1,
                 86_400,
                 "between 1 and 86400 seconds",
+            ),
+            (
+                "host.scrub.interval_secs",
+                self.host.scrub.interval_secs,
+                0,
+                365 * 86_400,
+                "0 (no scrub) or up to 31536000 seconds (a year)",
+            ),
+            (
+                "host.scrub.max_bytes_per_sec",
+                self.host.scrub.max_bytes_per_sec,
+                1 << 20,
+                u64::MAX,
+                "at least 1048576 bytes per second",
             ),
         ];
         for (key, value, min, max, expected) in limits {

@@ -211,6 +211,12 @@ impl Node {
             crate::sync::run(ctx.clone(), slots.clone(), head_tx, synced_tx)
                 .instrument(span("sync")),
         );
+        announce
+            .1
+            .spawn(crate::announce::run(ctx.clone()).instrument(span("announce")));
+        // The host role runs whenever the node holds slots, even with `host.enabled` off (it
+        // then takes no new slots but keeps its promises).
+        let host_handle = crate::host::spawn(ctx.clone(), slots.clone(), &host.1)?;
         serve.1.spawn(
             crate::serve::run(
                 ctx.clone(),
@@ -218,15 +224,10 @@ impl Node {
                 cache.clone(),
                 inbound_rx,
                 serve.1.clone(),
+                host_handle.damage(),
             )
             .instrument(span("serve")),
         );
-        announce
-            .1
-            .spawn(crate::announce::run(ctx.clone()).instrument(span("announce")));
-        // The host role runs whenever the node holds slots, even with `host.enabled` off (it
-        // then takes no new slots but keeps its promises).
-        let host_handle = crate::host::spawn(ctx.clone(), slots.clone(), &host.1)?;
         let jobs = Jobs::default();
         download.1.spawn(
             crate::download::seed::run(ctx.clone(), cache.clone(), slots.clone())

@@ -3,9 +3,11 @@
 //! downloaded and verified).
 //!
 //! Disk reads and hashing run on the blocking pool; the inbound loop only dispatches, so a
-//! slow disk never stalls libp2p. With `p2p.upload_limit_bytes_per_sec` set, every answer
-//! carrying blocks or a manifest first takes its size from a token bucket (`governor`'s GCRA,
-//! one second's worth of burst), which paces what this node uploads.
+//! slow disk never stalls libp2p. Each block is checked against its root before it goes out: a
+//! damaged one is refused (the reader asks another holder) and reported to the host's heal task.
+//! With `p2p.upload_limit_bytes_per_sec` set, every answer carrying blocks or a manifest first
+//! takes its size from a token bucket (`governor`'s GCRA, one second's worth of burst), which
+//! paces what this node uploads.
 
 use std::{num::NonZeroU32, path::Path, sync::Arc};
 
@@ -15,12 +17,12 @@ use hoard_p2p::{
     AuditRequest, AuditResponse, BlockRequest, BlockResponse, BlockWithPath, InboundRequest,
     MAX_BLOCKS_PER_REQUEST, SlotHave,
 };
-use hoard_prover::{BLOCK_SIZE, DatasetId, DirectProof, SlotIndex};
+use hoard_prover::{BLOCK_SIZE, DatasetId, DirectProof, SlotIndex, block_root};
 use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use crate::{ctx::Ctx, local_slots::LocalSlots, reader_cache::ReaderCache};
+use crate::{ctx::Ctx, host::Damage, local_slots::LocalSlots, reader_cache::ReaderCache};
 
 /// Requests answered at once: each holds up to 1 MiB of blocks until libp2p has sent it, so this
 /// bounds the memory that serving many peers takes (the rest wait in the channel).
@@ -41,6 +43,7 @@ pub(crate) async fn run(
     cache: ReaderCache,
     mut inbound: mpsc::Receiver<InboundRequest>,
     tasks: TaskTracker,
+    damage: Arc<Damage>,
 ) {
     let permits = Arc::new(tokio::sync::Semaphore::new(SERVING_AT_ONCE));
     let limiter = upload_limiter(ctx.config.p2p.upload_limit_bytes_per_sec).map(Arc::new);
@@ -52,14 +55,19 @@ pub(crate) async fn run(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let (ctx, slots, cache, limiter) =
-            (ctx.clone(), slots.clone(), cache.clone(), limiter.clone());
+        let (ctx, slots, cache, limiter, damage) = (
+            ctx.clone(),
+            slots.clone(),
+            cache.clone(),
+            limiter.clone(),
+            damage.clone(),
+        );
         tasks.spawn(async move {
             let _permit = permit;
             match req {
                 InboundRequest::Block { request, reply, .. } => {
                     let answered =
-                        tokio::task::spawn_blocking(move || answer_block(&slots, &cache, request))
+                        tokio::task::spawn_blocking(move || answer_block(&slots, &cache, &damage, request))
                             .await;
                     let (answer, served) = answered
                         .unwrap_or_else(|_| (BlockResponse::Error("internal".into()), None));
@@ -108,6 +116,7 @@ fn upload_limiter(rate: u64) -> Option<DefaultDirectRateLimiter> {
 fn answer_block(
     slots: &LocalSlots,
     cache: &ReaderCache,
+    damage: &Damage,
     request: BlockRequest,
 ) -> (BlockResponse, Served) {
     match request {
@@ -139,7 +148,7 @@ fn answer_block(
             count,
         } => {
             if let Some(dir) = slots.dir_of(&dataset, Some(slot)) {
-                return match read_blocks(slots, &dir, slot, first, count) {
+                return match read_blocks(slots, damage, &dir, slot, first, count) {
                     Ok(blocks) => (
                         BlockResponse::Blocks(blocks),
                         Some(slots.role_of(&dir).label()),
@@ -179,6 +188,7 @@ fn have(slots: &LocalSlots, cache: &ReaderCache, dataset: &DatasetId) -> Vec<Slo
 
 fn read_blocks(
     slots: &LocalSlots,
+    damage: &Damage,
     dir: &Path,
     slot: SlotIndex,
     first: u64,
@@ -199,6 +209,13 @@ fn read_blocks(
     for i in first..end {
         let mut data = vec![0u8; BLOCK_SIZE];
         files.read_blocks(i, &mut data).map_err(|e| e.to_string())?;
+        let block: &[u8; BLOCK_SIZE] = data.as_slice().try_into().map_err(|_| "a short block")?;
+        if tree.block_root(i) != Some(block_root(block)) {
+            damage.report_dir(dir, [i]);
+            return Err(format!(
+                "block {i} is damaged here and being repaired; ask another holder"
+            ));
+        }
         let path = tree.block_path(i).ok_or("blocks out of range")?;
         out.push(BlockWithPath {
             index: i,

@@ -54,7 +54,8 @@ pub(super) async fn start_nodes(
                  [p2p]\nrequest_timeout_secs = 10\nupload_limit_bytes_per_sec = {upload}\n\n\
                  [chain]\npoll_interval_ms = 250\n\
                  receipt_timeout_secs = 30\n\n[host]\nfill_backoff_secs = 3\n\
-                 deadline_margin_blocks = {margin}\n"
+                 deadline_margin_blocks = {margin}\n\n[host.scrub]\ninterval_secs = {}\n",
+                plan.scrub_interval_secs
             ),
         )?;
         let log = plan.path(&format!("logs/{}.log", spec.name));
@@ -186,8 +187,10 @@ pub(super) async fn start_anvil(
         .arg(accounts.max(10).to_string())
         .arg("--state")
         .arg(&state)
+        // Also saved on every stop (SIGTERM after SIGCONT, see procs.rs); the interval bounds
+        // what a SIGKILL of the whole devnet can lose.
         .arg("--state-interval")
-        .arg("30")
+        .arg("10")
         .env("NO_COLOR", "1")
         .env("FOUNDRY_DISABLE_NIGHTLY_WARNING", "1");
     procs.spawn(Kind::Anvil, "anvil", cmd, &log)?;
