@@ -509,6 +509,7 @@ async fn main() -> anyhow::Result<()> {
             collateral_per_byte: U256::from(1u64),
             proof_probability: 1000,
             samples: 8,
+            new_request: false,
         })
         .await?
         .job;

@@ -100,6 +100,7 @@ async fn readers_serve_each_other_and_the_gateway_answers_real_clients() -> anyh
         collateral_per_byte: U256::from(100_000u64),
         proof_probability: 1,
         samples: 8,
+        new_request: false,
     };
     let job = renter.api().put(&put).await?.job;
     let done = succeeded(

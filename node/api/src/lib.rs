@@ -19,5 +19,8 @@ mod types;
 
 pub use client::{Client, ClientError, metric_value};
 pub use types::{
-    AuditOutcome, AuditResult, CacheCleared, CacheStatus, CachedDataset, DamagedSlot, DownloadRequest, ErrorBody, ExtendRequest, ExtendResult, FileEntry, HostHealth, HostSlotView, HostStatus, JobKind, JobStarted, JobStatus, Listing, NodeInfo, Offer, PutRequest, RefundResult, RequestStatus, RewardWithdrawal, SlotStatus, ValidatorState, WithdrawResult,
+    AuditOutcome, AuditResult, CacheCleared, CacheStatus, CachedDataset, DamagedSlot,
+    DownloadRequest, ErrorBody, ExtendRequest, ExtendResult, FileEntry, HostHealth, HostSlotView,
+    HostStatus, JobKind, JobStarted, JobStatus, Listing, NodeInfo, Offer, PutRequest, RefundResult,
+    RequestStatus, RewardWithdrawal, SlotStatus, ValidatorState, WithdrawResult,
 };

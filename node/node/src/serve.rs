@@ -66,9 +66,10 @@ pub(crate) async fn run(
             let _permit = permit;
             match req {
                 InboundRequest::Block { request, reply, .. } => {
-                    let answered =
-                        tokio::task::spawn_blocking(move || answer_block(&slots, &cache, &damage, request))
-                            .await;
+                    let answered = tokio::task::spawn_blocking(move || {
+                        answer_block(&slots, &cache, &damage, request)
+                    })
+                    .await;
                     let (answer, served) = answered
                         .unwrap_or_else(|_| (BlockResponse::Error("internal".into()), None));
                     let bytes = answer.payload_len();
