@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     error::{DatasetError, IoContext},
-    manifest::{DatasetId, Entry, EntryKind, Manifest, link_text},
+    manifest::{DatasetId, Entry, EntryKind, Manifest},
     packed::{parent_of, sync_dir},
 };
 
@@ -376,19 +376,9 @@ impl Restore {
             return Ok(());
         }
         fs::create_dir(&self.partial).ctx("creating", &self.partial)?;
+        // Validated manifest, a link's target selected too: every link stays inside the output.
         for e in entries {
-            let path = self.partial.join(&e.path);
-            match &e.kind {
-                EntryKind::Directory => fs::create_dir(&path).ctx("creating", &path)?,
-                EntryKind::File { size, .. } => File::create(&path)
-                    .and_then(|f| f.set_len(*size))
-                    .ctx("creating", &path)?,
-                // Validated manifest, target selected too: the link stays inside the output.
-                EntryKind::Link { target } => {
-                    std::os::unix::fs::symlink(link_text(&e.path, target), &path)
-                        .ctx("creating the symlink", &path)?
-                }
-            }
+            crate::unpack::create_entry(&self.partial, e)?;
         }
         Ok(())
     }
