@@ -248,21 +248,10 @@ impl Restore {
         if block >= self.stream_blocks || !bit(&self.wanted, block) {
             return Ok(());
         }
-        let offset = block * BLOCK_SIZE as u64;
-        let end = offset + data.len() as u64;
-        let first = self.files.partition_point(|(_, o, s)| o + s <= offset);
-        for (i, (path, o, s)) in self.files.iter().enumerate().skip(first) {
-            if *o >= end {
-                break;
-            }
-            let from = offset.max(*o);
-            let to = end.min(o + s);
-            let file = self.file(i)?;
-            file.write_all_at(
-                &data[(from - offset) as usize..(to - offset) as usize],
-                from - o,
-            )
-            .ctx("writing", path)?;
+        for (i, path, range, at) in self.spans(block, data.len()) {
+            self.file(i)?
+                .write_all_at(&data[range], at)
+                .ctx("writing", path)?;
             self.lock().dirty.insert(i);
         }
         let mut state = self.lock();
@@ -275,23 +264,35 @@ impl Restore {
     /// Reads stream block `block` back from the output (zeros where nothing selected lies).
     pub fn read_block(&self, block: u64, buf: &mut [u8]) -> Result<(), DatasetError> {
         buf.fill(0);
-        let offset = block * BLOCK_SIZE as u64;
-        let end = offset + buf.len() as u64;
-        let first = self.files.partition_point(|(_, o, s)| o + s <= offset);
-        for (i, (path, o, s)) in self.files.iter().enumerate().skip(first) {
-            if *o >= end {
-                break;
-            }
-            let from = offset.max(*o);
-            let to = end.min(o + s);
+        for (i, path, range, at) in self.spans(block, buf.len()) {
             self.file(i)?
-                .read_exact_at(
-                    &mut buf[(from - offset) as usize..(to - offset) as usize],
-                    from - o,
-                )
+                .read_exact_at(&mut buf[range], at)
                 .ctx("reading", path)?;
         }
         Ok(())
+    }
+
+    /// The selected files stream block `block` (`len` bytes) covers: for each, its index, its
+    /// path, the part of the block that lies in it and where that part starts in the file.
+    fn spans(
+        &self,
+        block: u64,
+        len: usize,
+    ) -> impl Iterator<Item = (usize, &Path, std::ops::Range<usize>, u64)> {
+        let offset = block * BLOCK_SIZE as u64;
+        let end = offset + len as u64;
+        let first = self.files.partition_point(|(_, o, s)| o + s <= offset);
+        self.files
+            .iter()
+            .enumerate()
+            .skip(first)
+            .take_while(move |(_, (_, o, _))| *o < end)
+            .map(move |(i, (path, o, s))| {
+                let from = offset.max(*o);
+                let to = end.min(o + s);
+                let range = (from - offset) as usize..(to - offset) as usize;
+                (i, path.as_path(), range, from - o)
+            })
     }
 
     /// Makes the blocks written so far survive a crash: syncs the files written to, then
