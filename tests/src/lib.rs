@@ -170,12 +170,24 @@ impl Network {
         &mut self,
         hosts: usize,
     ) -> anyhow::Result<(TestNode, Vec<TestNode>)> {
+        self.renter_and_hosts_with(hosts, |_| {}).await
+    }
+
+    /// [`Network::renter_and_hosts`] with `tweak` applied to each host's config.
+    pub async fn renter_and_hosts_with(
+        &mut self,
+        hosts: usize,
+        tweak: impl Fn(&mut NodeConfig),
+    ) -> anyhow::Result<(TestNode, Vec<TestNode>)> {
         let (mut config, key) = self.config("renter");
         config.validator.enabled = true;
         let renter = TestNode::start(config, key).await?;
         let mut started = Vec::new();
         for i in 0..hosts {
-            started.push(self.node(&format!("host-{i}"), true).await?);
+            let (mut config, key) = self.config(&format!("host-{i}"));
+            config.host.enabled = true;
+            tweak(&mut config);
+            started.push(TestNode::start(config, key).await?);
         }
         let observer = self.observer().await?;
         eventually(
@@ -288,6 +300,7 @@ pub async fn download_via(
         .download(&DownloadRequest {
             dataset,
             out: out.to_path_buf(),
+            paths: Vec::new(),
         })
         .await?
         .job;
@@ -322,6 +335,7 @@ pub fn params(duration: u64, expiry: u64) -> PutRequest {
         proof_probability: 1,
         samples: 8,
         scheme: hoard_api::Scheme::Direct,
+        new_request: false,
     }
 }
 

@@ -58,6 +58,7 @@ async fn each_bad_call_gets_its_status_and_changes_nothing() -> anyhow::Result<(
         .download(&DownloadRequest {
             dataset: unknown,
             out: full.clone(),
+            paths: Vec::new(),
         })
         .await
         .expect_err("not empty");

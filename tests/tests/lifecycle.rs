@@ -48,6 +48,7 @@ async fn put_fill_prove_get_finish_and_pay() -> anyhow::Result<()> {
         proof_probability: 1,
         samples: 8,
         scheme: Default::default(),
+        new_request: false,
     };
     let job = renter.api().put(&put).await?.job;
     let done = succeeded(

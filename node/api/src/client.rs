@@ -7,9 +7,9 @@ use reqwest::StatusCode;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::types::{
-    AuditResult, DownloadRequest, ErrorBody, ExtendRequest, ExtendResult, HostStatus, JobStarted,
-    JobStatus, NodeInfo, Offer, PutRequest, RefundResult, RequestStatus, RewardWithdrawal,
-    ValidatorState, WithdrawResult,
+    AuditResult, CacheCleared, CacheStatus, DownloadRequest, ErrorBody, ExtendRequest,
+    ExtendResult, HostStatus, JobStarted, JobStatus, Listing, NodeInfo, Offer, PutRequest,
+    RefundResult, RequestStatus, RewardWithdrawal, ValidatorState, WithdrawResult,
 };
 
 /// Why a call to the node failed.
@@ -218,6 +218,28 @@ impl Client {
     pub async fn validator_withdraw(&self) -> Result<RewardWithdrawal, ClientError> {
         self.post("/api/v1/validator/withdraw", &serde_json::json!({}))
             .await
+    }
+
+    /// `GET /api/v1/cache`.
+    pub async fn cache(&self) -> Result<CacheStatus, ClientError> {
+        self.get("/api/v1/cache").await
+    }
+
+    /// `DELETE /api/v1/cache` (everything) or `DELETE /api/v1/cache/{id}` (one dataset).
+    pub async fn cache_clear(
+        &self,
+        dataset: Option<&DatasetId>,
+    ) -> Result<CacheCleared, ClientError> {
+        let path = match dataset {
+            Some(id) => format!("/api/v1/cache/{id}"),
+            None => "/api/v1/cache".to_owned(),
+        };
+        self.send(self.http.delete(self.at(&path))).await
+    }
+
+    /// `GET /api/v1/datasets/{id}/files`: every entry of the dataset.
+    pub async fn files(&self, dataset: &DatasetId) -> Result<Listing, ClientError> {
+        self.get(&format!("/api/v1/datasets/{dataset}/files")).await
     }
 
     /// `GET /metrics`, as text.

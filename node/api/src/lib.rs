@@ -19,8 +19,8 @@ mod types;
 
 pub use client::{Client, ClientError, metric_value};
 pub use types::{
-    AuditOutcome, AuditResult, DownloadRequest, ErrorBody, ExtendRequest, ExtendResult,
-    HostSlotView, HostStatus, JobKind, JobStarted, JobStatus, NodeInfo, Offer, PutRequest,
-    RefundResult, RequestStatus, RewardWithdrawal, Scheme, SlotStatus, ValidatorState,
-    WithdrawResult,
+    AuditOutcome, AuditResult, CacheCleared, CacheStatus, CachedDataset, DamagedSlot,
+    DownloadRequest, ErrorBody, ExtendRequest, ExtendResult, FileEntry, HostHealth, HostSlotView,
+    HostStatus, JobKind, JobStarted, JobStatus, Listing, NodeInfo, Offer, PutRequest, RefundResult,
+    RequestStatus, RewardWithdrawal, Scheme, SlotStatus, ValidatorState, WithdrawResult,
 };

@@ -166,6 +166,49 @@ pub struct HostStatus {
     pub earned: U256,
     /// Token balance.
     pub balance: U256,
+    /// The scrub and self-repair (absent from nodes older than this field).
+    #[serde(default)]
+    pub health: HostHealth,
+}
+
+/// The scrub and self-repair of a host, in `GET /api/v1/host`. Counters are since the node
+/// started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostHealth {
+    /// The background scrub runs (`host.scrub.interval_secs` not 0).
+    pub scrub_enabled: bool,
+    /// Unix seconds when the current scrub pass began.
+    pub scrub_pass_started: u64,
+    /// Unix seconds when the last complete pass ended, if one did.
+    pub scrub_last_full_pass: Option<u64>,
+    /// Bytes the current pass has checked.
+    pub scrub_pass_done_bytes: u64,
+    /// Bytes a pass covers (every hosted slot).
+    pub scrub_pass_total_bytes: u64,
+    /// The scrub's pace, bytes per second.
+    pub scrub_bytes_per_sec: u64,
+    /// Damaged blocks the scrub found.
+    pub scrub_corrupt_blocks: u64,
+    /// Self-repair is on (`host.self_repair`).
+    pub self_repair: bool,
+    /// Blocks rebuilt from the other slots and written back.
+    pub repaired_blocks: u64,
+    /// Slots rebuilt whole.
+    pub rebuilt_slots: u64,
+    /// Repair attempts that failed.
+    pub repair_failures: u64,
+    /// Slots with damage not yet repaired, with why the last attempt failed (if one did).
+    pub damaged: Vec<DamagedSlot>,
+}
+
+/// A hosted slot with damage not yet repaired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DamagedSlot {
+    /// The slot.
+    pub slot_id: SlotId,
+    /// Why the last repair failed, if one was tried and failed.
+    pub last_error: Option<String>,
 }
 
 /// `POST /api/v1/host/withdraw`: every slot whose request ended was withdrawn (or had been).
@@ -199,6 +242,10 @@ pub struct PutRequest {
     /// How hosts prove the storage (default direct).
     #[serde(default)]
     pub scheme: Scheme,
+    /// Post a new request even if this node has an open or running request for the same
+    /// dataset, or a put of the same path under way (by default, the put returns that one).
+    #[serde(default)]
+    pub new_request: bool,
 }
 
 /// How hosts prove that they still hold a dataset's slots (docs/protocol.md §9.6).
@@ -371,8 +418,13 @@ pub struct ExtendResult {
 pub struct DownloadRequest {
     /// Dataset id.
     pub dataset: DatasetId,
-    /// Where to write it (on the node's machine): absent or an empty folder.
+    /// Where to write it (on the node's machine): absent or an empty folder, or the output of
+    /// an interrupted download of the same dataset and paths, which is resumed.
     pub out: PathBuf,
+    /// Only these files or folders (a folder picks everything under it); empty: the whole
+    /// dataset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
 }
 
 /// `POST /api/v1/requests/{id}/withdraw`: the renter's refund.
@@ -437,4 +489,69 @@ mod tests {
             r#""put""#
         );
     }
+}
+
+/// `GET /api/v1/cache`: the node's reader cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheStatus {
+    /// Bytes the cache may hold (all volumes).
+    pub capacity_bytes: u64,
+    /// Bytes it holds.
+    pub used_bytes: u64,
+    /// Each dataset with blocks in it, most recently used first.
+    pub datasets: Vec<CachedDataset>,
+}
+
+/// One dataset in the reader cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedDataset {
+    /// Dataset id.
+    pub dataset: DatasetId,
+    /// The volume holding it.
+    pub volume: PathBuf,
+    /// Blocks held (64 KiB each).
+    pub blocks: u64,
+    /// Bytes those take, their Merkle paths included.
+    pub bytes: u64,
+    /// Unix seconds of the last read or write.
+    pub last_used: u64,
+    /// Announced in Kademlia as provided: other readers find this node and fetch from it.
+    pub announced: bool,
+}
+
+/// `DELETE /api/v1/cache[/{id}]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheCleared {
+    /// Bytes freed.
+    pub freed_bytes: u64,
+}
+
+/// One entry of a dataset listing (`GET /api/v1/datasets/{id}/files[/{folder}]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path inside the dataset.
+    pub path: String,
+    /// `file`, `dir` or `link`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Bytes (files, and links to files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// What a link leads to (a path inside the dataset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Where the gateway serves it (absolute on this node).
+    pub url: String,
+}
+
+/// `GET /api/v1/datasets/{id}/files[/{folder}]`: a folder's entries (the whole dataset for
+/// the route without a folder).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    /// Dataset id.
+    pub dataset: DatasetId,
+    /// The folder listed (`""` for the root).
+    pub path: String,
+    /// Its entries (direct children; everything for the whole-dataset route), by path.
+    pub entries: Vec<FileEntry>,
 }

@@ -1,7 +1,16 @@
 //! [`ChainMetrics`]: RPC and transaction counters, registered into the registry the caller hands
 //! in (never the global one: several nodes share one test process).
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry, core::Collector};
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use prometheus::{
+    IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    core::{Collector, Desc},
+    proto::MetricFamily,
+};
 
 use crate::error::ChainError;
 
@@ -21,7 +30,59 @@ pub struct ChainMetrics {
     /// Latest block number seen.
     pub head_block: IntGauge,
     /// Seconds between now and the timestamp of the latest block seen.
-    pub head_lag_seconds: IntGauge,
+    pub head_lag_seconds: HeadLag,
+}
+
+/// `hoard_chain_head_lag_seconds`: computed when it is scraped from the timestamp of the newest
+/// block seen, so it keeps growing while the RPC endpoint is unreachable or hangs (a value set
+/// only on a successful poll would freeze at its last value exactly when it matters).
+#[derive(Debug, Clone)]
+pub struct HeadLag {
+    /// Timestamp of the newest block seen (0: none yet).
+    newest: Arc<AtomicU64>,
+    gauge: IntGauge,
+}
+
+impl HeadLag {
+    fn new() -> Self {
+        Self {
+            newest: Arc::default(),
+            gauge: IntGauge::new(
+                "hoard_chain_head_lag_seconds",
+                "Seconds between now and the timestamp of the newest block seen (grows while the \
+                 chain or its RPC endpoint is stuck)",
+            )
+            .expect("static metric name and help"),
+        }
+    }
+
+    /// A block with unix timestamp `timestamp` was seen (an older one than the newest is ignored).
+    pub fn saw(&self, timestamp: u64) {
+        self.newest.fetch_max(timestamp, Ordering::Relaxed);
+    }
+
+    /// The lag now, seconds (0 before the first block).
+    pub fn get(&self) -> i64 {
+        let newest = self.newest.load(Ordering::Relaxed);
+        if newest == 0 {
+            return 0;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        i64::try_from(i128::from(now) - i128::from(newest)).unwrap_or(i64::MAX)
+    }
+}
+
+impl Collector for HeadLag {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.gauge.set(self.get());
+        self.gauge.collect()
+    }
 }
 
 impl ChainMetrics {
@@ -88,10 +149,7 @@ impl ChainMetrics {
                 "Gas used by mined transactions, by contract method",
             ),
             head_block: gauge("hoard_chain_head_block", "Latest block number seen"),
-            head_lag_seconds: gauge(
-                "hoard_chain_head_lag_seconds",
-                "Seconds between now and the timestamp of the latest block seen",
-            ),
+            head_lag_seconds: HeadLag::new(),
         };
         for method in Self::METHODS {
             for vec in [&m.tx_sent, &m.tx_reverted, &m.tx_gas_used] {
@@ -177,6 +235,39 @@ mod tests {
         }
         assert!(registry.gather().iter().all(|f| !f.help().is_empty()));
         assert!(ChainMetrics::new(&registry).is_err());
+    }
+
+    #[test]
+    fn the_head_lag_grows_between_polls() {
+        let registry = Registry::new();
+        let m = ChainMetrics::new(&registry).expect("register");
+        let scrape = || {
+            let text = prometheus::TextEncoder::new()
+                .encode_to_string(&registry.gather())
+                .expect("encode");
+            crate::metrics::tests::value(&text, "hoard_chain_head_lag_seconds")
+        };
+        assert_eq!(scrape(), 0, "no block seen yet");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        // The newest block is 90 s old and no poll has succeeded since: the lag says 90, not
+        // whatever it was when the last poll succeeded.
+        m.head_lag_seconds.saw(now - 90);
+        assert!((90..95).contains(&scrape()), "{}", scrape());
+        // An older block (a lagging RPC replica) does not move it back.
+        m.head_lag_seconds.saw(now - 600);
+        assert!((90..95).contains(&scrape()), "{}", scrape());
+        m.head_lag_seconds.saw(now);
+        assert!(scrape() < 5);
+    }
+
+    /// The value of the series `name` in the text exposition `text`.
+    pub(crate) fn value(text: &str, name: &str) -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .expect("the series is exported")
     }
 
     #[test]

@@ -75,6 +75,22 @@ pub enum DatasetError {
         /// What is wrong with it.
         problem: SlotProblem,
     },
+    /// A path asked for is not a valid dataset path (empty, `.`/`..` components, absolute, NUL).
+    #[error(
+        "{0:?} is not a path inside a dataset: use `/`-separated names without `.`, `..` or a leading `/`"
+    )]
+    BadPath(String),
+    /// A path asked for names nothing in the dataset.
+    #[error("the dataset has no file or folder {0:?} (`hoard ls` lists them)")]
+    NoSuchPath(String),
+    /// A restore was committed before every block it needs was written.
+    #[error("the restore into {} is missing {missing} blocks", out.display())]
+    Incomplete {
+        /// The output.
+        out: PathBuf,
+        /// Blocks not written yet.
+        missing: u64,
+    },
 }
 
 /// Why a symlink in a dataset cannot be packed (`docs/protocol.md` §4, "Symlinks").

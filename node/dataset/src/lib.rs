@@ -10,6 +10,8 @@
 //! - [`manifest`]: the canonical manifest (files, folders, links inside the dataset) and the
 //!   dataset id.
 //! - [`pack()`] / [`unpack()`]: the two directions; [`PackedDataset`]: a packed folder's slots.
+//! - [`Restore`]: the files written straight from verified blocks in any order (a download
+//!   that needs no decoding), resumable; [`select`]: the entries some paths pick.
 //! - Memory is one stripe batch (about 32 MiB) whatever the dataset size.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
@@ -21,6 +23,7 @@ mod pack;
 mod packed;
 mod progress;
 mod rebuild;
+mod restore;
 mod stream;
 mod unpack;
 
@@ -32,6 +35,7 @@ pub use packed::{
     slot_roots_file,
 };
 pub use progress::{NoProgress, Progress};
-pub use rebuild::rebuild_slot;
+pub use rebuild::{rebuild_slot, rebuild_stripe};
+pub use restore::{Restore, covering_blocks, normalise_path, select};
 pub use stream::followed_links;
 pub use unpack::{Unpacked, unpack, unpack_verified};

@@ -17,7 +17,7 @@ use reed_solomon_simd::ReedSolomonDecoder;
 use crate::{
     error::{DatasetError, IoContext, SlotProblem},
     hashing,
-    manifest::{DatasetId, EntryKind, link_text},
+    manifest::{DatasetId, Entry, EntryKind, link_text},
     pack::{batch_stripes, stream_bytes_done},
     packed::{PackedDataset, PendingDir, SlotFiles, parent_of, sync_dir},
     progress::Progress,
@@ -225,24 +225,27 @@ enum Output {
     },
 }
 
+/// Creates entry `e` of a manifest under `root`: a folder, a file of its full size (sparse until
+/// written), or a link. The manifest was validated: a link's target is a file or directory of
+/// the dataset and no entry lies under a link, so nothing leads out of `root`.
+pub(crate) fn create_entry(root: &Path, e: &Entry) -> Result<(), DatasetError> {
+    let path = root.join(&e.path);
+    match &e.kind {
+        EntryKind::Directory => fs::create_dir(&path).ctx("creating", &path),
+        EntryKind::File { size, .. } => File::create(&path)
+            .and_then(|f| f.set_len(*size))
+            .ctx("creating", &path),
+        EntryKind::Link { target } => std::os::unix::fs::symlink(link_text(&e.path, target), &path)
+            .ctx("creating the symlink", &path),
+    }
+}
+
 impl Output {
     fn new(out: &Path, manifest: &crate::Manifest) -> Result<Self, DatasetError> {
         if manifest.directory {
             let pending = PendingDir::new(out)?;
             for e in &manifest.entries {
-                let path = pending.path().join(&e.path);
-                match &e.kind {
-                    EntryKind::Directory => fs::create_dir(&path).ctx("creating", &path)?,
-                    EntryKind::File { size, .. } => File::create(&path)
-                        .and_then(|f| f.set_len(*size))
-                        .ctx("creating", &path)?,
-                    // The manifest was validated: the target is a file or directory of the
-                    // dataset and no entry lies under a link, so nothing leads out of `out`.
-                    EntryKind::Link { target } => {
-                        std::os::unix::fs::symlink(link_text(&e.path, target), &path)
-                            .ctx("creating the symlink", &path)?
-                    }
-                }
+                create_entry(pending.path(), e)?;
             }
             return Ok(Self::Dir(pending));
         }

@@ -136,6 +136,10 @@ pub(crate) struct PutArgs {
     /// Return once the request is posted instead of waiting for every slot to be filled.
     #[arg(long)]
     no_wait: bool,
+    /// Post a new storage request even if this node already has an open or running request for
+    /// the same dataset (or a put of the same path under way); by default that one is returned.
+    #[arg(long)]
+    new_request: bool,
 }
 
 /// `hoard get`.
@@ -143,9 +147,26 @@ pub(crate) struct PutArgs {
 pub(crate) struct GetArgs {
     /// Dataset id (from `hoard put`).
     dataset: DatasetId,
-    /// Where to write it (absent or an empty folder, on the node's machine).
+    /// Where to write it (absent or an empty folder, on the node's machine). Running the same
+    /// `get` again after an interruption resumes it.
     #[arg(long)]
     out: PathBuf,
+    /// Only this file or folder (a folder brings everything under it); repeat for more. Only
+    /// the blocks covering them are fetched.
+    #[arg(long = "path", value_name = "PATH")]
+    paths: Vec<String>,
+}
+
+/// `hoard cache …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CacheCommand {
+    /// What the reader cache holds (the default).
+    Show,
+    /// Drop one dataset from the cache, or everything.
+    Clear {
+        /// The dataset (all of them if absent).
+        dataset: Option<DatasetId>,
+    },
 }
 
 /// `hoard host …`.
@@ -182,6 +203,7 @@ pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<
         proof_probability: a.proof_probability,
         samples: a.samples,
         scheme: a.scheme,
+        new_request: a.new_request,
     };
     let job = c.put(&req).await?.job;
     let status = if a.no_wait {
@@ -200,9 +222,15 @@ pub(crate) async fn put(c: &Client, a: PutArgs, out: &Output) -> anyhow::Result<
     };
     out.result(&status.result, || {
         format!(
-            "dataset {}\nrequest {}\n{}",
+            "dataset {}\nrequest {}{}\n{}",
             status.result["dataset"].as_str().unwrap_or("?"),
             status.result["request"].as_str().unwrap_or("?"),
+            if status.result["existing"].as_bool() == Some(true) {
+                " (already requested by this node: returned instead of a new one; \
+                 --new-request posts another)"
+            } else {
+                ""
+            },
             if a.no_wait {
                 "posted; hosts are filling its slots (see `hoard status`)"
             } else {
@@ -219,6 +247,7 @@ pub(crate) async fn get(c: &Client, a: GetArgs, out: &Output) -> anyhow::Result<
         .download(&DownloadRequest {
             dataset: a.dataset,
             out: path,
+            paths: a.paths,
         })
         .await?
         .job;
@@ -272,6 +301,42 @@ pub(crate) async fn withdraw(c: &Client, request: RequestId, out: &Output) -> an
     Ok(())
 }
 
+/// The scrub and self-repair part of `hoard host status`.
+fn health_lines(h: &hoard_api::HostHealth) -> String {
+    let mut t = if h.scrub_enabled {
+        let pct = if h.scrub_pass_total_bytes == 0 {
+            0.0
+        } else {
+            100.0 * h.scrub_pass_done_bytes as f64 / h.scrub_pass_total_bytes as f64
+        };
+        format!(
+            "scrub: pass {pct:.1} % of {} bytes at {} B/s, last full pass {}, {} damaged block(s) found\n",
+            h.scrub_pass_total_bytes,
+            h.scrub_bytes_per_sec,
+            h.scrub_last_full_pass
+                .map_or_else(|| "never".to_string(), |t| format!("at unix time {t}")),
+            h.scrub_corrupt_blocks
+        )
+    } else {
+        "scrub: off\n".to_string()
+    };
+    t += &format!(
+        "self-repair: {}; {} block(s) repaired, {} slot(s) rebuilt whole, {} failed attempt(s)\n",
+        on_off(h.self_repair),
+        h.repaired_blocks,
+        h.rebuilt_slots,
+        h.repair_failures
+    );
+    for d in &h.damaged {
+        t += &format!(
+            "  damaged slot {}: {}\n",
+            &d.slot_id.to_string()[..10],
+            d.last_error.as_deref().unwrap_or("repair under way")
+        );
+    }
+    t
+}
+
 pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::Result<()> {
     match cmd {
         HostCommand::Status => {
@@ -298,6 +363,7 @@ pub(crate) async fn host(c: &Client, cmd: HostCommand, out: &Output) -> anyhow::
                         x.earned
                     );
                 }
+                t += &health_lines(&s.health);
                 t.trim_end().to_string()
             });
         }
@@ -412,4 +478,58 @@ fn offer_line(o: &Offer) -> String {
         "capacity {} bytes, min price {}/B/s, max collateral {}",
         o.capacity_bytes, o.min_price_per_byte_per_second, o.max_collateral_per_slot
     )
+}
+
+/// `hoard ls`: the files and folders of a dataset, from its manifest.
+pub(crate) async fn ls(c: &Client, dataset: DatasetId, out: &Output) -> anyhow::Result<()> {
+    let listing = c.files(&dataset).await?;
+    out.result(&listing, || {
+        let mut text = String::new();
+        for e in &listing.entries {
+            let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+            let name = match (&e.kind[..], &e.target) {
+                ("dir", _) => format!("{}/", e.path),
+                ("link", Some(t)) => format!("{} -> {t}", e.path),
+                _ => e.path.clone(),
+            };
+            text.push_str(&format!("{size:>14}  {name}\n"));
+        }
+        text.trim_end().to_owned()
+    });
+    Ok(())
+}
+
+/// `hoard cache`: show or clear the reader cache.
+pub(crate) async fn cache(
+    c: &Client,
+    cmd: Option<CacheCommand>,
+    out: &Output,
+) -> anyhow::Result<()> {
+    match cmd.unwrap_or(CacheCommand::Show) {
+        CacheCommand::Show => {
+            let s = c.cache().await?;
+            out.result(&s, || {
+                let mut text = format!(
+                    "reader cache: {} of {} bytes used",
+                    s.used_bytes, s.capacity_bytes
+                );
+                for d in &s.datasets {
+                    text.push_str(&format!(
+                        "\n{}  {} blocks, {} bytes{}  ({})",
+                        d.dataset,
+                        d.blocks,
+                        d.bytes,
+                        if d.announced { ", seeded" } else { "" },
+                        d.volume.display()
+                    ));
+                }
+                text
+            });
+        }
+        CacheCommand::Clear { dataset } => {
+            let r = c.cache_clear(dataset.as_ref()).await?;
+            out.result(&r, || format!("freed {} bytes", r.freed_bytes));
+        }
+    }
+    Ok(())
 }

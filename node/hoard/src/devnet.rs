@@ -9,8 +9,11 @@
 //!  the story, through the nodes' REST APIs and the chain:
 //!   DIR/sample ─▶ renter put (k+m) ─▶ slots fill ─▶ proofs every period ─▶ fetch ─▶ DIR/fetched
 //!   ─▶ byte-for-byte check ─▶ (--check-dashboards) scripts/dashboard-queries ─▶ (--once) exit
-//!  shutdown (Ctrl-C, SIGTERM, SIGHUP, --once, error, panic): SIGTERM the nodes, then Prometheus,
-//!   then anvil (which saves the chain); 10 s each, then SIGKILL. [`Procs`]' Drop does the same.
+//!  shutdown (Ctrl-C, SIGTERM, SIGHUP, --once, error, panic): SIGCONT + SIGTERM the nodes, then
+//!   Prometheus, then anvil (which saves the chain); 10 s each (anvil 60 s), then SIGKILL.
+//!   [`Procs`]' Drop does the same. SIGCONT first: a paused anvil would save nothing.
+//!  a chain that stops answering (anvil paused, overloaded) is waited for: every child keeps
+//!   running, the story says so and carries on when the chain answers again.
 //! ```
 //!
 //! A second run on the same `--dir` resumes: anvil reloads its saved state, the nodes keep their
@@ -71,6 +74,10 @@ pub(crate) struct DevnetArgs {
     /// give it periods of 30 blocks or more on a busy machine).
     #[arg(long, default_value_t = hoard_api::Scheme::Direct)]
     scheme: hoard_api::Scheme,
+    /// Cap each host's upload to this many bytes per second (`p2p.upload_limit_bytes_per_sec`;
+    /// 0: no cap).
+    #[arg(long, default_value_t = 0)]
+    host_upload_limit: u64,
     /// anvil's JSON-RPC port.
     #[arg(long, default_value_t = 8545)]
     port: u16,
@@ -93,6 +100,10 @@ pub(crate) struct DevnetArgs {
     /// panel has no data (implies --prometheus).
     #[arg(long)]
     check_dashboards: bool,
+    /// The hosts' scrub interval (`host.scrub.interval_secs`): every hosted block re-checked at
+    /// least this often; short values show the scrub at work (0: no scrub).
+    #[arg(long, default_value_t = 86_400)]
+    scrub_interval_secs: u64,
 }
 
 /// The network this run starts, fixed before anything starts.
@@ -104,10 +115,12 @@ struct Plan {
     block_time: u64,
     size_mib: u64,
     scheme: hoard_api::Scheme,
+    host_upload_limit: u64,
     anvil_port: u16,
     prometheus_port: Option<u16>,
     check_dashboards: bool,
     once: bool,
+    scrub_interval_secs: u64,
     nodes: Vec<NodeSpec>,
     data_slots: u16,
     parity_slots: u16,
@@ -164,10 +177,12 @@ impl Plan {
             block_time: args.block_time,
             size_mib: args.size_mib,
             scheme: args.scheme,
+            host_upload_limit: args.host_upload_limit,
             anvil_port: args.port,
             prometheus_port: prometheus.then_some(args.prometheus_port),
             check_dashboards: args.check_dashboards,
             once: args.once,
+            scrub_interval_secs: args.scrub_interval_secs,
             nodes,
             data_slots,
             parity_slots,

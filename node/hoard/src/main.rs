@@ -8,7 +8,7 @@
 //!  hoard bench  ─▶ all of the above, timed, with peak memory
 //!  hoard node run ─▶ hoard_node::Node (libp2p + chain + store + roles + REST API)
 //!  hoard devnet ─▶ anvil + deploy + renter + N hosts (child processes) + the story of a dataset
-//!  hoard put/get/status/extend/withdraw/host/validate/audit ─▶ REST calls to a running node
+//!  hoard put/get/ls/cache/status/extend/withdraw/host/validate/audit ─▶ REST calls to a node
 //! ```
 
 mod bench;
@@ -58,8 +58,19 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// Store a file or folder on the network: pack it, buy storage, serve it until hosts fill it.
     Put(client::PutArgs),
-    /// Download a dataset by its id from its hosts, verifying every block.
+    /// Download a dataset (or some of its files) by its id from its hosts and other readers,
+    /// verifying every block.
     Get(client::GetArgs),
+    /// List the files and folders of a dataset (path, size), from its manifest.
+    Ls {
+        /// Dataset id.
+        dataset: hoard_prover::DatasetId,
+    },
+    /// Show or clear the node's reader cache (the blocks it downloaded and serves to others).
+    Cache {
+        #[command(subcommand)]
+        command: Option<client::CacheCommand>,
+    },
     /// Show a dataset's storage request: state, each slot's host and missed proofs.
     Status {
         /// Dataset id or request id.
@@ -109,6 +120,8 @@ fn api_command(cmd: Command, api: &client::ApiArgs, out: &output::Output) -> any
         match cmd {
             Command::Put(a) => client::put(&c, a, out).await,
             Command::Get(a) => client::get(&c, a, out).await,
+            Command::Ls { dataset } => client::ls(&c, dataset, out).await,
+            Command::Cache { command } => client::cache(&c, command, out).await,
             Command::Status { id } => client::status(&c, id, out).await,
             Command::Extend(a) => extend::run(&c, a, out).await,
             Command::Withdraw { request } => client::withdraw(&c, request, out).await,

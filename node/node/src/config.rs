@@ -35,6 +35,8 @@ pub struct NodeConfig {
     pub validator: ValidatorConfig,
     /// Compact proofs (hosts of compact slots).
     pub compact: CompactConfig,
+    /// The reader cache: blocks this node downloaded, kept to serve other readers.
+    pub cache: CacheConfig,
 }
 
 impl Default for NodeConfig {
@@ -48,6 +50,7 @@ impl Default for NodeConfig {
             host: HostConfig::default(),
             validator: ValidatorConfig::default(),
             compact: CompactConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -112,6 +115,9 @@ pub struct P2pConfig {
     pub announce: Vec<String>,
     /// Seconds before a request to a peer times out.
     pub request_timeout_secs: u64,
+    /// Bytes per second this node sends to peers at most (blocks and manifests it serves, a
+    /// token bucket holding one second's worth); 0 = no limit.
+    pub upload_limit_bytes_per_sec: u64,
 }
 
 impl Default for P2pConfig {
@@ -120,6 +126,7 @@ impl Default for P2pConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/8651".into()],
             announce: Vec::new(),
             request_timeout_secs: 30,
+            upload_limit_bytes_per_sec: 0,
         }
     }
 }
@@ -179,6 +186,30 @@ pub struct HostConfig {
     pub deadline_margin_blocks: u64,
     /// Proofs built at once on the blocking pool.
     pub prove_parallelism: usize,
+    /// Rebuild damaged or missing blocks of hosted slots from the other slots' hosts (and make a
+    /// proof that needs them wait for the repair). Off: damage is only detected and counted.
+    pub self_repair: bool,
+    /// The background scrub that re-checks every hosted block.
+    pub scrub: ScrubConfig,
+}
+
+/// The background scrub: every hosted block re-read and checked against its root, at a pace.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScrubConfig {
+    /// Re-check every hosted block at least once in this many seconds (0: no scrub).
+    pub interval_secs: u64,
+    /// Read at most this many bytes per second (the scrub's share of the disk).
+    pub max_bytes_per_sec: u64,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 86_400,
+            max_bytes_per_sec: 32 << 20,
+        }
+    }
 }
 
 impl Default for HostConfig {
@@ -189,6 +220,8 @@ impl Default for HostConfig {
             fill_backoff_secs: 8,
             deadline_margin_blocks: 8,
             prove_parallelism: 2,
+            self_repair: true,
+            scrub: ScrubConfig::default(),
         }
     }
 }
@@ -199,6 +232,23 @@ impl Default for HostConfig {
 pub struct ValidatorConfig {
     /// Watch every request and mark missed proofs.
     pub enabled: bool,
+}
+
+/// Reader cache settings (docs/operator-guide.md, "Reader cache").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Bytes of downloaded blocks kept per volume (least recently used dropped first); 0 turns
+    /// the cache off, and the node then serves nothing it downloaded.
+    pub max_bytes_per_volume: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes_per_volume: 10 << 30,
+        }
+    }
 }
 
 /// Values from flags or the environment; `None` means "not given".
@@ -301,7 +351,7 @@ impl NodeConfig {
 
     /// Refuses values the node cannot work with, naming the key: nothing is clamped silently.
     pub fn check(&self) -> Result<(), ConfigError> {
-        let limits: [(&'static str, u64, u64, u64, &'static str); 8] = [
+        let limits: [(&'static str, u64, u64, u64, &'static str); 10] = [
             (
                 "chain.poll_interval_ms",
                 self.chain.poll_interval_ms,
@@ -357,6 +407,20 @@ impl NodeConfig {
                 1,
                 86_400,
                 "between 1 and 86400 seconds",
+            ),
+            (
+                "host.scrub.interval_secs",
+                self.host.scrub.interval_secs,
+                0,
+                365 * 86_400,
+                "0 (no scrub) or up to 31536000 seconds (a year)",
+            ),
+            (
+                "host.scrub.max_bytes_per_sec",
+                self.host.scrub.max_bytes_per_sec,
+                1 << 20,
+                u64::MAX,
+                "at least 1048576 bytes per second",
             ),
         ];
         for (key, value, min, max, expected) in limits {

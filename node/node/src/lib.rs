@@ -15,7 +15,7 @@
 //! Layers, each using only those below it: `node` (wiring) → `api` → the roles (`host`,
 //! `renter`, `download`, `validator`, `audit`) → the services (`sync`, `serve`, `announce`) →
 //! `ctx` (what every role shares: config, store, chain, net, metrics, token, cancellation, head
-//! and events) → `local_slots`, `jobs`, `store`, `config`, `metrics`.
+//! and events) → `local_slots`, `reader_cache`, `jobs`, `store`, `config`, `metrics`.
 //!
 //! - `sync` polls the head, follows Marketplace events from a saved cursor and broadcasts them.
 //! - `host` picks and fills slots, proves them every period (`host/prove.rs`: where a proof is
@@ -44,6 +44,7 @@ mod jobs;
 mod local_slots;
 pub mod metrics;
 mod node;
+mod reader_cache;
 mod renter;
 mod serve;
 pub mod store;

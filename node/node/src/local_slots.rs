@@ -20,6 +20,25 @@ const TREE_CACHE: usize = 64;
 /// A slot's files and its tree, opened for serving.
 pub(crate) type OpenSlot = (SlotFiles, SlotTree);
 
+/// What a local folder holds a slot as (`hoard_served_bytes_total{role}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotRole {
+    /// A slot this node hosts (`<volume>/slots/<slot id>`).
+    Host,
+    /// A dataset this node packed (`<volume>/datasets/<dataset id>`).
+    Renter,
+}
+
+impl SlotRole {
+    /// The metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::Renter => "renter",
+        }
+    }
+}
+
 /// The index of the slots this node can serve.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LocalSlots {
@@ -83,6 +102,28 @@ impl LocalSlots {
                 .iter()
                 .find(|((d, _), _)| d == dataset)
                 .map(|(_, p)| p.clone()),
+        }
+    }
+
+    /// Every slot of `dataset` held here, with its folder.
+    pub(crate) fn slots_of(&self, dataset: &DatasetId) -> Vec<(SlotIndex, PathBuf)> {
+        let mut out: Vec<(SlotIndex, PathBuf)> = self
+            .lock()
+            .slots
+            .iter()
+            .filter(|((d, _), _)| d == dataset)
+            .map(|((_, s), p)| (*s, p.clone()))
+            .collect();
+        out.sort_by_key(|(s, _)| *s);
+        out
+    }
+
+    /// What `dir` holds its slots as, from the store's layout (`Store::dataset_dir` puts
+    /// packed datasets under `datasets/`, `Store::slot_dir` hosted slots under `slots/`).
+    pub(crate) fn role_of(&self, dir: &Path) -> SlotRole {
+        match dir.parent().and_then(|p| p.file_name()) {
+            Some(name) if name == "datasets" => SlotRole::Renter,
+            _ => SlotRole::Host,
         }
     }
 

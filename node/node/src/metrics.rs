@@ -72,6 +72,40 @@ pub struct NodeMetrics {
     pub audit_checks: IntCounterVec,
     /// `hoard_api_connections_refused_total`.
     pub api_connections_refused: IntCounter,
+    /// `hoard_served_bytes_total{protocol,role}`.
+    pub served_bytes: IntCounterVec,
+    /// `hoard_fetched_bytes_total{from}`.
+    pub fetched_bytes: IntCounterVec,
+    /// `hoard_reader_cache_bytes`.
+    pub reader_cache_bytes: IntGauge,
+    /// `hoard_reader_cache_capacity_bytes`.
+    pub reader_cache_capacity: IntGauge,
+    /// `hoard_reader_cache_hits_total`.
+    pub reader_cache_hits: IntCounter,
+    /// `hoard_reader_cache_misses_total`.
+    pub reader_cache_misses: IntCounter,
+    /// `hoard_download_sources`.
+    pub download_sources: Histogram,
+    /// `hoard_damaged_slots`.
+    pub damaged_slots: IntGauge,
+    /// `hoard_self_repair_blocks_total`.
+    pub self_repair_blocks: IntCounter,
+    /// `hoard_self_repair_slots_total`.
+    pub self_repair_slots: IntCounter,
+    /// `hoard_self_repair_failures_total{reason}`.
+    pub self_repair_failures: IntCounterVec,
+    /// `hoard_scrub_blocks_checked_total`.
+    pub scrub_blocks_checked: IntCounter,
+    /// `hoard_scrub_corrupt_blocks_total`.
+    pub scrub_corrupt_blocks: IntCounter,
+    /// `hoard_scrub_pass_progress_ratio`.
+    pub scrub_progress: Gauge,
+    /// `hoard_scrub_last_full_pass_timestamp_seconds`.
+    pub scrub_last_full_pass: IntGauge,
+    /// `hoard_scrub_bytes_per_second`.
+    pub scrub_bytes_per_second: IntGauge,
+    /// `hoard_scrub_interval_seconds`.
+    pub scrub_interval: IntGauge,
 }
 
 impl NodeMetrics {
@@ -216,7 +250,90 @@ impl NodeMetrics {
                 "hoard_api_connections_refused_total",
                 "API connections closed unanswered because api.max_connections were open.",
             )?,
+            served_bytes: r.int_counter_vec(
+                "hoard_served_bytes_total",
+                "Block and manifest bytes this node served, by protocol (p2p, http) and the role \
+                 it served them as (host: slots it hosts, renter: datasets it packed, reader: its \
+                 reader cache; http: the gateway, from the network or the cache).",
+                &["protocol", "role"],
+            )?,
+            fetched_bytes: r.int_counter_vec(
+                "hoard_fetched_bytes_total",
+                "Verified block bytes this node downloaded, by the role of the peer that sent \
+                 them (host of the slot on chain, renter, reader).",
+                &["from"],
+            )?,
+            reader_cache_bytes: r.int_gauge(
+                "hoard_reader_cache_bytes",
+                "Bytes of downloaded blocks (and their paths) held in the reader cache.",
+            )?,
+            reader_cache_capacity: r.int_gauge(
+                "hoard_reader_cache_capacity_bytes",
+                "Bytes the reader cache may hold, summed over the volumes.",
+            )?,
+            reader_cache_hits: r.int_counter(
+                "hoard_reader_cache_hits_total",
+                "Blocks a download or gateway read found in the reader cache.",
+            )?,
+            reader_cache_misses: r.int_counter(
+                "hoard_reader_cache_misses_total",
+                "Blocks a download or gateway read had to fetch from peers.",
+            )?,
+            download_sources: r.histogram(
+                "hoard_download_sources",
+                "Peers that delivered blocks to one download or gateway read.",
+                vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0],
+            )?,
+            damaged_slots: r.int_gauge(
+                "hoard_damaged_slots",
+                "Hosted slots with damaged or missing blocks not yet repaired.",
+            )?,
+            self_repair_blocks: r.int_counter(
+                "hoard_self_repair_blocks_total",
+                "Damaged blocks of hosted slots rebuilt from the other slots and written back.",
+            )?,
+            self_repair_slots: r.int_counter(
+                "hoard_self_repair_slots_total",
+                "Hosted slots rebuilt whole from the other slots (their files were gone or unusable).",
+            )?,
+            self_repair_failures: r.int_counter_vec(
+                "hoard_self_repair_failures_total",
+                "Self-repair attempts that failed, by reason (sources, disk, other).",
+                &["reason"],
+            )?,
+            scrub_blocks_checked: r.int_counter(
+                "hoard_scrub_blocks_checked_total",
+                "Hosted blocks the background scrub re-read and checked against their roots.",
+            )?,
+            scrub_corrupt_blocks: r.int_counter(
+                "hoard_scrub_corrupt_blocks_total",
+                "Hosted blocks the background scrub found damaged or unreadable.",
+            )?,
+            scrub_progress: r.gauge(
+                "hoard_scrub_pass_progress_ratio",
+                "Share of the hosted bytes the current scrub pass has checked (0..1).",
+            )?,
+            scrub_last_full_pass: r.int_gauge(
+                "hoard_scrub_last_full_pass_timestamp_seconds",
+                "Unix time the last complete scrub pass ended (before the first: when it began).",
+            )?,
+            scrub_bytes_per_second: r.int_gauge(
+                "hoard_scrub_bytes_per_second",
+                "The scrub's pace: bytes per second it reads (host.scrub settings, hosted bytes).",
+            )?,
+            scrub_interval: r.int_gauge(
+                "hoard_scrub_interval_seconds",
+                "Every hosted block is re-checked at least once in this many seconds (0: no scrub).",
+            )?,
         };
+        for protocol in ["p2p", "http"] {
+            for role in ["host", "renter", "reader"] {
+                m.served_bytes.with_label_values(&[protocol, role]);
+            }
+        }
+        for from in ["host", "renter", "reader"] {
+            m.fetched_bytes.with_label_values(&[from]);
+        }
         for state in ["filling", "filled", "finished", "failed"] {
             m.slots.with_label_values(&[state]).set(0);
         }
@@ -225,6 +342,9 @@ impl NodeMetrics {
         }
         for outcome in ["ok", "failed", "unreachable"] {
             m.audit_checks.with_label_values(&[outcome]);
+        }
+        for reason in ["sources", "disk", "other"] {
+            m.self_repair_failures.with_label_values(&[reason]);
         }
         Ok(m)
     }

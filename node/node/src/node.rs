@@ -78,6 +78,9 @@ pub enum NodeError {
     /// The compact keys do not match the deployed verifiers (or cannot be read).
     #[error(transparent)]
     CompactKeys(#[from] crate::host::CompactKeyError),
+    /// The reader cache's folder cannot be used.
+    #[error("{0} (is the volume writable? `cache.max_bytes_per_volume = 0` turns the cache off)")]
+    Cache(String),
 }
 
 /// A running node.
@@ -156,6 +159,11 @@ impl Node {
         let (synced_tx, synced_rx) = watch::channel(0);
         let (events, _) = broadcast::channel(1024);
         let slots = LocalSlots::index(&store)?;
+        let cache = crate::reader_cache::ReaderCache::open(
+            store.volumes(),
+            config.cache.max_bytes_per_volume,
+        )
+        .map_err(|e| NodeError::Cache(e.to_string()))?;
         let ctx = Arc::new(Ctx {
             config,
             store,
@@ -206,10 +214,6 @@ impl Node {
             crate::sync::run(ctx.clone(), slots.clone(), head_tx, synced_tx)
                 .instrument(span("sync")),
         );
-        serve.1.spawn(
-            crate::serve::run(ctx.clone(), slots.clone(), inbound_rx, serve.1.clone())
-                .instrument(span("serve")),
-        );
         announce
             .1
             .spawn(crate::announce::run(ctx.clone()).instrument(span("announce")));
@@ -217,11 +221,26 @@ impl Node {
         // then takes no new slots but keeps its promises).
         let compact = crate::host::start_compact(&ctx).await?;
         let host_handle = crate::host::spawn(ctx.clone(), slots.clone(), &host.1, compact)?;
+        serve.1.spawn(
+            crate::serve::run(
+                ctx.clone(),
+                slots.clone(),
+                cache.clone(),
+                inbound_rx,
+                serve.1.clone(),
+                host_handle.damage(),
+            )
+            .instrument(span("serve")),
+        );
         let jobs = Jobs::default();
+        download.1.spawn(
+            crate::download::seed::run(ctx.clone(), cache.clone(), slots.clone())
+                .instrument(span("download")),
+        );
         let (renter_handle, reannounce) =
             crate::renter::spawn(ctx.clone(), slots, jobs.clone(), renter.1.clone());
         renter.1.spawn(reannounce.instrument(span("renter")));
-        let downloads = DownloadHandle::new(ctx.clone(), jobs.clone(), download.1.clone());
+        let downloads = DownloadHandle::new(ctx.clone(), jobs.clone(), download.1.clone(), cache);
         let (validator_handle, validate) = crate::validator::spawn(ctx.clone());
         validator.1.spawn(validate.instrument(span("validator")));
         let app = api::router(api::Roles {

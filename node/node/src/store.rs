@@ -145,6 +145,19 @@ pub enum ProofOutcome {
     Failed(String),
 }
 
+/// Where the background scrub is, kept so that a restart resumes there.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScrubCursor {
+    /// Unix seconds when the current pass began.
+    pub pass_started: u64,
+    /// Unix seconds when the last complete pass ended, if one did.
+    pub last_full_pass: Option<u64>,
+    /// The slot being checked (slots are checked in slot id order); `None`: none yet this pass.
+    pub slot: Option<SlotId>,
+    /// The next block of that slot to check.
+    pub block: u64,
+}
+
 /// A dataset this node packed as a renter.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DatasetRecord {
@@ -188,6 +201,7 @@ const HOSTS: &str = "hosts";
 const CURSOR: &[u8] = b"cursor";
 const OFFER: &[u8] = b"offer";
 const FORMAT_KEY: &[u8] = b"format";
+const SCRUB: &[u8] = b"scrub";
 
 impl Store {
     /// Opens (or creates) the store under `data_dir` with slot data in `volumes`, and removes
@@ -377,6 +391,16 @@ impl Store {
     /// Saves the event cursor (after the events up to it were handled).
     pub fn set_cursor(&self, cursor: &Cursor) -> Result<(), StoreError> {
         self.put(META, CURSOR, cursor)
+    }
+
+    /// Where the scrub stopped.
+    pub fn scrub_cursor(&self) -> Result<Option<ScrubCursor>, StoreError> {
+        self.get(META, SCRUB)
+    }
+
+    /// Saves where the scrub is.
+    pub fn set_scrub_cursor(&self, cursor: &ScrubCursor) -> Result<(), StoreError> {
+        self.put(META, SCRUB, cursor)
     }
 
     /// The offer set at run time, if any.

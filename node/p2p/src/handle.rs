@@ -37,6 +37,10 @@ pub(crate) enum Command {
         dataset: DatasetId,
         reply: oneshot::Sender<Result<(), NetError>>,
     },
+    StopProviding {
+        dataset: DatasetId,
+        reply: oneshot::Sender<()>,
+    },
     FindProviders {
         dataset: DatasetId,
         timeout: Duration,
@@ -126,6 +130,14 @@ impl NetworkHandle {
     pub async fn start_providing(&self, dataset: DatasetId) -> Result<(), NetError> {
         self.call(|reply| Command::StartProviding { dataset, reply })
             .await?
+    }
+
+    /// Stops announcing this node as a provider of `dataset` (the record held by other peers
+    /// expires by itself).
+    pub async fn stop_providing(&self, dataset: DatasetId) {
+        let _ = self
+            .call(|reply| Command::StopProviding { dataset, reply })
+            .await;
     }
 
     /// Looks up providers of `dataset` for at most `timeout`, returning those found by then

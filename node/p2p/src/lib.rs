@@ -30,7 +30,8 @@
 //!   codec), under deliberate caps: block 1 KiB / 65 MiB, audit 1 KiB / 2 MiB. The codec is our
 //!   own (`codec.rs`) so reads are fast in debug builds and an oversized message names the limit.
 //! - Kademlia holds one provider record per dataset (key = the 32-byte dataset id), never per
-//!   block. Identify's listen addresses are fed to Kademlia by hand.
+//!   block; hosts, renters and readers that cache blocks all announce themselves.
+//!   `BlockRequest::Have` asks a provider which blocks it holds. Identify's listen addresses are fed to Kademlia by hand.
 //! - [`NetworkHandle::penalise`] scores peers; at [`BAN_THRESHOLD`] a peer is disconnected and its
 //!   connections refused both ways for [`BAN_DURATION`].
 //! - Every queue and table is bounded (`MAX_*` constants); metrics go to the node's own
@@ -67,7 +68,7 @@ pub use inbound::InboundRequest;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use messages::{
     AuditRequest, AuditResponse, BadBlock, BlockRequest, BlockResponse, BlockWithPath,
-    MAX_BLOCKS_PER_REQUEST, MAX_PATH_LEN,
+    MAX_BLOCKS_PER_REQUEST, MAX_HAVE_RANGES, MAX_PATH_LEN, SlotHave,
 };
 
 /// Capacity of the handle → actor command channel.

@@ -14,6 +14,10 @@ pub const MAX_BLOCKS_PER_REQUEST: u32 = 16;
 /// real path has at most 22 entries; 32 leaves room without letting a peer make us hash a lot.
 pub const MAX_PATH_LEN: usize = 32;
 
+/// Most ranges one [`BlockResponse::Have`] carries (16 bytes each): a node whose blocks are more
+/// scattered than this reports only the first ones (claiming less than it holds is always safe).
+pub const MAX_HAVE_RANGES: usize = 65_536;
+
 /// A request on `/hoard/block/1`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BlockRequest {
@@ -33,13 +37,20 @@ pub enum BlockRequest {
         /// Number of blocks, `1 ..= MAX_BLOCKS_PER_REQUEST`.
         count: u32,
     },
+    /// Which blocks of the dataset the peer holds and serves now (its have-map): a host or renter
+    /// answers whole slots, a reader the ranges in its cache. Appended last so the variant
+    /// indices of the older requests are unchanged on the wire.
+    Have {
+        /// Dataset id.
+        dataset: DatasetId,
+    },
 }
 
 impl BlockRequest {
     /// Checks the bounds a serving node relies on; the actor answers invalid requests itself.
     pub fn validate(&self) -> Result<(), String> {
         match self {
-            Self::Manifest { .. } => Ok(()),
+            Self::Manifest { .. } | Self::Have { .. } => Ok(()),
             Self::Blocks { first, count, .. } => {
                 if *count == 0 || *count > MAX_BLOCKS_PER_REQUEST {
                     return Err(format!(
@@ -64,6 +75,42 @@ pub enum BlockResponse {
     Blocks(Vec<BlockWithPath>),
     /// The request was refused: "not found", "busy", …
     Error(String),
+    /// The answer to [`BlockRequest::Have`]: for each slot the peer serves blocks of, the block
+    /// ranges it holds (at most [`MAX_HAVE_RANGES`] in all).
+    Have(Vec<SlotHave>),
+}
+
+/// The blocks of one slot a peer holds: half-open ranges `[start, end)` of block indices,
+/// ascending and not overlapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotHave {
+    /// Slot index within the dataset.
+    pub slot: SlotIndex,
+    /// `[start, end)` block ranges.
+    pub ranges: Vec<[u64; 2]>,
+}
+
+impl SlotHave {
+    /// The ranges as given by a peer, cleaned: empty, reversed and out-of-slot parts dropped
+    /// (`blocks` = blocks per slot), sorted, overlaps merged. Never trusted beyond that: a block
+    /// a peer claims is still checked by its path when it comes.
+    pub fn normalised(&self, blocks: u64) -> Vec<[u64; 2]> {
+        let mut r: Vec<[u64; 2]> = self
+            .ranges
+            .iter()
+            .map(|[a, b]| [*a, (*b).min(blocks)])
+            .filter(|[a, b]| a < b)
+            .collect();
+        r.sort_unstable();
+        let mut out: Vec<[u64; 2]> = Vec::with_capacity(r.len());
+        for [a, b] in r {
+            match out.last_mut() {
+                Some(last) if a <= last[1] => last[1] = last[1].max(b),
+                _ => out.push([a, b]),
+            }
+        }
+        out
+    }
 }
 
 impl BlockResponse {
@@ -72,7 +119,7 @@ impl BlockResponse {
         match self {
             Self::Manifest(bytes) => bytes.len() as u64,
             Self::Blocks(blocks) => blocks.iter().map(|b| b.data.len() as u64).sum(),
-            Self::Error(_) => 0,
+            Self::Error(_) | Self::Have(_) => 0,
         }
     }
 
@@ -232,6 +279,35 @@ mod tests {
 
     use super::*;
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The exact bytes of the have-map messages, as `docs/protocol.md` §10 spells them out.
+    #[test]
+    fn have_messages_encode_as_documented() {
+        let request = BlockRequest::Have {
+            dataset: DatasetId([1; 32]),
+        };
+        let bytes = cbor4ii::serde::to_vec(Vec::new(), &request).expect("encode");
+        assert_eq!(
+            hex(&bytes),
+            format!("a1 6448617665 a1 6764617461736574 9820{}", "01".repeat(32)).replace(' ', "")
+        );
+        let response = BlockResponse::Have(vec![SlotHave {
+            slot: SlotIndex(2),
+            ranges: vec![[0, 16], [40, 300]],
+        }]);
+        let bytes = cbor4ii::serde::to_vec(Vec::new(), &response).expect("encode");
+        assert_eq!(
+            hex(&bytes),
+            "a1 6448617665 81 a2 64736c6f74 02 6672616e676573 82 820010 821828 19012c"
+                .replace(' ', "")
+        );
+        let back: BlockResponse = cbor4ii::serde::from_slice(&bytes).expect("decode");
+        assert_eq!(back, response);
+    }
+
     fn slot(blocks: u8) -> (Vec<Vec<u8>>, SlotTree) {
         let data: Vec<Vec<u8>> = (0..blocks).map(|i| vec![i; BLOCK_SIZE]).collect();
         let roots: Vec<Hash> = data
@@ -341,6 +417,23 @@ mod tests {
                 None
             );
         }
+    }
+
+    #[test]
+    fn have_maps_are_cleaned_before_use() {
+        let have = SlotHave {
+            slot: SlotIndex(0),
+            ranges: vec![[5, 9], [0, 2], [8, 12], [20, 10], [3, 3], [90, 200]],
+        };
+        assert_eq!(have.normalised(100), vec![[0, 2], [5, 12], [90, 100]]);
+        assert!(
+            SlotHave {
+                slot: SlotIndex(1),
+                ranges: vec![[100, 200]]
+            }
+            .normalised(100)
+            .is_empty()
+        );
     }
 
     #[test]

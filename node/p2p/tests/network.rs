@@ -148,6 +148,10 @@ impl TestSlot {
                 }
                 BlockResponse::Blocks(out)
             }
+            BlockRequest::Have { .. } => BlockResponse::Have(vec![hoard_p2p::SlotHave {
+                slot: hoard_prover::SlotIndex(0),
+                ranges: vec![[0, self.blocks.len() as u64]],
+            }]),
         }
     }
 }

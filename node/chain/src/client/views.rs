@@ -42,13 +42,7 @@ impl Chain {
         metrics
             .head_block
             .set(i64::try_from(number).unwrap_or(i64::MAX));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let lag = i128::from(now) - i128::from(timestamp);
-        metrics
-            .head_lag_seconds
-            .set(i64::try_from(lag).unwrap_or(i64::MAX));
+        metrics.head_lag_seconds.saw(timestamp);
         Ok((number, timestamp))
     }
 

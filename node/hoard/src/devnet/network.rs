@@ -48,13 +48,17 @@ pub(super) async fn start_nodes(
         fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
         // Devnet tempo: poll the chain often, fill without long back-offs.
         let config = data.join("devnet.toml");
+        let upload = if spec.host { plan.host_upload_limit } else { 0 };
         fs::write(
             &config,
             format!(
                 "# Written by hoard devnet; the flags on its command line set the rest.\n\
-                 [p2p]\nrequest_timeout_secs = 10\n\n[chain]\npoll_interval_ms = 250\n\
+                 [p2p]\nrequest_timeout_secs = 10\nupload_limit_bytes_per_sec = {upload}\n\n\
+                 [chain]\npoll_interval_ms = 250\n\
                  receipt_timeout_secs = 30\n\n[host]\nfill_backoff_secs = 3\n\
-                 deadline_margin_blocks = {margin}\n\n[compact]\nkeys_dir = {keys_dir:?}\n"
+                 deadline_margin_blocks = {margin}\n\n[host.scrub]\ninterval_secs = {}\n\n\
+                 [compact]\nkeys_dir = {keys_dir:?}\n",
+                plan.scrub_interval_secs
             ),
         )?;
         let log = plan.path(&format!("logs/{}.log", spec.name));
@@ -186,8 +190,10 @@ pub(super) async fn start_anvil(
         .arg(accounts.max(10).to_string())
         .arg("--state")
         .arg(&state)
+        // Also saved on every stop (SIGTERM after SIGCONT, see procs.rs); the interval bounds
+        // what a SIGKILL of the whole devnet can lose.
         .arg("--state-interval")
-        .arg("30")
+        .arg("10")
         .env("NO_COLOR", "1")
         .env("FOUNDRY_DISABLE_NIGHTLY_WARNING", "1");
     procs.spawn(Kind::Anvil, "anvil", cmd, &log)?;

@@ -18,6 +18,8 @@ use super::{Story, read_from};
 
 /// How long a child gets to stop after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long anvil gets: it writes the whole chain state to `--state` as it exits.
+const ANVIL_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One child process.
 #[derive(Debug)]
@@ -127,7 +129,7 @@ impl Procs {
                     story.say(format!("peak memory (VmHWM) per node: {}", peak_rss(group)));
                 }
                 story.say(format!("stopping {what}"));
-                killed.extend(stop_group(group));
+                killed.extend(stop_group(group, timeout_of(what)));
             }
         }
         killed
@@ -136,9 +138,17 @@ impl Procs {
 
 impl Drop for Procs {
     fn drop(&mut self) {
-        for group in [&mut self.nodes, &mut self.prometheus, &mut self.anvil] {
-            stop_group(group);
-        }
+        stop_group(&mut self.nodes, STOP_TIMEOUT);
+        stop_group(&mut self.prometheus, STOP_TIMEOUT);
+        stop_group(&mut self.anvil, ANVIL_STOP_TIMEOUT);
+    }
+}
+
+fn timeout_of(what: &str) -> Duration {
+    if what.starts_with("anvil") {
+        ANVIL_STOP_TIMEOUT
+    } else {
+        STOP_TIMEOUT
     }
 }
 
@@ -163,16 +173,18 @@ fn peak_rss(group: &[Proc]) -> String {
         .join(", ")
 }
 
-/// SIGTERM to every process of `group`, up to [`STOP_TIMEOUT`] for them to exit, then SIGKILL.
-/// Empties `group`; returns the names of those killed.
-fn stop_group(group: &mut Vec<Proc>) -> Vec<String> {
+/// SIGCONT (a paused process acts on no other signal: anvil stopped with SIGSTOP would never
+/// save the chain) and SIGTERM to every process of `group`, up to `timeout` for them to exit,
+/// then SIGKILL. Empties `group`; returns the names of those killed.
+fn stop_group(group: &mut Vec<Proc>, timeout: Duration) -> Vec<String> {
     use rustix::process::{Pid, Signal, kill_process};
     for p in group.iter_mut() {
         if matches!(p.child.try_wait(), Ok(None)) {
+            let _ = kill_process(Pid::from_child(&p.child), Signal::CONT);
             let _ = kill_process(Pid::from_child(&p.child), Signal::TERM);
         }
     }
-    let deadline = Instant::now() + STOP_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let mut killed = Vec::new();
     loop {
         let mut running = 0;

@@ -149,6 +149,7 @@ impl World<'_> {
             proof_probability: 1,
             samples: SAMPLES,
             scheme: plan.scheme,
+            new_request: false,
         };
         story.say(format!(
             "putting the sample through the renter: {}+{} slots (any {} rebuild it), a proof \
@@ -297,6 +298,7 @@ impl World<'_> {
             });
         }
         let mut tally = Tally::default();
+        let mut stall = Stall::default();
         let (mut required, mut accepted, mut fetched) = (0u64, 0u64, false);
         let mut exited = Vec::new();
         loop {
@@ -315,16 +317,37 @@ impl World<'_> {
                 let (tail, log) = procs.tail(Kind::Anvil, "anvil", 2);
                 bail!("anvil exited ({status}): {tail} (log {})", rel(&log));
             }
-            let now = self.chain.current_period().await?;
+            // A chain that stops answering (anvil paused, overloaded) is waited for: the nodes
+            // and anvil keep running, and the story goes on where it was when it answers again.
+            let now = match answer(self.chain.current_period()).await {
+                Ok(now) => {
+                    stall.answered(story);
+                    now
+                }
+                Err(e) => {
+                    stall.silent(story, &e);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
             while period < now {
-                let (ok, req) = self
-                    .report_period(period, &slots, &mut seen, &mut tally)
-                    .await?;
+                let (ok, req) =
+                    match answer(self.report_period(period, &slots, &mut seen, &mut tally)).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            stall.silent(story, &e);
+                            break;
+                        }
+                    };
                 if (first..=last).contains(&period) {
                     required += req;
                     accepted += ok;
                 }
                 period += 1;
+            }
+            if period < now {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
             }
             if !fetched && period > last {
                 story.say(format!(
@@ -460,6 +483,7 @@ impl World<'_> {
             .download(&DownloadRequest {
                 dataset,
                 out: out.clone(),
+                paths: Vec::new(),
             })
             .await?
             .job;
@@ -483,6 +507,55 @@ impl World<'_> {
             rel(&plan.path("sample"))
         ));
         Ok(())
+    }
+}
+
+/// How long the story waits for one answer of the chain before it counts it as silent.
+const CHAIN_ANSWER: Duration = Duration::from_secs(10);
+
+/// `call`'s outcome, or an error if the chain gives none within [`CHAIN_ANSWER`].
+async fn answer<T, E: Into<anyhow::Error>>(
+    call: impl Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(CHAIN_ANSWER, call).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(anyhow!("no answer within {} s", CHAIN_ANSWER.as_secs())),
+    }
+}
+
+/// Tells of a chain that stopped answering: when it starts, every 30 s, and when it ends.
+#[derive(Debug, Default)]
+struct Stall {
+    since: Option<Instant>,
+    told: Option<Instant>,
+}
+
+impl Stall {
+    fn silent(&mut self, story: &Story, e: &anyhow::Error) {
+        let now = Instant::now();
+        let since = *self.since.get_or_insert(now);
+        match self.told {
+            None => story.say(format!(
+                "the chain is not answering ({e:#}); every node and anvil keep running, waiting \
+                 for it"
+            )),
+            Some(t) if now.duration_since(t) >= Duration::from_secs(30) => story.say(format!(
+                "still waiting for the chain ({} s so far)",
+                now.duration_since(since).as_secs()
+            )),
+            Some(_) => return,
+        }
+        self.told = Some(now);
+    }
+
+    fn answered(&mut self, story: &Story) {
+        if let Some(since) = self.since.take() {
+            story.say(format!(
+                "the chain answers again after {} s; carrying on",
+                since.elapsed().as_secs()
+            ));
+        }
+        self.told = None;
     }
 }
 

@@ -17,12 +17,14 @@ use axum::{
 };
 use hoard_api::ErrorBody;
 use hoard_chain::ChainError;
+use hoard_dataset::DatasetError;
 
 use crate::{
     audit::AuditError,
     ctx::NotSynced,
-    download::DownloadError,
+    download::{DownloadError, gateway::GatewayError},
     host::HostError,
+    reader_cache::CacheError,
     renter::{PutError, StatusError, extend::ExtendError},
     store::StoreError,
     validator::ValidatorError,
@@ -150,11 +152,34 @@ impl From<DownloadError> for ApiError {
             | DownloadError::TooFewHosts { .. }
             | DownloadError::TooFewSlots { .. }
             | DownloadError::Fetch(_) => StatusCode::SERVICE_UNAVAILABLE,
-            DownloadError::Dataset(_) | DownloadError::Store(_) | DownloadError::Join(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            DownloadError::Path(DatasetError::NoSuchPath(_)) => StatusCode::NOT_FOUND,
+            DownloadError::Path(_) => StatusCode::BAD_REQUEST,
+            DownloadError::PartialNeedsDecoding(_) => StatusCode::SERVICE_UNAVAILABLE,
+            DownloadError::Dataset(_)
+            | DownloadError::Store(_)
+            | DownloadError::Join(_)
+            | DownloadError::Swarm(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::with(status, &e)
+    }
+}
+
+impl From<GatewayError> for ApiError {
+    fn from(e: GatewayError) -> Self {
+        match e {
+            GatewayError::BadPath(_) => Self::with(StatusCode::BAD_REQUEST, &e),
+            GatewayError::NoSuchPath { .. } => Self::with(StatusCode::NOT_FOUND, &e),
+            GatewayError::Download(d) => d.into(),
+        }
+    }
+}
+
+impl From<CacheError> for ApiError {
+    fn from(e: CacheError) -> Self {
+        match e {
+            CacheError::Unknown(_) => Self::with(StatusCode::NOT_FOUND, &e),
+            CacheError::Io { .. } => Self::with(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        }
     }
 }
 
@@ -247,7 +272,27 @@ mod tests {
         );
         assert_eq!(status(DownloadError::OutNotEmpty(PathBuf::from("/x"))), 400);
         assert_eq!(status(DownloadError::Unknown(id)), 404);
+        assert_eq!(
+            status(DownloadError::Path(DatasetError::BadPath("../x".into()))),
+            400
+        );
+        assert_eq!(
+            status(DownloadError::Path(DatasetError::NoSuchPath("x".into()))),
+            404
+        );
         assert_eq!(status(ValidatorError::NothingToWithdraw), 409);
+        assert_eq!(
+            status(GatewayError::BadPath(DatasetError::BadPath("..".into()))),
+            400
+        );
+        assert_eq!(
+            status(GatewayError::NoSuchPath {
+                dataset: id,
+                path: "x".into()
+            }),
+            404
+        );
+        assert_eq!(status(CacheError::Unknown(id)), 404);
         assert_eq!(status(revert), 409);
         assert_eq!(status(unreachable), 503);
         assert_eq!(status(corrupt), 500);

@@ -4,6 +4,7 @@
 //! status (`error`). Every route is listed in docs/api.md.
 
 mod error;
+mod gateway;
 pub(crate) mod listener;
 
 use std::sync::Arc;
@@ -13,12 +14,12 @@ use axum::{
     extract::{DefaultBodyLimit, Path, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post, put},
+    routing::{delete, get, post, put},
 };
 use hoard_api::{
-    AuditResult, DownloadRequest, ExtendRequest, ExtendResult, HostStatus, JobStarted, JobStatus,
-    NodeInfo, Offer, PutRequest, RefundResult, RequestStatus, RewardWithdrawal, ValidatorState,
-    WithdrawResult,
+    AuditResult, CacheCleared, CacheStatus, CachedDataset, DownloadRequest, ExtendRequest,
+    ExtendResult, HostStatus, JobStarted, JobStatus, NodeInfo, Offer, PutRequest, RefundResult,
+    RequestStatus, RewardWithdrawal, ValidatorState, WithdrawResult,
 };
 use hoard_prover::{DatasetId, RequestId};
 
@@ -54,6 +55,11 @@ pub(crate) fn router(roles: Roles) -> Router {
         .route("/api/v1/datasets/{id}", get(dataset_status))
         .route("/api/v1/datasets/{id}/audit", post(audit))
         .route("/api/v1/datasets/{id}/extend", post(extend))
+        .route("/api/v1/datasets/{id}/files", get(gateway::list_all))
+        .route("/api/v1/datasets/{id}/files/", get(gateway::list_all))
+        .route("/api/v1/datasets/{id}/files/{*path}", get(gateway::file))
+        .route("/api/v1/cache", get(cache_status).delete(cache_clear_all))
+        .route("/api/v1/cache/{id}", delete(cache_clear))
         .route("/api/v1/downloads", post(download))
         .route("/api/v1/jobs/{id}", get(job))
         .route("/api/v1/requests/{id}/withdraw", post(request_withdraw))
@@ -242,4 +248,59 @@ async fn set_validator(
     authorize(&roles, &headers)?;
     roles.validator.set_enabled(s.enabled);
     validator_status(State(roles)).await
+}
+
+async fn cache_status(State(roles): State<Roles>) -> ApiResult<CacheStatus> {
+    let cache = roles.downloads.cache().clone();
+    let (capacity, used, datasets) = tokio::task::spawn_blocking(move || {
+        (cache.capacity_bytes(), cache.used_bytes(), cache.datasets())
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(CacheStatus {
+        capacity_bytes: capacity,
+        used_bytes: used,
+        datasets: datasets
+            .into_iter()
+            .map(|d| CachedDataset {
+                dataset: d.dataset,
+                volume: d.volume,
+                blocks: d.blocks,
+                bytes: d.bytes,
+                last_used: d.last_used_ms / 1000,
+                announced: d.announced,
+            })
+            .collect(),
+    }))
+}
+
+async fn cache_clear_all(
+    State(roles): State<Roles>,
+    headers: HeaderMap,
+) -> ApiResult<CacheCleared> {
+    authorize(&roles, &headers)?;
+    clear(&roles, None).await
+}
+
+async fn cache_clear(
+    State(roles): State<Roles>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<CacheCleared> {
+    authorize(&roles, &headers)?;
+    let id = DatasetId(parse_id(&id)?);
+    clear(&roles, Some(id)).await
+}
+
+async fn clear(roles: &Roles, id: Option<DatasetId>) -> ApiResult<CacheCleared> {
+    let cache = roles.downloads.cache().clone();
+    let freed = tokio::task::spawn_blocking(move || cache.clear(id.as_ref()))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    roles
+        .ctx
+        .metrics
+        .reader_cache_bytes
+        .set(i64::try_from(roles.downloads.cache().used_bytes()).unwrap_or(i64::MAX));
+    Ok(Json(CacheCleared { freed_bytes: freed }))
 }

@@ -1,18 +1,26 @@
-//! The download role, `get`: find the hosts of a dataset, download `k` of its slots from many
-//! hosts at once (every block checked by [`hoard_p2p::BlockWithPath::verify`] as it arrives, in
-//! `fetch`), and restore the files, decoding only the stripes it must.
+//! The download role: `get` (whole datasets or some of their files), the reads behind the HTTP
+//! gateway, and seeding: what it downloads goes into the reader cache, which it announces in
+//! Kademlia and serves.
 //!
 //! ```text
-//!  DownloadHandle::start ─▶ job (tracked) ─▶ holders (chain + DHT) ─▶ fetch::manifest
-//!      ─▶ k × fetch::slot (blocks verified, IN_FLIGHT requests each) ─▶ unpack_verified
+//!  DownloadHandle::start ─▶ job (tracked) ─▶ holders::sources (chain + DHT) ─▶ manifest
+//!      ─▶ Restore (the output, resumable) ─▶ swarm::fetch (cache first, then hosts and readers
+//!         at once, every block verified) ─▶ blocks straight into the output files ─▶ commit
+//!      └▶ a data slot nobody serves: fetch::slot × k into slot files ─▶ unpack_verified (decode)
+//!  seed::run ─▶ every 2 s: reader cache commit, provider records, gauges
 //! ```
 //!
 //! Hosts are found from the chain (each filled slot's host and its announced peer id and
-//! addresses) and from Kademlia provider records. Data slots are preferred (no decoding); a slot
-//! whose host fails or sends bad data is replaced by the next slot, parity included.
+//! addresses), readers and the renter from Kademlia provider records. When no decoding is
+//! needed (every data slot has a source) blocks go to their place in the output files as they
+//! are verified, with no intermediate slot files; a `get` into the output of an interrupted
+//! one resumes from its journal.
 
 pub(crate) mod fetch;
+pub(crate) mod gateway;
 pub(crate) mod holders;
+pub(crate) mod seed;
+pub(crate) mod swarm;
 
 use std::{
     path::PathBuf,
@@ -22,17 +30,22 @@ use std::{
 
 use futures::{StreamExt, stream::FuturesUnordered};
 use hoard_api::{DownloadRequest, JobKind};
-use hoard_dataset::{DatasetError, Unpacked};
-use hoard_prover::{DatasetId, SlotIndex};
+use hoard_dataset::{DatasetError, Manifest, Restore, Unpacked};
+use hoard_prover::{BLOCK_SIZE, DatasetId, SlotIndex};
 use libp2p::PeerId;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use self::{fetch::FetchError, holders::slot_holders};
+use self::{
+    fetch::FetchError,
+    holders::slot_holders,
+    swarm::{Plan, Sink, Unit},
+};
 use crate::{
     ctx::{Ctx, NotSynced},
     jobs::{JobProgress, Jobs},
-    store::StoreError,
+    reader_cache::ReaderCache,
+    store::{RequestRecord, StoreError},
 };
 
 /// Why a download did not start or did not finish.
@@ -44,8 +57,8 @@ pub(crate) enum DownloadError {
     /// No request for the dataset is known.
     #[error("no storage request on chain for dataset {0} (check the id; is the node synced?)")]
     Unknown(DatasetId),
-    /// Fewer than `k` slots have a reachable host.
-    #[error("only {have} of the {need} slots needed have a reachable host")]
+    /// Fewer than `k` slots have a reachable host (none: no host, renter or reader known).
+    #[error("only {have} of the {need} slots have a reachable host")]
     TooFewHosts {
         /// Slots with a host.
         have: usize,
@@ -74,6 +87,18 @@ pub(crate) enum DownloadError {
     /// The restore task died.
     #[error("the restore task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// A path asked for is not in the dataset or not a dataset path.
+    #[error(transparent)]
+    Path(DatasetError),
+    /// Some blocks of the files asked for have no source and decoding them needs the whole
+    /// dataset.
+    #[error(
+        "{0}; a data slot has no reachable host, so only the whole dataset can be restored (decoding): get it without --path"
+    )]
+    PartialNeedsDecoding(swarm::SwarmError),
+    /// The swarm could not write the output.
+    #[error(transparent)]
+    Swarm(swarm::SwarmError),
 }
 
 /// Starts downloads as jobs the role owns. Cheap to clone.
@@ -82,16 +107,32 @@ pub(crate) struct DownloadHandle {
     ctx: Arc<Ctx>,
     jobs: Jobs,
     tasks: TaskTracker,
+    cache: ReaderCache,
+    book: gateway::Book,
 }
 
 impl DownloadHandle {
-    /// The download role; its jobs run in `tasks`.
-    pub(crate) fn new(ctx: Arc<Ctx>, jobs: Jobs, tasks: TaskTracker) -> Self {
-        Self { ctx, jobs, tasks }
+    /// The download role; its jobs run in `tasks`; what it fetches goes into `cache`.
+    pub(crate) fn new(ctx: Arc<Ctx>, jobs: Jobs, tasks: TaskTracker, cache: ReaderCache) -> Self {
+        Self {
+            ctx,
+            jobs,
+            tasks,
+            cache,
+            book: gateway::Book::default(),
+        }
+    }
+
+    /// The reader cache this role fills.
+    pub(crate) fn cache(&self) -> &ReaderCache {
+        &self.cache
     }
 
     /// Checks `req` and starts downloading; returns the job id.
     pub(crate) fn start(&self, req: DownloadRequest) -> Result<String, DownloadError> {
+        for p in &req.paths {
+            hoard_dataset::normalise_path(p).map_err(DownloadError::Path)?;
+        }
         if req.out.exists()
             && std::fs::read_dir(&req.out)
                 .map(|mut d| d.next().is_some())
@@ -101,11 +142,16 @@ impl DownloadHandle {
         }
         let id = self.jobs.start(JobKind::Get);
         let progress = JobProgress::new(self.jobs.clone(), id.clone());
-        let (ctx, jobs, job) = (self.ctx.clone(), self.jobs.clone(), id.clone());
+        let (ctx, jobs, job, cache) = (
+            self.ctx.clone(),
+            self.jobs.clone(),
+            id.clone(),
+            self.cache.clone(),
+        );
         let span = tracing::info_span!("get", job = %id, dataset = %req.dataset.short());
         self.tasks.spawn(
             async move {
-                let work = get(&ctx, &progress, req.dataset, req.out);
+                let work = get(&ctx, &cache, &progress, req);
                 let result = tokio::select! {
                     _ = ctx.cancel.cancelled() => Err(DownloadError::ShuttingDown),
                     r = work => r,
@@ -129,51 +175,211 @@ impl DownloadHandle {
     }
 }
 
-/// Downloads dataset `dataset` to `out`, reporting to `progress`.
+/// Downloads `req.dataset` (or the files `req.paths` pick) to `req.out`, reporting to
+/// `progress`.
 async fn get(
     ctx: &Ctx,
+    cache: &ReaderCache,
     progress: &JobProgress,
-    dataset: DatasetId,
-    out: PathBuf,
+    req: DownloadRequest,
 ) -> Result<Unpacked, DownloadError> {
+    let dataset = req.dataset;
     ctx.wait_synced(Duration::from_secs(60)).await?;
+    let r = newest_request(ctx, dataset)?;
+    progress.enter("finding hosts", u64::from(r.slots));
+    let peers = holders::sources(ctx, &r).await;
+    if peers.is_empty() {
+        return Err(DownloadError::TooFewHosts {
+            have: 0,
+            need: usize::from(r.slots),
+        });
+    }
+    let (manifest, bytes) = manifest(ctx, cache, dataset, &peers).await?;
+    let manifest = Arc::new(manifest);
+    {
+        let (cache, m, b) = (cache.clone(), manifest.clone(), bytes.clone());
+        let begun = tokio::task::spawn_blocking(move || cache.begin(&m, &b)).await?;
+        if let Err(e) = begun {
+            tracing::warn!(err = %e, "not caching this download");
+        }
+    }
+    let restore = {
+        let (out, m, paths) = (req.out.clone(), manifest.clone(), req.paths.clone());
+        tokio::task::spawn_blocking(move || Restore::start(&out, &m, &paths))
+            .await?
+            .map_err(|e| match e {
+                DatasetError::BadPath(_) | DatasetError::NoSuchPath(_) => DownloadError::Path(e),
+                DatasetError::OutputExists(p) => DownloadError::OutNotEmpty(p),
+                e => DownloadError::Dataset(e),
+            })?
+    };
+    let restore = Arc::new(restore);
+    let layout = manifest.layout;
+    let s = layout.slot_blocks();
+    let missing = restore.missing();
+    let resumed = restore.done_count();
+    if resumed > 0 {
+        tracing::info!(blocks = resumed, "resuming an interrupted download");
+    }
+    let mut by_slot: Vec<Vec<u64>> = vec![Vec::new(); layout.data_slots()];
+    for b in missing {
+        if let Some(v) = by_slot.get_mut((b / s) as usize) {
+            v.push(b % s);
+        }
+    }
+    let units: Vec<Unit> = by_slot
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, blocks)| Unit::cut(SlotIndex(i as u16), blocks))
+        .collect();
+    let wanted: u64 = units.iter().map(|u| u64::from(u.count)).sum::<u64>() * BLOCK_SIZE as u64;
+    let counter = progress.enter("downloading", wanted + resumed * BLOCK_SIZE as u64);
+    counter.fetch_add(
+        resumed * BLOCK_SIZE as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let plan = Plan {
+        dataset,
+        manifest: manifest.clone(),
+        units,
+        peers: peers.clone(),
+        window: None,
+    };
+    let sink: Arc<dyn Sink> = Arc::new(RestoreSink {
+        restore: restore.clone(),
+        slot_blocks: s,
+    });
+    match swarm::fetch(ctx, cache, plan, sink, counter).await {
+        Ok(report) => {
+            tracing::info!(
+                sources = report.sources_used,
+                local_units = report.local_units,
+                bytes = report.fetched_bytes,
+                "download complete"
+            );
+            let size = restore.selected_bytes();
+            let out = tokio::task::spawn_blocking(move || restore.commit()).await??;
+            Ok(Unpacked {
+                id: dataset,
+                out,
+                size,
+                decoded_stripes: 0,
+                problems: Vec::new(),
+            })
+        }
+        Err(e @ swarm::SwarmError::Unavailable { .. }) if req.paths.is_empty() => {
+            // Some data slot has no source: decode from any k slots (the journal is kept, so a
+            // later `get` with the hosts back resumes).
+            tracing::warn!(err = %e, "no source for some data blocks; downloading k slots to decode");
+            drop(restore);
+            let restore_target = req.out.clone();
+            decode_get(
+                ctx,
+                progress,
+                &r,
+                dataset,
+                &manifest,
+                &bytes,
+                &peers,
+                restore_target,
+            )
+            .await
+        }
+        Err(e @ swarm::SwarmError::Unavailable { .. }) => {
+            Err(DownloadError::PartialNeedsDecoding(e))
+        }
+        Err(e) => Err(DownloadError::Swarm(e)),
+    }
+}
+
+/// The newest request for `dataset` (the furthest end: the likeliest to have live hosts).
+fn newest_request(ctx: &Ctx, dataset: DatasetId) -> Result<RequestRecord, DownloadError> {
     let mut requests = ctx.store.requests_for_manifest(&dataset)?;
-    // The newest request (furthest end) is the likeliest to have live hosts.
     requests.sort_by_key(|r| std::cmp::Reverse(r.ends_at));
-    let r = requests
+    requests
         .into_iter()
         .next()
-        .ok_or(DownloadError::Unknown(dataset))?;
-    let peers = holders::holders(ctx, &r).await;
-    progress.enter("finding hosts", u64::from(r.slots));
-    let (manifest, bytes) = fetch::manifest(ctx, dataset, &peers).await?;
+        .ok_or(DownloadError::Unknown(dataset))
+}
+
+/// The manifest of `dataset`: from the reader cache, else from a peer (checked against its id).
+pub(crate) async fn manifest(
+    ctx: &Ctx,
+    cache: &ReaderCache,
+    dataset: DatasetId,
+    peers: &[(PeerId, swarm::Kind)],
+) -> Result<(Manifest, Vec<u8>), DownloadError> {
+    let cached = {
+        let cache = cache.clone();
+        tokio::task::spawn_blocking(move || cache.manifest_bytes(&dataset)).await?
+    };
+    if let Some(bytes) = cached
+        && let Ok(m) = Manifest::decode(&bytes)
+        && m.id() == dataset
+    {
+        return Ok((m, bytes));
+    }
+    let peers: Vec<PeerId> = peers.iter().map(|(p, _)| *p).collect();
+    Ok(fetch::manifest(ctx, dataset, &peers).await?)
+}
+
+/// Writes verified units of data slots into the output files at their stream offsets.
+struct RestoreSink {
+    restore: Arc<Restore>,
+    slot_blocks: u64,
+}
+
+impl Sink for RestoreSink {
+    fn deliver(&self, unit: Unit, blocks: &[hoard_p2p::BlockWithPath]) -> Result<(), String> {
+        let base = u64::from(unit.slot.0) * self.slot_blocks;
+        for b in blocks {
+            self.restore
+                .write_block(base + b.index, &b.data)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> Result<(), String> {
+        self.restore.checkpoint().map_err(|e| e.to_string())
+    }
+}
+
+/// The decoding path: `k` whole slots into a packed folder, then `unpack_verified`.
+#[allow(clippy::too_many_arguments)]
+async fn decode_get(
+    ctx: &Ctx,
+    progress: &JobProgress,
+    r: &RequestRecord,
+    dataset: DatasetId,
+    manifest: &Manifest,
+    bytes: &[u8],
+    peers: &[(PeerId, swarm::Kind)],
+    out: PathBuf,
+) -> Result<Unpacked, DownloadError> {
     let volume = ctx.store.roomiest_volume();
     let tmp = ctx.store.temp_dir(&volume)?;
-    fetch::write_manifest(tmp.path(), &bytes)?;
-
+    fetch::write_manifest(tmp.path(), bytes)?;
+    let all: Vec<PeerId> = peers.iter().map(|(p, _)| *p).collect();
     let k = manifest.layout.data_slots();
     let mut candidates: Vec<(SlotIndex, Vec<PeerId>)> = Vec::new();
     for index in (0..r.slots).map(SlotIndex) {
-        let from = slot_holders(ctx, &r, index).await;
-        if !from.is_empty() {
-            candidates.push((index, from));
+        let mut from = slot_holders(ctx, r, index).await;
+        for p in &all {
+            if !from.contains(p) {
+                from.push(*p);
+            }
         }
-    }
-    if candidates.len() < k {
-        return Err(DownloadError::TooFewHosts {
-            have: candidates.len(),
-            need: k,
-        });
+        candidates.push((index, from));
     }
     let counter = progress.enter("downloading", k as u64 * manifest.layout.slot_bytes());
     let mut next = candidates.into_iter();
     let mut running = FuturesUnordered::new();
     let mut done = 0;
     let start = |(index, from): (SlotIndex, Vec<PeerId>), counter: Arc<AtomicU64>| {
-        let manifest = manifest.clone();
         let dir = tmp.path().to_path_buf();
         async move {
-            let r = fetch::slot(ctx, &manifest, dataset, index, &from, &dir, counter).await;
+            let r = fetch::slot(ctx, manifest, dataset, index, &from, &dir, counter).await;
             (index, r)
         }
     };
@@ -207,6 +413,8 @@ async fn get(
     }
     let dir = tmp.path().to_path_buf();
     let restore = progress.clone();
+    // The swarm's partial output (if any) is dropped: unpack writes its own.
+    Restore::discard(&out, manifest);
     let unpacked =
         tokio::task::spawn_blocking(move || hoard_dataset::unpack_verified(&dir, &out, &restore))
             .await??;

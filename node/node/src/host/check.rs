@@ -1,13 +1,19 @@
-//! After a restart: re-check every hosted slot on disk, every block against its root and the
-//! roots against the slot root (on the blocking pool, one slot at a time). Runs as its own task
-//! at start, beside the rest of the role, so a large store does not hold up fills or proofs.
+//! After a restart: finish (or drop) a block repair a crash interrupted (`journal::replay`), then
+//! re-check every hosted slot on disk, every block against its root and the roots against the
+//! slot root (on the blocking pool, one slot at a time), and report what is damaged to the heal
+//! task. Runs as its own task at start, beside the rest of the role, so a large store does not
+//! hold up fills or proofs.
 
 use std::{path::Path, sync::Arc};
 
 use hoard_dataset::{DatasetError, PackedDataset};
 use hoard_prover::{BLOCK_SIZE, SlotIndex};
 
-use super::Host;
+use super::{
+    Host,
+    heal::{Hurt, MAX_BLOCKS, matches_root},
+    journal::{self, Replayed},
+};
 use crate::store::HostSlotState;
 
 /// What is wrong with a hosted slot on disk.
@@ -17,8 +23,8 @@ enum DamageError {
     Dataset(#[from] DatasetError),
     #[error(transparent)]
     Slot(#[from] hoard_dataset::SlotProblem),
-    #[error("block {0} does not match its root")]
-    Block(u64),
+    #[error("{} block(s) do not match their roots, the first {}", .0.len(), .0.first().copied().unwrap_or(0))]
+    Blocks(Vec<u64>),
 }
 
 pub(super) async fn verify_local(host: Arc<Host>) {
@@ -40,6 +46,13 @@ pub(super) async fn verify_local(host: Arc<Host>) {
             Ok(Err(e)) => {
                 ctx.metrics.integrity_failures.inc();
                 tracing::error!(slot = %s.slot_id.short(), err = %e, "a hosted slot is damaged or missing on disk");
+                host.damage.report(
+                    s.slot_id,
+                    match e {
+                        DamageError::Blocks(b) => Hurt::blocks(b),
+                        _ => Hurt::Whole,
+                    },
+                );
             }
             Err(e) => tracing::warn!(err = %e, "slot check did not finish"),
         }
@@ -47,19 +60,40 @@ pub(super) async fn verify_local(host: Arc<Host>) {
     host.gauges_stale.notify_one();
 }
 
-/// Reads a hosted slot block by block and checks each against its committed root.
+/// Replays an interrupted repair of a hosted slot, then reads it block by block and checks each
+/// against its committed root.
 fn check_slot(dir: &Path, index: SlotIndex) -> Result<(), DamageError> {
     let packed = PackedDataset::open(dir)?;
     let (files, tree) = packed.slot_tree(index)?;
+    match journal::replay(dir, index, &tree) {
+        Ok(Replayed::Nothing) => {}
+        Ok(Replayed::Applied { first, count }) => {
+            tracing::info!(first, count, "finished a block repair a crash interrupted");
+        }
+        Ok(Replayed::Dropped(why)) => {
+            tracing::warn!(
+                why,
+                "dropped the journal of an interrupted block repair; the old bytes stay"
+            );
+        }
+        Err(e) => tracing::error!(err = %e, "cannot finish an interrupted block repair"),
+    }
     let mut buf = vec![0u8; BLOCK_SIZE];
+    let mut bad = Vec::new();
     for b in 0..tree.blocks() {
-        files.read_blocks(b, &mut buf)?;
-        let root = <&[u8; BLOCK_SIZE]>::try_from(buf.as_slice())
-            .map(hoard_prover::block_root)
-            .map_err(|_| DamageError::Block(b))?;
-        if Some(root) != tree.block_root(b) {
-            return Err(DamageError::Block(b));
+        if files.read_blocks(b, &mut buf).is_err() || !matches_root(&tree, b, &buf) {
+            bad.push(b);
+            if bad.len() > MAX_BLOCKS {
+                // Beyond this the slot is rebuilt whole anyway.
+                return Err(DamageError::Slot(
+                    hoard_dataset::SlotProblem::CorruptBlock { block: bad[0] },
+                ));
+            }
         }
     }
-    Ok(())
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(DamageError::Blocks(bad))
+    }
 }

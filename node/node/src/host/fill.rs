@@ -211,6 +211,7 @@ pub(super) async fn fill(
             let _ = ctx.net.start_providing(r.manifest_id).await;
             tracing::info!(slot = index.0, period, "slot filled");
             host.gauges_stale.notify_one();
+            host.scrub_wake.notify_one();
             Ok(())
         }
         Err(e) => {

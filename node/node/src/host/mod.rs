@@ -1,8 +1,9 @@
 //! The host role: pick slots that match the offer, fetch them, store them crash-safely and fill
 //! them on chain (`fill`, `repair`); prove them every period (`prove`: the scheduler and the
 //! proof builder); withdraw pay and collateral when requests end and keep the gauges (`payout`);
-//! re-check local data after a restart (`check`); the compact scheme's keys, Poseidon check of a
-//! fill and batch proofs (`compact`).
+//! re-check local data after a restart (`check`); repair damaged blocks from the other slots'
+//! hosts (`heal`, writing them back through `journal`); the compact scheme's keys, Poseidon check
+//! of a fill and batch proofs (`compact`).
 //!
 //! ```text
 //!  events (StorageRequested, SlotFreed) / rescan every 30 s
@@ -11,6 +12,9 @@
 //!  head ─▶ prove::run: proof tasks (owned, `prove_parallelism` at once) ─▶ submitProof
 //!  head ─▶ compact::run: compact slots due, in batches, one proof at a time ─▶ submitCompactProof
 //!  payout::gauges, check::verify_local          HostHandle (API): offer, status, withdraw
+//!  scrub::run (paced re-read of every block) ┐
+//!  check / prove / serve ─────────────────────┴▶ Damage::report ─▶ heal::run (one repair at a
+//!                                                time) ─▶ journal (blocks in place) or a rebuild
 //! ```
 //!
 //! **Who fills which slot.** Hosts do not race for the same slot: for each request every host
@@ -28,9 +32,12 @@
 mod check;
 mod compact;
 mod fill;
+mod heal;
+mod journal;
 mod payout;
 mod prove;
 mod repair;
+mod scrub;
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -48,6 +55,7 @@ use tracing::Instrument as _;
 pub use self::compact::CompactKeyError;
 pub(crate) use self::compact::{COMPACT_SCHEME, Prover as CompactProver, start as start_compact};
 pub(crate) use self::fill::FillError;
+pub(crate) use self::heal::Damage;
 use crate::{
     ctx::Ctx,
     local_slots::LocalSlots,
@@ -65,6 +73,12 @@ struct Host {
     gauges_stale: Notify,
     /// The compact scheme's prover; `None` when the deployment has no compact verifiers.
     compact: Option<Arc<compact::Prover>>,
+    /// Damage found in hosted slots and not yet repaired (shared with serving).
+    damage: Arc<Damage>,
+    /// Where the scrub is (`hoard host status`).
+    scrub: watch::Sender<scrub::ScrubView>,
+    /// Told when a slot is filled (an idle scrub starts).
+    scrub_wake: Notify,
 }
 
 /// Reaches the host role from the API. Cheap to clone.
@@ -89,6 +103,11 @@ impl HostHandle {
     /// Withdraws pay and collateral of every slot whose request has ended.
     pub(crate) async fn withdraw(&self) {
         payout::withdraw_ended(&self.host).await;
+    }
+
+    /// Where damage found outside the role (serving) is reported.
+    pub(crate) fn damage(&self) -> Arc<Damage> {
+        Arc::clone(&self.host.damage)
     }
 }
 
@@ -118,6 +137,9 @@ pub(crate) fn spawn(
         offer: watch::channel(offer).0,
         gauges_stale: Notify::new(),
         compact,
+        damage: Arc::default(),
+        scrub: watch::channel(scrub::ScrubView::default()).0,
+        scrub_wake: Notify::new(),
     });
     let span = |task| tracing::info_span!("host", task);
     tasks.spawn(Arc::clone(&host).run().instrument(span("fill")));
@@ -125,6 +147,10 @@ pub(crate) fn spawn(
     tasks.spawn(compact::run(Arc::clone(&host)).instrument(span("compact")));
     tasks.spawn(payout::gauges(Arc::clone(&host)).instrument(span("gauges")));
     tasks.spawn(check::verify_local(Arc::clone(&host)).instrument(span("check")));
+    if host.ctx.config.host.self_repair {
+        tasks.spawn(heal::run(Arc::clone(&host)).instrument(span("heal")));
+    }
+    tasks.spawn(scrub::run(Arc::clone(&host)).instrument(span("scrub")));
     Ok(HostHandle { host })
 }
 

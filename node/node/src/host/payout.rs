@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use alloy::primitives::U256;
-use hoard_api::{HostSlotView, HostStatus};
+use hoard_api::{DamagedSlot, HostHealth, HostSlotView, HostStatus};
 use hoard_chain::SlotState;
 
 use super::{Host, HostError};
@@ -85,7 +85,39 @@ pub(super) async fn status(host: &Host) -> Result<HostStatus, HostError> {
         collateral_at_risk,
         earned,
         balance,
+        health: health(host),
     })
+}
+
+/// The scrub's position and the self-repair counters.
+fn health(host: &Host) -> HostHealth {
+    let m = &host.ctx.metrics;
+    let scrub = *host.scrub.borrow();
+    HostHealth {
+        scrub_enabled: scrub.enabled,
+        scrub_pass_started: scrub.pass_started,
+        scrub_last_full_pass: scrub.last_full_pass,
+        scrub_pass_done_bytes: scrub.pass_done_bytes,
+        scrub_pass_total_bytes: scrub.pass_total_bytes,
+        scrub_bytes_per_sec: scrub.bytes_per_sec,
+        scrub_corrupt_blocks: m.scrub_corrupt_blocks.get(),
+        self_repair: host.ctx.config.host.self_repair,
+        repaired_blocks: m.self_repair_blocks.get(),
+        rebuilt_slots: m.self_repair_slots.get(),
+        repair_failures: ["sources", "disk", "other"]
+            .iter()
+            .map(|r| m.self_repair_failures.with_label_values(&[r]).get())
+            .sum(),
+        damaged: host
+            .damage
+            .damaged()
+            .into_iter()
+            .map(|(slot_id, last_error)| DamagedSlot {
+                slot_id,
+                last_error,
+            })
+            .collect(),
+    }
 }
 
 async fn payout(host: &Host, s: &HostSlot) -> Option<Payout> {

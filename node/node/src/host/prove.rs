@@ -1,12 +1,15 @@
 //! Where a proof is built and sent. The proof scheduler: each period, for every filled slot,
 //! decide whether a proof is due ([`proof_due`], locally, from the period's seed), build it on
 //! the blocking pool and check it ([`build_proof`]), submit it, and retry until the period
-//! ends. Warns before a deadline is missed.
+//! ends. Warns before a deadline is missed. A proof that needs a damaged block reports the
+//! damage to the heal task, waits for the repair, and proves once it is done (within the
+//! period, or not at all).
 //!
 //! ```text
 //!  head changes ─▶ seed of the period ─▶ for each Filled slot: proof_due? recorded already?
 //!      ─▶ proof task (JoinSet, `prove_parallelism` building at once):
 //!           isProofRequired ─▶ build_proof (blocking pool: slot tree, cells, local verify)
+//!           (damaged: Damage::report ─▶ wait for the repair ─▶ build again)
 //!           ─▶ submitProof ─▶ record Submitted (or Failed, with a retry while the period lasts)
 //! ```
 //!
@@ -29,7 +32,10 @@ use hoard_prover::{Challenge, DirectProof, Seed, SlotId, SlotIndex, SlotTree, pr
 use tokio::{sync::Semaphore, task::JoinSet};
 use tracing::Instrument as _;
 
-use super::Host;
+use super::{
+    Host,
+    heal::{Hurt, damaged_blocks},
+};
 use crate::{
     ctx::{Ctx, Head},
     store::{HostSlot, HostSlotState, ProofOutcome, RequestRecord},
@@ -142,7 +148,7 @@ pub(super) async fn run(host: Arc<Host>) {
                     tracing::info_span!("proof", slot = %slot.slot_id.short(), period = now.period);
                 tasks.spawn(
                     async move {
-                        prove_slot(&host.ctx, &slot, &r, now.period, seed, &permits).await;
+                        prove_slot(&host, &slot, &r, now.period, seed, &permits).await;
                         key
                     }
                     .instrument(span),
@@ -166,13 +172,14 @@ pub(super) async fn run(host: Arc<Host>) {
 /// Proves one slot for `period`, retrying until it is mined or the period is over. `seed` is the
 /// period's seed as the scheduler read it; retries read it again (a reorg may have changed it).
 async fn prove_slot(
-    ctx: &Ctx,
+    host: &Host,
     slot: &HostSlot,
     r: &RequestRecord,
     period: u64,
     seed: Seed,
     permits: &Semaphore,
 ) {
+    let ctx = &*host.ctx;
     let dir = ctx.store.slot_dir(&slot.volume, &slot.slot_id);
     let mut delay = Duration::from_millis(500);
     let mut first = Some(seed);
@@ -235,13 +242,25 @@ async fn prove_slot(
         let proof = match proof {
             Ok(p) => p,
             Err(e) => {
-                // Local data does not prove: report loudly; retrying will not help this period.
+                // Local data does not prove: report loudly, and have it repaired.
                 ctx.metrics
                     .proofs_failed
                     .with_label_values(&["local_verify"])
                     .inc();
                 ctx.metrics.integrity_failures.inc();
                 tracing::error!(err = %e, "cannot build a valid proof from local data");
+                if ctx.config.host.self_repair {
+                    let hurt = damage_of(&e, &dir, slot, r, seed).await;
+                    host.damage.report(slot.slot_id, hurt);
+                    if wait_repaired(host, slot, period).await {
+                        tracing::info!("the damaged blocks were repaired; proving again");
+                        continue;
+                    }
+                    tracing::error!(
+                        why = host.damage.failure(&slot.slot_id).unwrap_or_default(),
+                        "the damaged blocks were not repaired within the period"
+                    );
+                }
                 let _ = ctx.store.put_proof(
                     &slot.slot_id,
                     period,
@@ -320,6 +339,69 @@ async fn prove_slot(
                 // The period may have turned while it was in flight; the next loop checks.
                 retry_sleep(ctx, &mut delay).await;
             }
+        }
+    }
+}
+
+/// What a failed proof says is damaged: every challenged block that does not match its root, or
+/// the whole slot if its files or roots are unusable.
+async fn damage_of(
+    e: &ProveError,
+    dir: &Path,
+    slot: &HostSlot,
+    r: &RequestRecord,
+    seed: Seed,
+) -> Hurt {
+    let unusable = matches!(
+        e,
+        ProveError::Dataset(_) | ProveError::Slot(_) | ProveError::NoCells | ProveError::Join(_)
+    );
+    let Some(cells) = NonZeroU64::new(r.cell_count).filter(|_| !unusable) else {
+        return Hurt::Whole;
+    };
+    let challenge = Challenge {
+        seed,
+        slot_id: slot.slot_id,
+        samples: u32::from(r.samples),
+        cell_count: cells,
+    };
+    let blocks: Vec<u64> = challenge
+        .unique_indices()
+        .iter()
+        .map(|c| c.block())
+        .collect();
+    let (dir, index) = (dir.to_path_buf(), slot.index);
+    let found = tokio::task::spawn_blocking(move || {
+        let tree = PackedDataset::open(&dir)
+            .and_then(|p| p.slot_tree(index).map(|(_, t)| t))
+            .ok()?;
+        Some(damaged_blocks(&dir, index, &tree, blocks))
+    })
+    .await;
+    match found {
+        Ok(Some(bad)) if !bad.is_empty() => Hurt::blocks(bad),
+        // The blocks check out now, yet the proof failed: trust nothing of the slot.
+        _ => Hurt::Whole,
+    }
+}
+
+/// Waits until the damage of `slot` is repaired (true), or `period` ends or the node stops
+/// (false). A failed repair is retried by the heal task meanwhile.
+async fn wait_repaired(host: &Host, slot: &HostSlot, period: u64) -> bool {
+    let ctx = &host.ctx;
+    let mut changed = host.damage.subscribe();
+    let mut head = ctx.head.clone();
+    loop {
+        if host.damage.is_clear(&slot.slot_id) {
+            return true;
+        }
+        if ctx.cancel.is_cancelled() || head.borrow_and_update().period != period {
+            return false;
+        }
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return false,
+            r = changed.changed() => if r.is_err() { return false },
+            r = head.changed() => if r.is_err() { return false },
         }
     }
 }

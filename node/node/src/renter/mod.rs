@@ -3,17 +3,25 @@
 //! refund at the end.
 //!
 //! ```text
-//!  RenterHandle::put ─▶ checks (path, node data, k/m) ─▶ job (tracked):
-//!      pack (blocking pool) ─▶ store + LocalSlots ─▶ provide (DHT) ─▶ requestStorage
+//!  RenterHandle::put ─▶ checks (path, node data, k/m) ─▶ a put of this path under way? its job
+//!      ─▶ job (tracked): pack (blocking pool) ─▶ [per-dataset lock] store + LocalSlots
+//!      ─▶ provide (DHT) ─▶ an open or running request of this dataset? that one : requestStorage
 //!      ─▶ serve until every slot is filled
 //!  run: re-announce every packed dataset on the DHT every 10 minutes
 //! ```
+//!
+//! **One request per dataset.** A put of a path whose put is still running returns that put's
+//! job; a put whose dataset (same content, any path) already has a request of this node that is
+//! New or Started returns that request (result `"existing": true`) and waits for its slots like
+//! any put. `new_request` skips both. The check and the post hold a lock per dataset, so puts of
+//! the same content racing each other post once.
 
 pub(crate) mod extend;
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -116,6 +124,10 @@ pub(crate) struct RenterHandle {
     slots: LocalSlots,
     jobs: Jobs,
     tasks: TaskTracker,
+    /// Puts under way, by the path they store (resolved): their job ids.
+    putting: Arc<Mutex<HashMap<PathBuf, String>>>,
+    /// One lock per dataset put since the start: held from "is there a request?" to its post.
+    posting: Arc<Mutex<HashMap<DatasetId, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl RenterHandle {
@@ -128,7 +140,20 @@ impl RenterHandle {
             return Err(PutError::NotFound(req.path));
         }
         check_not_node_data(&req.path, &self.node_dirs())?;
-        let id = self.jobs.start(JobKind::Put);
+        let key = std::fs::canonicalize(&req.path).unwrap_or_else(|_| req.path.clone());
+        let id = {
+            let mut putting = lock(&self.putting);
+            if !req.new_request
+                && let Some(job) = putting.get(&key)
+                && self.jobs.get(job).is_some_and(|s| !s.finished)
+            {
+                tracing::info!(path = %key.display(), %job, "a put of this path is under way; returning its job");
+                return Ok(job.clone());
+            }
+            let id = self.jobs.start(JobKind::Put);
+            putting.insert(key.clone(), id.clone());
+            id
+        };
         let progress = JobProgress::new(self.jobs.clone(), id.clone());
         let (this, job) = (self.clone(), id.clone());
         let span = tracing::info_span!("put", job = %id);
@@ -142,6 +167,10 @@ impl RenterHandle {
                     tracing::error!(err = %e, "put failed");
                 }
                 this.jobs.finish(&job, r.map_err(|e| e.to_string()));
+                let mut putting = lock(&this.putting);
+                if putting.get(&key) == Some(&job) {
+                    putting.remove(&key);
+                }
             }
             .instrument(span),
         );
@@ -177,28 +206,56 @@ impl RenterHandle {
         })
         .await??;
         let id = packed.id;
-        let dir = ctx.store.dataset_dir(&volume, &id);
-        let io = |source| PutError::Io {
-            path: dir.clone(),
-            source,
+        // Puts of the same content wait here for each other: one request between them.
+        let lock = {
+            let mut posting = lock(&self.posting);
+            Arc::clone(posting.entry(id).or_default())
         };
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(io)?;
-        }
-        std::fs::rename(&out, &dir).map_err(io)?;
-        let mut record = DatasetRecord {
-            dir: dir.clone(),
-            request_id: None,
+        let _one = lock.lock().await;
+        // A packed copy already served (an earlier put of the same content) stays: it is the
+        // same bytes, and hosts may be fetching from it. This pack is dropped with `tmp`.
+        let kept = ctx
+            .store
+            .dataset(&id)?
+            .filter(|d| hoard_dataset::PackedDataset::open(&d.dir).is_ok_and(|p| p.id() == id));
+        let mut record = match kept {
+            Some(d) => d,
+            None => {
+                let dir = ctx.store.dataset_dir(&volume, &id);
+                let io = |source| PutError::Io {
+                    path: dir.clone(),
+                    source,
+                };
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(io)?;
+                }
+                std::fs::rename(&out, &dir).map_err(io)?;
+                let record = DatasetRecord {
+                    dir,
+                    request_id: None,
+                };
+                ctx.store.put_dataset(&id, &record)?;
+                ctx.store.flush().await?;
+                record
+            }
         };
-        ctx.store.put_dataset(&id, &record)?;
-        ctx.store.flush().await?;
         for s in 0..packed.manifest.layout.slots() {
-            self.slots.add(id, SlotIndex(s as u16), dir.clone());
+            self.slots.add(id, SlotIndex(s as u16), record.dir.clone());
         }
         let _ = ctx.net.start_providing(id).await;
         progress.set_result(serde_json::json!({ "dataset": id }));
 
         progress.enter("requesting storage", 1);
+        if !req.new_request
+            && let Some(existing) = self.open_request(id, record.request_id).await?
+        {
+            drop(_one);
+            tracing::info!(dataset = %id.short(), request = %existing.short(), "this dataset already has an open request of this node; returning it");
+            progress.set_result(
+                serde_json::json!({ "dataset": id, "request": existing, "existing": true }),
+            );
+            return self.serve_until_filled(progress, existing).await;
+        }
         let layout = packed.manifest.layout;
         let params = RequestParams {
             datasetRoot: packed.manifest.root.0.into(),
@@ -229,12 +286,48 @@ impl RenterHandle {
         record.request_id = Some(request_id);
         ctx.store.put_dataset(&id, &record)?;
         ctx.store.flush().await?;
+        drop(_one);
         tracing::info!(dataset = %id.short(), request = %request_id.short(), tx = %tx.hash, "storage requested");
         progress
             .set_result(serde_json::json!({ "dataset": id, "request": request_id, "tx": tx.hash }));
+        self.serve_until_filled(progress, request_id).await
+    }
 
-        // Serve until every slot is filled (or the request ends).
-        let slots = u64::from(params.slots);
+    /// A request of this node for dataset `id` that is still New or Started (open or running):
+    /// the one its record names (`recorded`), else any the chain announced for it.
+    async fn open_request(
+        &self,
+        id: DatasetId,
+        recorded: Option<RequestId>,
+    ) -> Result<Option<RequestId>, PutError> {
+        let ctx = &self.ctx;
+        let mut candidates: Vec<RequestId> = recorded.into_iter().collect();
+        candidates.extend(
+            ctx.store
+                .requests_for_manifest(&id)?
+                .into_iter()
+                .filter(|r| r.renter == ctx.address())
+                .map(|r| r.id),
+        );
+        for r in candidates {
+            if matches!(
+                ctx.chain.request_state(r).await?,
+                RequestState::New | RequestState::Started
+            ) {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Serves until every slot of `request_id` is filled (or the request ends).
+    async fn serve_until_filled(
+        &self,
+        progress: &JobProgress,
+        request_id: RequestId,
+    ) -> Result<(), PutError> {
+        let ctx = &self.ctx;
+        let slots = u64::from(ctx.chain.get_request(request_id).await?.params.slots);
         let counter = progress.enter("waiting for hosts", slots);
         loop {
             let state = ctx
@@ -243,7 +336,7 @@ impl RenterHandle {
                 .await
                 .unwrap_or(RequestState::None);
             let mut filled = 0;
-            for i in (0..params.slots).map(SlotIndex) {
+            for i in (0..slots as u16).map(SlotIndex) {
                 let slot = hoard_prover::slot_id(&request_id, i);
                 if ctx.chain.slot_state(slot).await.ok() == Some(SlotState::Filled) {
                     filled += 1;
@@ -340,8 +433,15 @@ pub(crate) fn spawn(
         slots,
         jobs,
         tasks,
+        putting: Arc::default(),
+        posting: Arc::default(),
     };
     (handle, reannounce(ctx))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Each update is a single insert or remove: a panic elsewhere cannot leave it half done.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Provider records expire: re-announce what this node serves now and then.

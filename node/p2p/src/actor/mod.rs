@@ -248,6 +248,13 @@ impl Actor {
                     }
                 }
             }
+            Command::StopProviding { dataset, reply } => {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .stop_providing(&RecordKey::new(dataset.as_bytes()));
+                let _ = reply.send(());
+            }
             Command::FindProviders {
                 dataset,
                 timeout,
