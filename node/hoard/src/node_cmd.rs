@@ -110,7 +110,9 @@ async fn shutdown_signal() {
 
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOARD_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,libp2p=warn,alloy=warn,hyper=warn")
+        // `r1cs=off`: arkworks' gadgets open an info span per constraint-building call (millions
+        // per compact proof); left on they would cost proving time and say nothing an operator uses.
+        tracing_subscriber::EnvFilter::new("info,libp2p=warn,alloy=warn,hyper=warn,r1cs=off")
     });
     // Colours only on a terminal (`hoard node run 2> node.log` writes plain text), and never with
     // NO_COLOR set (no-color.org).

@@ -10,8 +10,8 @@ use ark_ec::AffineRepr;
 use ark_ff::{PrimeField, Zero};
 use ark_groth16::{Groth16, PreparedVerifyingKey, VerifyingKey};
 use ark_snark::SNARK;
-use ark_std::rand::{CryptoRng, RngCore};
 use hoard_prover::{BLOCK_SIZE, CELL_SIZE, CELLS_PER_BLOCK};
+use rand_chacha::rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -282,12 +282,16 @@ pub fn batch_circuit<E>(
 }
 
 /// Proves `circuit` with `keys`, without checking it: a wrong witness gives a proof that fails.
+///
+/// The generator is a trait object on purpose: an `impl RngCore` here would monomorphise the
+/// whole Groth16 prover in the calling crate, at that crate's opt-level; in a dev build of the
+/// node that made a 4-slot proof take minutes instead of 5 s. Compiled here, it gets this crate's.
 pub fn prove(
     keys: &Keys,
     circuit: BatchCircuit,
-    rng: &mut (impl RngCore + CryptoRng),
+    rng: &mut dyn CryptoRngCore,
 ) -> Result<Proof, ark_relations::gr1cs::SynthesisError> {
-    Groth16::<Bn254>::prove(keys.proving_key(), circuit, rng).map(Proof)
+    Groth16::<Bn254>::prove(keys.proving_key(), circuit, &mut &mut *rng).map(Proof)
 }
 
 /// Proves a batch of slot witnesses (at most the circuit's size; the rest is padding) and checks
@@ -296,7 +300,7 @@ pub fn prove_batch<E>(
     keys: &Keys,
     host_seed: Fr,
     slots: Vec<SlotWitness>,
-    rng: &mut (impl RngCore + CryptoRng),
+    rng: &mut dyn CryptoRngCore,
 ) -> Result<(Proof, Vec<Fr>), ProveError<E>> {
     let circuit = batch_circuit(keys.shape(), host_seed, slots)?;
     let inputs = circuit.public_inputs();
