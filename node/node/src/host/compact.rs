@@ -11,6 +11,8 @@
 //!          most `compact.max_batch` (≤ 4 slots: the S = 4 circuit, else S = 32)
 //!          ─▶ one batch at a time: witnesses + Groth16 + local verify (blocking pool)
 //!          ─▶ submitCompactProof ─▶ record Submitted per slot
+//!          a damaged block: left out, Damage::report ─▶ heal repairs it ─▶ proven in a later
+//!          batch of the same period (slots under repair are not due meanwhile)
 //!          near the deadline: a mined batch still on chain? (reorg) else prove again
 //! ```
 //!
@@ -34,7 +36,7 @@ use hoard_prover::{BLOCK_SIZE, DatasetTree, Hash, Seed, SlotId, SlotIndex};
 use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 use tokio::sync::Mutex;
 
-use super::{Host, prove::proof_due};
+use super::{Host, heal::Hurt, prove::proof_due};
 use crate::{
     compact::{
         CompactError, commit_slot, commitment_word, manifest_commitment, open_tree, write_roots,
@@ -159,6 +161,20 @@ enum WitnessError {
     Slot(#[from] SlotProblem),
     #[error(transparent)]
     Prove(#[from] hoard_compact::ProveError<SlotProblem>),
+}
+
+impl WitnessError {
+    /// The block whose bytes do not match its compact block root (or cannot be read): damage a
+    /// self-repair from the other slots mends (the data, not the kept roots, is wrong).
+    fn damaged_block(&self) -> Option<u64> {
+        match self {
+            Self::Prove(
+                hoard_compact::ProveError::BlockMismatch { block }
+                | hoard_compact::ProveError::Read { block, .. },
+            ) => Some(*block),
+            _ => None,
+        }
+    }
 }
 
 /// The compact metrics (`docs/metrics.md`, "Compact proofs").
@@ -495,7 +511,7 @@ pub(super) async fn run(host: Arc<Host>) {
         {
             recheck_mined(ctx, &now, &seed).await;
         }
-        let due = due_slots(ctx, &now, &seed, &attempts);
+        let due = due_slots(&host, &now, &seed, &attempts);
         if due.is_empty() {
             continue;
         }
@@ -505,7 +521,7 @@ pub(super) async fn run(host: Arc<Host>) {
             }
             let span = tracing::info_span!("compact", period = now.period, slots = batch.len());
             let proven = tracing::Instrument::instrument(
-                prove_batch(ctx, &prover, batch, now.period, seed),
+                prove_batch(&host, &prover, batch, now.period, seed),
                 span,
             )
             .await;
@@ -519,13 +535,14 @@ pub(super) async fn run(host: Arc<Host>) {
 }
 
 /// This host's compact slots that owe a proof in `now`'s period and have none recorded (and
-/// were not refused too often), sorted by slot id.
+/// were not refused too often, and are not waiting for a repair), sorted by slot id.
 fn due_slots(
-    ctx: &Ctx,
+    host: &Host,
     now: &Head,
     seed: &Seed,
     attempts: &HashMap<(SlotId, u64), u32>,
 ) -> Vec<Due> {
+    let ctx = &host.ctx;
     let Ok(slots) = ctx.store.host_slots() else {
         return Vec::new();
     };
@@ -539,6 +556,7 @@ fn due_slots(
             if attempts
                 .get(&(slot.slot_id, now.period))
                 .is_some_and(|n| *n >= 3)
+                || !host.damage.is_clear(&slot.slot_id)
             {
                 return None;
             }
@@ -587,7 +605,8 @@ async fn recheck_mined(ctx: &Ctx, now: &Head, seed: &Seed) {
 
 /// Proves one batch for `period` and sends it; true once it is mined (or nothing is left to
 /// prove), false if it should be tried again.
-async fn prove_batch(ctx: &Ctx, prover: &Prover, batch: &[Due], period: u64, seed: Seed) -> bool {
+async fn prove_batch(host: &Host, prover: &Prover, batch: &[Due], period: u64, seed: Seed) -> bool {
+    let ctx = &host.ctx;
     // Slots already proven (a run killed after sending) or no longer ours drop out: the
     // contract refuses the whole batch for any one of them.
     let mut live = Vec::new();
@@ -620,7 +639,7 @@ async fn prove_batch(ctx: &Ctx, prover: &Prover, batch: &[Due], period: u64, see
     ctx.metrics.proofs_required.inc_by(live.len() as u64);
     tracing::info!(slots = live.len(), "proving a compact batch");
     let started = Instant::now();
-    let built = build(ctx, prover, &live, period, seed).await;
+    let built = build(host, prover, &live, period, seed).await;
     prover
         .metrics
         .prove_seconds
@@ -699,15 +718,17 @@ async fn prove_batch(ctx: &Ctx, prover: &Prover, batch: &[Due], period: u64, see
 }
 
 /// Builds the witnesses of `batch` and proves them, on the blocking pool. A slot whose local
-/// data does not give a witness is recorded as failed and left out (the others are still
-/// proven); returns the proof and the slots it covers, in order.
+/// data does not give a witness is left out (the others are still proven): a damaged block is
+/// reported for self-repair (the slot is due again once repaired), anything else recorded as
+/// failed for the period. Returns the proof and the slots it covers, in order.
 async fn build(
-    ctx: &Ctx,
+    host: &Host,
     prover: &Prover,
     batch: &[Due],
     period: u64,
     seed: Seed,
 ) -> Result<([[u8; 32]; 8], Vec<Due>), BatchError> {
+    let ctx = &host.ctx;
     let x0 = host_seed(&seed, &ctx.address().into_array());
     let jobs: Vec<Due> = batch.to_vec();
     let witnesses = tokio::task::spawn_blocking(move || {
@@ -730,6 +751,12 @@ async fn build(
             Err(e) => {
                 ctx.metrics.integrity_failures.inc();
                 tracing::error!(slot = %d.slot.slot_id.short(), err = %e, "cannot build a compact witness from local data");
+                if let Some(block) = e.damaged_block()
+                    && ctx.config.host.self_repair
+                {
+                    host.damage.report(d.slot.slot_id, Hurt::blocks([block]));
+                    continue;
+                }
                 let _ = ctx.store.put_proof(
                     &d.slot.slot_id,
                     period,
