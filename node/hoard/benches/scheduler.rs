@@ -1,15 +1,18 @@
 //! Proof-scheduler benchmark: one host process with many filled slots, proving every period.
 //!
-//! `cargo bench -p hoard --bench scheduler [-- --slots N --period-blocks L --periods P --slot-kib S]`
+//! `cargo bench -p hoard --bench scheduler [-- --slots N --compact C --period-blocks L --periods P
+//! --slot-kib S]`
 //!
 //! ```text
 //!  anvil (1 s blocks) + contracts ── renter (in this process) puts N datasets of S KiB, k=1 m=1,
-//!                                    proof probability 1 (a proof every period: the worst case)
+//!                                    proof probability 1 (a proof every period: the worst case);
+//!                                    the first C of them compact, the rest direct (side by side)
 //!                                 ── host A: `hoard node run --host`, its own process (measured)
 //!                                 ── host B (in this process) takes the other slot of each request
 //!  after every slot is filled: renter and host B stop, host A's peak RSS is reset, then for P
 //!  whole periods: host A's RSS and CPU time, the block of the period by which all its proofs
-//!  were mined, and the proofs on chain (proofStatus of every slot) against the proofs required.
+//!  were mined, and the proofs on chain (proofStatus of every slot) against the proofs required,
+//!  with the gas of each scheme's proof transactions in the period.
 //! ```
 //!
 //! Prints figures and exits non-zero if a required proof is missing; asserts nothing about speed
@@ -18,6 +21,7 @@
 //! default).
 
 use std::{
+    collections::HashSet,
     fs,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -26,6 +30,7 @@ use std::{
 
 use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use anyhow::{Context as _, bail, ensure};
+use hoard_api::Scheme;
 use hoard_chain::ProofStatus;
 use hoard_tests::{Client, Network, TestNode, eventually, params, succeeded};
 
@@ -34,6 +39,7 @@ const BATCH: usize = 50;
 
 struct Args {
     slots: usize,
+    compact: usize,
     period_blocks: u64,
     periods: u64,
     slot_kib: usize,
@@ -42,6 +48,7 @@ struct Args {
 fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         slots: 1000,
+        compact: 0,
         period_blocks: 64,
         periods: 3,
         slot_kib: 1024,
@@ -56,12 +63,13 @@ fn args() -> anyhow::Result<Args> {
         };
         match flag.as_str() {
             "--slots" => a.slots = value()? as usize,
+            "--compact" => a.compact = value()? as usize,
             "--period-blocks" => a.period_blocks = value()?,
             "--periods" => a.periods = value()?,
             "--slot-kib" => a.slot_kib = value()? as usize,
             "--bench" => {} // added by cargo
             other => bail!(
-                "unknown argument {other}; use --slots, --period-blocks, --periods, --slot-kib"
+                "unknown argument {other}; use --slots, --compact, --period-blocks, --periods, --slot-kib"
             ),
         }
     }
@@ -69,6 +77,7 @@ fn args() -> anyhow::Result<Args> {
         a.slots > 0 && a.periods > 0 && a.slot_kib > 0,
         "values must be positive"
     );
+    ensure!(a.compact <= a.slots, "--compact is at most --slots");
     Ok(a)
 }
 
@@ -104,20 +113,49 @@ impl HostProcess {
         (ticks(11) + ticks(12)) / 100.0
     }
 
-    /// RPC calls, `submitProof` gas and `submitProof` transactions so far.
-    async fn proof_costs(&self) -> (f64, f64, f64) {
-        (
-            self.metric("hoard_rpc_requests_total").await,
-            self.metric("hoard_tx_gas_used_total{method=\"submitProof\"}")
-                .await,
-            self.metric("hoard_tx_sent_total{method=\"submitProof\"}")
-                .await,
-        )
+    /// RPC calls so far, and per scheme the gas and transactions of its proof method.
+    async fn proof_costs(&self) -> Costs {
+        let mut c = Costs {
+            rpc: self.metric("hoard_rpc_requests_total").await,
+            ..Costs::default()
+        };
+        for (i, method) in ["submitProof", "submitCompactProof"]
+            .into_iter()
+            .enumerate()
+        {
+            c.gas[i] = self
+                .metric(&format!("hoard_tx_gas_used_total{{method=\"{method}\"}}"))
+                .await;
+            c.sent[i] = self
+                .metric(&format!("hoard_tx_sent_total{{method=\"{method}\"}}"))
+                .await;
+        }
+        c
     }
 
     /// One series of its /metrics (0 if it does not answer).
     async fn metric(&self, series: &str) -> f64 {
         self.api.metric(series).await.unwrap_or(0.0)
+    }
+}
+
+/// Host A's proof costs so far; `[direct, compact]`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Costs {
+    rpc: f64,
+    gas: [f64; 2],
+    sent: [f64; 2],
+}
+
+impl std::ops::Sub for Costs {
+    type Output = Self;
+
+    fn sub(self, o: Self) -> Self {
+        Self {
+            rpc: self.rpc - o.rpc,
+            gas: [self.gas[0] - o.gas[0], self.gas[1] - o.gas[1]],
+            sent: [self.sent[0] - o.sent[0], self.sent[1] - o.sent[1]],
+        }
     }
 }
 
@@ -197,13 +235,16 @@ fn write_inputs(dir: &Path, n: usize, len: usize) -> anyhow::Result<Vec<PathBuf>
         .collect()
 }
 
-/// Posts one put and returns its job id.
-async fn post_put(renter: &TestNode, input: &Path) -> anyhow::Result<String> {
+/// Posts one put (compact or direct) and returns its job id.
+async fn post_put(renter: &TestNode, input: &Path, compact: bool) -> anyhow::Result<String> {
     let mut p = params(7 * 24 * 3600, 3600);
     p.path = input.to_path_buf();
     p.data_slots = 1;
     p.parity_slots = 1;
     p.samples = 16;
+    if compact {
+        p.scheme = Scheme::Compact;
+    }
     Ok(renter.api().put(&p).await?.job)
 }
 
@@ -213,8 +254,13 @@ async fn main() -> anyhow::Result<()> {
     hoard_tests::init_logs();
     let mut net = Network::start(a.period_blocks).await?;
     println!(
-        "scheduler bench: {} slots of {} KiB, {}-block periods (1 s blocks), {} periods measured",
-        a.slots, a.slot_kib, a.period_blocks, a.periods
+        "scheduler bench: {} slots of {} KiB ({} compact, {} direct), {}-block periods (1 s blocks), {} periods measured",
+        a.slots,
+        a.slot_kib,
+        a.compact,
+        a.slots - a.compact,
+        a.period_blocks,
+        a.periods
     );
 
     let (mut renter_cfg, renter_key) = net.config("renter");
@@ -241,7 +287,7 @@ async fn main() -> anyhow::Result<()> {
     for batch in inputs.chunks(BATCH) {
         let mut jobs = Vec::new();
         for input in batch {
-            jobs.push(post_put(&renter, input).await?);
+            jobs.push(post_put(&renter, input, posted + jobs.len() < a.compact).await?);
         }
         for job in &jobs {
             succeeded(renter.api().wait_job(job, Duration::from_secs(600)).await?)?;
@@ -258,6 +304,19 @@ async fn main() -> anyhow::Result<()> {
         "host A holds {} slots, expected {}",
         mine.len(),
         a.slots
+    );
+    let mut compact_slots = HashSet::new();
+    for slot in &mine {
+        let request = chain.get_slot(*slot).await?.request_id;
+        if chain.get_request(request).await?.params.scheme == 1 {
+            compact_slots.insert(*slot);
+        }
+    }
+    ensure!(
+        compact_slots.len() == a.compact,
+        "host A holds {} compact slots, expected {}",
+        compact_slots.len(),
+        a.compact
     );
     println!(
         "setup: {} requests, host A holds {} slots, host A peak RSS while filling {} MiB ({:.0} s)",
@@ -282,10 +341,11 @@ async fn main() -> anyhow::Result<()> {
     fs::write(format!("/proc/{}/clear_refs", host_a.pid()), "5")
         .context("resetting host A's peak RSS")?;
     let rss_start = host_a.status_kib("VmRSS:") / 1024;
-    let (rpc0, gas0, sent0) = host_a.proof_costs().await;
+    let costs0 = host_a.proof_costs().await;
     let mut failures = 0;
     for period in first..first + a.periods {
         let cpu0 = host_a.cpu_secs();
+        let period_costs0 = host_a.proof_costs().await;
         let submitted0 = host_a.metric("hoard_proofs_submitted_total").await;
         let period_start = period * a.period_blocks;
         let period_end = period_start + a.period_blocks; // first block of the next period
@@ -307,29 +367,47 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let cpu = host_a.cpu_secs() - cpu0;
-        let mut on_chain = 0;
+        // Proofs of the period mined after its last block count in the next period's gas; the
+        // totals below are exact.
+        let spent = host_a.proof_costs().await - period_costs0;
+        let mut on_chain = [0usize; 2];
         for slot in &mine {
             if chain.proof_status(*slot, period).await? == ProofStatus::Submitted {
-                on_chain += 1;
+                on_chain[usize::from(compact_slots.contains(slot))] += 1;
             }
         }
-        failures += a.slots - on_chain;
+        failures += a.slots - on_chain[0] - on_chain[1];
         println!(
-            "period {period}: {on_chain}/{} proofs on chain; all mined by block {} of {}; host A CPU {cpu:.1} s, max RSS {} MiB",
-            a.slots,
+            "period {period}: direct {}/{} and compact {}/{} proofs on chain; all mined by block {} of {}; host A CPU {cpu:.1} s, max RSS {} MiB; gas direct {:.0} ({:.0} txs), compact {:.0} ({:.0} txs)",
+            on_chain[0],
+            a.slots - a.compact,
+            on_chain[1],
+            a.compact,
             all_in_at.map_or("—".to_string(), |b| b.to_string()),
             a.period_blocks,
-            max_rss / 1024
+            max_rss / 1024,
+            spent.gas[0],
+            spent.sent[0],
+            spent.gas[1],
+            spent.sent[1],
         );
     }
-    let (rpc1, gas1, sent1) = host_a.proof_costs().await;
-    let sent = (sent1 - sent0).max(1.0);
+    let spent = host_a.proof_costs().await - costs0;
+    let per_slot = |i: usize, slots: usize| {
+        if slots == 0 {
+            "—".to_string()
+        } else {
+            format!("{:.0}", spent.gas[i] / (slots as u64 * a.periods) as f64)
+        }
+    };
     println!(
         "host A: RSS {rss_start} MiB at the start of measuring, peak {} MiB while proving; \
-         {:.0} gas and {:.1} RPC calls per proof sent",
+         gas per slot-proof: direct {}, compact {} ({:.0} compact txs); {:.1} RPC calls per slot-proof",
         host_a.status_kib("VmHWM:") / 1024,
-        (gas1 - gas0) / sent,
-        (rpc1 - rpc0) / sent,
+        per_slot(0, a.slots - a.compact),
+        per_slot(1, a.compact),
+        spent.sent[1],
+        spent.rpc / (a.slots as u64 * a.periods) as f64,
     );
     ensure!(
         failures == 0,
