@@ -24,9 +24,16 @@ use tokio_util::task::TaskTracker;
 
 use crate::{ctx::Ctx, host::Damage, local_slots::LocalSlots, reader_cache::ReaderCache};
 
-/// Requests answered at once: each holds up to 1 MiB of blocks until libp2p has sent it, so this
-/// bounds the memory that serving many peers takes (the rest wait in the channel).
-const SERVING_AT_ONCE: usize = 8;
+/// Answers read from disk at once (each a task on the blocking pool).
+const READING_AT_ONCE: usize = 8;
+
+/// Answers from the start of their read until libp2p reports them written (`Sent`): each holds
+/// up to 2 MiB until then (its blocks and their encoding), so this bounds serving's memory to
+/// about 64 MiB however slowly peers read; the requests beyond wait in the channel. Releasing
+/// at the hand-over instead let answers pile up in libp2p while six hosts fetched from a renter
+/// (80 MiB more at the peak). A peer keeps at most 16 requests open with us (a reader's depth),
+/// so one slow peer cannot hold them all.
+const IN_TRANSIT: usize = 32;
 
 /// The upload cap counts in KiB: a byte-sized cell would need sub-nanosecond refills at
 /// gigabytes per second.
@@ -45,31 +52,42 @@ pub(crate) async fn run(
     tasks: TaskTracker,
     damage: Arc<Damage>,
 ) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(SERVING_AT_ONCE));
+    let reading = Arc::new(tokio::sync::Semaphore::new(READING_AT_ONCE));
+    let in_transit = Arc::new(tokio::sync::Semaphore::new(IN_TRANSIT));
     let limiter = upload_limiter(ctx.config.p2p.upload_limit_bytes_per_sec).map(Arc::new);
     loop {
         let req = tokio::select! {
             _ = ctx.cancel.cancelled() => return,
             r = inbound.recv() => match r { Some(r) => r, None => return },
         };
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+        let Ok(transit) = in_transit.clone().acquire_owned().await else {
             return;
         };
-        let (ctx, slots, cache, limiter, damage) = (
+        let (ctx, slots, cache, limiter, damage, reading) = (
             ctx.clone(),
             slots.clone(),
             cache.clone(),
             limiter.clone(),
             damage.clone(),
+            reading.clone(),
         );
         tasks.spawn(async move {
-            let _permit = permit;
+            let _transit = transit;
+            let Ok(read) = reading.acquire_owned().await else {
+                return;
+            };
             match req {
-                InboundRequest::Block { request, reply, .. } => {
+                InboundRequest::Block {
+                    request,
+                    reply,
+                    sent,
+                    ..
+                } => {
                     let answered = tokio::task::spawn_blocking(move || {
                         answer_block(&slots, &cache, &damage, request)
                     })
                     .await;
+                    drop(read);
                     let (answer, served) = answered
                         .unwrap_or_else(|_| (BlockResponse::Error("internal".into()), None));
                     let bytes = answer.payload_len();
@@ -84,16 +102,26 @@ pub(crate) async fn run(
                             .with_label_values(&["p2p", role])
                             .inc_by(bytes);
                     }
-                    let _ = reply.send(answer);
+                    if reply.send(answer).is_ok() {
+                        sent.wait().await;
+                    }
                 }
-                InboundRequest::Audit { request, reply, .. } => {
+                InboundRequest::Audit {
+                    request,
+                    reply,
+                    sent,
+                    ..
+                } => {
                     let answer = tokio::task::spawn_blocking({
                         let ctx = ctx.clone();
                         move || answer_audit(&ctx, &slots, request)
                     })
                     .await
                     .unwrap_or_else(|_| AuditResponse::Error("internal".into()));
-                    let _ = reply.send(answer);
+                    drop(read);
+                    if reply.send(answer).is_ok() {
+                        sent.wait().await;
+                    }
                 }
             }
         });

@@ -64,7 +64,7 @@ pub use codec::TooLarge;
 pub use config::{DEFAULT_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, NetworkConfig, default_listen};
 pub use error::NetError;
 pub use handle::{LISTEN_ADDR_DEADLINE, NetworkHandle};
-pub use inbound::InboundRequest;
+pub use inbound::{InboundRequest, Sent};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use messages::{
     AuditRequest, AuditResponse, BadBlock, BlockRequest, BlockResponse, BlockWithPath,

@@ -524,6 +524,52 @@ async fn provider_found_through_a_third_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_resolves_once_the_answer_has_left() {
+    let (server, mut rx) = start_node(vec![], TIMEOUT, 4).await;
+    let (client, _rx) = start_node(vec![server.dial_info()], TIMEOUT, 4).await;
+    let ask = || {
+        let (net, peer) = (client.net.clone(), server.peer());
+        tokio::spawn(async move {
+            net.request_block(peer, BlockRequest::Manifest { dataset: DATASET })
+                .await
+        })
+    };
+
+    let asked = ask();
+    let Some(InboundRequest::Block { reply, sent, .. }) = rx.recv().await else {
+        panic!("expected the block request");
+    };
+    let sent = sent.wait();
+    tokio::pin!(sent);
+    assert!(
+        futures::poll!(&mut sent).is_pending(),
+        "resolved before there was an answer"
+    );
+    let manifest = BlockResponse::Manifest(ByteBuf::from(vec![7u8; 1 << 20]));
+    reply.send(manifest.clone()).expect("the actor waits");
+    tokio::time::timeout(WAIT, &mut sent)
+        .await
+        .expect("resolves once the answer is written");
+    let got = asked.await.expect("task").expect("answered");
+    assert_eq!(got, manifest);
+
+    // An answer the node never gives (libp2p answers "internal") resolves too.
+    let asked = ask();
+    let Some(InboundRequest::Block { reply, sent, .. }) = rx.recv().await else {
+        panic!("expected the block request");
+    };
+    drop(reply);
+    tokio::time::timeout(WAIT, sent.wait())
+        .await
+        .expect("resolves once the error is written");
+    let got = asked.await.expect("task").expect("answered");
+    assert_eq!(got, BlockResponse::Error("internal".into()));
+
+    client.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_inbound_channel_answers_busy() {
     // The node reads nothing: one request fills the channel, the next is refused.
     let (server, mut rx) = start_node(vec![], TIMEOUT, 1).await;

@@ -96,6 +96,8 @@ pub(crate) struct Actor {
     /// The node's answers to inbound requests, each bounded by the request timeout.
     replies: FuturesUnordered<BoxFuture<'static, Reply>>,
     inbound_state: HashMap<(Protocol, InboundRequestId), InboundState>,
+    /// Dropped when libp2p is done with the answer: resolves the node's [`crate::Sent`].
+    inbound_sent: HashMap<(Protocol, InboundRequestId), oneshot::Sender<()>>,
     pending_blocks: Pending<BlockResponse>,
     pending_audits: Pending<AuditResponse>,
     in_flight: HashMap<PeerId, usize>,
@@ -138,6 +140,7 @@ impl Actor {
             listen_waiters: Vec::new(),
             replies: FuturesUnordered::new(),
             inbound_state: HashMap::new(),
+            inbound_sent: HashMap::new(),
             pending_blocks: HashMap::new(),
             pending_audits: HashMap::new(),
             in_flight: HashMap::new(),

@@ -20,7 +20,7 @@ use crate::{
     },
     codec::too_large,
     error::NetError,
-    inbound::InboundRequest,
+    inbound::{InboundRequest, Sent},
     messages::{AuditRequest, AuditResponse, BlockRequest, BlockResponse},
     metrics::{Direction, Outcome, Protocol},
 };
@@ -40,6 +40,7 @@ pub(super) trait Exchange: Serialize + DeserializeOwned + Send + 'static {
         peer: PeerId,
         request: Self::Request,
         reply: oneshot::Sender<Self>,
+        sent: Sent,
     ) -> InboundRequest;
     fn reply(id: InboundRequestId, channel: ResponseChannel<Self>, answer: Option<Self>) -> Reply;
 }
@@ -70,11 +71,13 @@ impl Exchange for BlockResponse {
         peer: PeerId,
         request: BlockRequest,
         reply: oneshot::Sender<Self>,
+        sent: Sent,
     ) -> InboundRequest {
         InboundRequest::Block {
             peer,
             request,
             reply,
+            sent,
         }
     }
     fn reply(id: InboundRequestId, channel: ResponseChannel<Self>, answer: Option<Self>) -> Reply {
@@ -108,11 +111,13 @@ impl Exchange for AuditResponse {
         peer: PeerId,
         request: AuditRequest,
         reply: oneshot::Sender<Self>,
+        sent: Sent,
     ) -> InboundRequest {
         InboundRequest::Audit {
             peer,
             request,
             reply,
+            sent,
         }
     }
     fn reply(id: InboundRequestId, channel: ResponseChannel<Self>, answer: Option<Self>) -> Reply {
@@ -253,10 +258,15 @@ impl Actor {
             return;
         }
         let (tx, rx) = oneshot::channel();
-        match self.inbound.try_send(R::inbound(peer, request, tx)) {
+        let (sent_tx, sent_rx) = oneshot::channel();
+        match self
+            .inbound
+            .try_send(R::inbound(peer, request, tx, Sent(sent_rx)))
+        {
             Ok(()) => {
                 self.inbound_state
                     .insert((R::PROTOCOL, id), InboundState::AwaitingNode);
+                self.inbound_sent.insert((R::PROTOCOL, id), sent_tx);
                 let timeout = self.request_timeout;
                 self.replies.push(
                     async move {
@@ -324,6 +334,8 @@ impl Actor {
     }
 
     fn on_response_sent(&mut self, protocol: Protocol, id: InboundRequestId) {
+        // Dropping the sender resolves the node's `Sent`.
+        self.inbound_sent.remove(&(protocol, id));
         if let Some(InboundState::Sending { bytes, is_error }) =
             self.inbound_state.remove(&(protocol, id))
         {
@@ -353,6 +365,7 @@ impl Actor {
         // Every inbound request ends in exactly one `ResponseSent` or `InboundFailure` (also
         // those that failed before reaching us), so this is where failures are counted.
         let state = self.inbound_state.remove(&(protocol, id));
+        self.inbound_sent.remove(&(protocol, id));
         let outcome = match (error, state) {
             (InboundFailure::Timeout, _) | (_, Some(InboundState::Abandoned)) => Outcome::Timeout,
             _ => Outcome::Error,
