@@ -168,12 +168,7 @@ impl Chain {
         proof: Bytes,
     ) -> Result<TxOutcome, ChainError> {
         let d = &self.inner.deployment;
-        let collateral = self.slot_collateral(request_id).await?;
-        let allowance = Allowance {
-            token: d.token,
-            spender: d.marketplace,
-            amount: collateral,
-        };
+        let allowance = self.fill_allowance(request_id).await?;
         let call = Marketplace::fillSlotCall {
             requestId: request_id.to_b256(),
             slotIndex: U256::from(slot_index.0),
@@ -183,6 +178,16 @@ impl Chain {
         };
         let receipt = self.transact(d.marketplace, call, Some(allowance)).await?;
         Ok(TxOutcome::of(&receipt))
+    }
+
+    /// The allowance a fill of `request_id` needs: the slot's collateral, for the marketplace.
+    async fn fill_allowance(&self, request_id: RequestId) -> Result<Allowance, ChainError> {
+        let d = &self.inner.deployment;
+        Ok(Allowance {
+            token: d.token,
+            spender: d.marketplace,
+            amount: self.slot_collateral(request_id).await?,
+        })
     }
 
     /// Fills slot `slot_index` of a compact request: as [`Chain::fill_slot`], and binds the
@@ -200,12 +205,7 @@ impl Chain {
         commitment_path: &[Hash],
     ) -> Result<TxOutcome, ChainError> {
         let d = &self.inner.deployment;
-        let collateral = self.slot_collateral(request_id).await?;
-        let allowance = Allowance {
-            token: d.token,
-            spender: d.marketplace,
-            amount: collateral,
-        };
+        let allowance = self.fill_allowance(request_id).await?;
         let call = Marketplace::fillCompactSlotCall {
             requestId: request_id.to_b256(),
             slotIndex: U256::from(slot_index.0),
