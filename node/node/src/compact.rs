@@ -22,8 +22,8 @@ use std::{
 };
 
 use hoard_compact::{
-    CommitmentBuilder, CompactSlotTree, Fr, MAX_BLOCKS, SlotCommitment, TreeError, fr_from_bytes,
-    fr_to_bytes, tree::COMMIT_BATCH_BLOCKS,
+    CompactSlotTree, Fr, MAX_BLOCKS, SlotCommitment, TreeError, fr_from_bytes, fr_to_bytes,
+    tree::COMMIT_BATCH_BLOCKS,
 };
 use hoard_dataset::{
     COMPACT_MANIFEST_FORMAT, DatasetError, MANIFEST_FILE, Manifest, PackedDataset, Progress,
@@ -118,48 +118,33 @@ pub(crate) fn commitment_word(c: &SlotCommitment) -> Hash {
 pub(crate) fn commit_slot(
     dir: &Path,
     index: SlotIndex,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<(SlotCommitment, Vec<Fr>), CompactError> {
     let packed = PackedDataset::open(dir)?;
     let files = packed
         .open_slot(index)
         .map_err(|problem| CompactError::Slot { index, problem })?;
     let blocks = packed.manifest().layout.slot_blocks();
-    if blocks > MAX_BLOCKS {
-        return Err(TreeError::TooManyBlocks(blocks).into());
-    }
-    let mut builder = CommitmentBuilder::new();
-    let mut roots = Vec::with_capacity(blocks as usize);
-    let mut buf = vec![0u8; COMMIT_BATCH_BLOCKS * BLOCK_SIZE];
     let mut sha = vec![Hash::default(); COMMIT_BATCH_BLOCKS];
-    let mut done = 0u64;
-    while done < blocks {
-        let n = (blocks - done).min(COMMIT_BATCH_BLOCKS as u64) as usize;
+    let read_checked = |first: u64, buf: &mut [u8]| {
         let slot_err = |problem| CompactError::Slot { index, problem };
-        files
-            .read_blocks(done, &mut buf[..n * BLOCK_SIZE])
-            .map_err(slot_err)?;
-        files.read_roots(done, &mut sha[..n]).map_err(slot_err)?;
-        let (chunks, _) = buf[..n * BLOCK_SIZE].as_chunks::<BLOCK_SIZE>();
-        if let Some(bad) = chunks
+        let sha = &mut sha[..buf.len() / BLOCK_SIZE];
+        files.read_blocks(first, buf).map_err(slot_err)?;
+        files.read_roots(first, sha).map_err(slot_err)?;
+        let (chunks, _) = buf.as_chunks::<BLOCK_SIZE>();
+        match chunks
             .iter()
-            .zip(&sha)
+            .zip(sha.iter())
             .position(|(b, root)| hoard_prover::block_root(b) != *root)
         {
-            return Err(CompactError::BlockMismatch {
+            Some(bad) => Err(CompactError::BlockMismatch {
                 index,
-                block: done + bad as u64,
-            });
+                block: first + bad as u64,
+            }),
+            None => Ok(()),
         }
-        let batch = hoard_compact::block_roots(&buf[..n * BLOCK_SIZE])?;
-        for r in &batch {
-            builder.push_block_root(*r)?;
-        }
-        roots.extend(batch);
-        done += n as u64;
-        progress(done);
-    }
-    Ok((builder.finish()?, roots))
+    };
+    hoard_compact::commit_blocks(blocks, read_checked, progress)
 }
 
 /// Writes slot `index`'s Poseidon block roots into `dir` (temporary file, fsync, rename).
@@ -269,6 +254,7 @@ pub(crate) fn commit_packed(dir: &Path, progress: &dyn Progress) -> Result<Manif
 
 #[cfg(test)]
 mod tests {
+    use hoard_compact::CommitmentBuilder;
     use hoard_dataset::NoProgress;
 
     use super::*;

@@ -48,6 +48,6 @@ pub use proof::{
 };
 pub use statement::sample_indices;
 pub use tree::{
-    CommitError, CommitmentBuilder, CompactSlotTree, MAX_BLOCKS, MAX_CELLS, SlotCommitment,
-    TreeError, block_root, block_roots, commit_reader,
+    CommitmentBuilder, CompactSlotTree, MAX_BLOCKS, MAX_CELLS, SlotCommitment, TreeError,
+    block_root, block_roots, commit_blocks,
 };

@@ -217,34 +217,19 @@ impl CommitmentBuilder {
     }
 }
 
-/// Why a slot read from a reader could not be committed.
-#[derive(Debug, thiserror::Error)]
-pub enum CommitError {
-    /// Reading the slot failed (or it ended early).
-    #[error("reading block {block} of the slot: {source}")]
-    Read {
-        /// The first block of the failed read.
-        block: u64,
-        /// The reader's error.
-        source: std::io::Error,
-    },
-    /// The tree could not be built.
-    #[error(transparent)]
-    Tree(#[from] TreeError),
-}
-
-/// Blocks hashed per step of [`commit_reader`]: 4 MiB in flight, split over all cores.
+/// Blocks hashed per step of [`commit_blocks`]: 4 MiB in flight, split over all cores.
 pub const COMMIT_BATCH_BLOCKS: usize = 64;
 
-/// Commits a slot of `blocks` blocks read in order from `reader`, hashing each batch of
-/// [`COMMIT_BATCH_BLOCKS`] blocks on all cores and calling `progress(blocks_done)` after each.
+/// Commits a slot of `blocks` blocks, asking `read(first_block, buf)` to fill `buf` with the next
+/// whole blocks in order (up to [`COMMIT_BATCH_BLOCKS`] at a time; the caller checks them as it
+/// likes), hashing each batch on all cores and calling `progress(blocks_done)` after it.
 /// Memory: one batch plus the block roots (32 bytes per block), which it returns for the host to
 /// keep ([`CompactSlotTree::from_block_roots`]).
-pub fn commit_reader(
-    mut reader: impl std::io::Read,
+pub fn commit_blocks<E: From<TreeError>>(
     blocks: u64,
+    mut read: impl FnMut(u64, &mut [u8]) -> Result<(), E>,
     mut progress: impl FnMut(u64),
-) -> Result<(SlotCommitment, Vec<Fr>), CommitError> {
+) -> Result<(SlotCommitment, Vec<Fr>), E> {
     if blocks > MAX_BLOCKS {
         return Err(TreeError::TooManyBlocks(blocks).into());
     }
@@ -255,12 +240,7 @@ pub fn commit_reader(
     while done < blocks {
         let n = (blocks - done).min(COMMIT_BATCH_BLOCKS as u64) as usize;
         let chunk = &mut buf[..n * BLOCK_SIZE];
-        reader
-            .read_exact(chunk)
-            .map_err(|source| CommitError::Read {
-                block: done,
-                source,
-            })?;
+        read(done, chunk)?;
         let batch = block_roots(chunk)?;
         for r in &batch {
             builder.push_block_root(*r)?;
@@ -428,13 +408,32 @@ mod tests {
     }
 
     #[test]
-    fn commit_reader_streams_and_reports_progress() {
+    fn commit_blocks_streams_and_reports_progress() {
         let blocks: Vec<_> = (0..65).map(|i| block(i as u8)).collect();
         let mut bytes = Vec::new();
         blocks.iter().for_each(|b| bytes.extend_from_slice(&b[..]));
-        let mut seen = Vec::new();
-        let (c, roots) = commit_reader(&bytes[..], 65, |d| seen.push(d)).expect("whole slot");
+        let from = |bytes: &[u8]| {
+            let bytes = bytes.to_vec();
+            move |first: u64, buf: &mut [u8]| -> Result<(), TreeError> {
+                let at = first as usize * BLOCK_SIZE;
+                let src = bytes.get(at..at + buf.len()).ok_or(TreeError::Empty)?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+        };
+        let (mut seen, mut asked) = (Vec::new(), Vec::new());
+        let read = from(&bytes);
+        let (c, roots) = commit_blocks(
+            65,
+            |first, buf: &mut [u8]| {
+                asked.push((first, buf.len() / BLOCK_SIZE));
+                read(first, buf)
+            },
+            |d| seen.push(d),
+        )
+        .expect("whole slot");
         assert_eq!(seen, vec![64, 65]);
+        assert_eq!(asked, vec![(0, 64), (64, 1)]);
         assert_eq!(c.root, reference_root(&blocks));
         assert_eq!(
             CompactSlotTree::from_block_roots(roots)
@@ -442,8 +441,13 @@ mod tests {
                 .commitment(),
             &c
         );
-        let short = commit_reader(&bytes[..BLOCK_SIZE], 2, |_| {});
-        assert!(matches!(short, Err(CommitError::Read { block: 0, .. })));
+        // The reader's error comes back as it is.
+        let short = commit_blocks(2, from(&bytes[..BLOCK_SIZE]), |_| {});
+        assert!(matches!(short, Err(TreeError::Empty)));
+        assert_eq!(
+            commit_blocks(MAX_BLOCKS + 1, from(&bytes), |_| {}).map(|_| ()),
+            Err(TreeError::TooManyBlocks(MAX_BLOCKS + 1))
+        );
     }
 
     #[test]
