@@ -69,6 +69,11 @@ pub(crate) struct DevnetArgs {
     /// Size of the sample dataset, MiB.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=65536))]
     size_mib: u64,
+    /// Split the sample's data into this many files of equal size instead of the default four
+    /// unequal parts (40/30/20/10 %); e.g. `--size-mib 4096 --sample-files 1` for one 4 GiB file,
+    /// `--size-mib 4000 --sample-files 20` for twenty files of 200 MiB.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    sample_files: Option<u32>,
     /// Proof scheme of the sample's request: direct, or compact (one Groth16 proof per host per
     /// period from keys of the published devnet seed, generated on first use into DIR/compact-keys;
     /// give it periods of 30 blocks or more on a busy machine).
@@ -114,6 +119,7 @@ struct Plan {
     period_blocks: u64,
     block_time: u64,
     size_mib: u64,
+    sample_files: Option<u32>,
     scheme: hoard_api::Scheme,
     host_upload_limit: u64,
     anvil_port: u16,
@@ -176,6 +182,7 @@ impl Plan {
             period_blocks: args.period_blocks,
             block_time: args.block_time,
             size_mib: args.size_mib,
+            sample_files: args.sample_files,
             scheme: args.scheme,
             host_upload_limit: args.host_upload_limit,
             anvil_port: args.port,

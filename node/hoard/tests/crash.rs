@@ -8,6 +8,11 @@
 //!   catches its `submitProof` transaction; the host is killed at that moment (once before the
 //!   transaction reaches the chain, once after) and restarted at once. The period's proof is on
 //!   chain each time, none is marked missing, and no duplicate proof is sent.
+//! - **Mid-repair**: the host finds damaged blocks at its start-up check and rebuilds them from
+//!   the other slot, a batch at a time (the sources' uploads capped so that it takes a while);
+//!   it is frozen and killed between two batches. Every block on disk is then the old bytes or
+//!   the repaired ones, never a mix, and after a restart the check finds what is left and the
+//!   slot is whole again.
 
 use std::{
     fs::{self, OpenOptions},
@@ -58,6 +63,17 @@ impl NodeProc {
         host: bool,
         rpc: Option<Url>,
     ) -> anyhow::Result<Self> {
+        Self::start_with(net, name, host, rpc, |_| {}).await
+    }
+
+    /// [`Self::start`], with `tweak` applied to the configuration first.
+    async fn start_with(
+        net: &mut Network,
+        name: &str,
+        host: bool,
+        rpc: Option<Url>,
+        tweak: impl FnOnce(&mut NodeConfig),
+    ) -> anyhow::Result<Self> {
         let (mut config, key) = net.config(name);
         config.host.enabled = host;
         config.validator.enabled = !host;
@@ -66,6 +82,7 @@ impl NodeProc {
         if let Some(url) = rpc {
             config.chain.rpc_url = url;
         }
+        tweak(&mut config);
         let config_file = net.dir.path().join(format!("{name}.toml"));
         fs::write(&config_file, toml::to_string(&config)?)?;
         let mut this = Self {
@@ -455,6 +472,126 @@ async fn a_host_killed_between_proving_and_mining_proves_once_after_restart() ->
     assert!(
         required <= seen as f64,
         "{required} proofs counted as required in {seen} periods"
+    );
+    Ok(())
+}
+
+/// Upload cap of the repair sources in the mid-repair test: a 1 MiB batch takes about half a
+/// second, so the test can stop the host between two batches.
+const REPAIR_UPLOAD: u64 = 2 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_killed_mid_repair_keeps_whole_blocks_and_finishes_after_restart()
+-> anyhow::Result<()> {
+    use hoard_prover::BLOCK_SIZE;
+    let mut net = Network::start(PERIOD).await?;
+    let chain = net.observer().await?;
+    let capped = |c: &mut NodeConfig| c.p2p.upload_limit_bytes_per_sec = REPAIR_UPLOAD;
+    let renter = NodeProc::start_with(&mut net, "renter", false, None, capped).await?;
+    let mut a = NodeProc::start(&mut net, "host-a", true, None).await?;
+    let _b = NodeProc::start_with(&mut net, "host-b", true, None, capped).await?;
+    eventually(
+        Duration::from_secs(60),
+        "the three nodes to be announced on chain",
+        || async { Ok((chain.hosts().await?.len() >= 3).then_some(())) },
+    )
+    .await?;
+    let stored = put_via(
+        &renter.api,
+        net.dir.path(),
+        8 << 20,
+        &one_plus_one(600, 120),
+        true,
+    )
+    .await?;
+    let slot = slot_of(&chain, stored.request, a.address()).await?;
+    let index = (0..2u16)
+        .map(SlotIndex)
+        .find(|i| hoard_prover::slot_id(&stored.request, *i) == slot)
+        .context("host-a's slot index")?;
+    let file = a
+        .volume()
+        .join("slots")
+        .join(hex_id(&slot))
+        .join(slot_data_file(index));
+    let journal = file.with_file_name("repair.journal");
+    let good = fs::read(
+        renter
+            .volume()
+            .join("datasets")
+            .join(hex_id(&stored.dataset))
+            .join(slot_data_file(index)),
+    )?;
+    ensure!(good.len() >= 128 * BLOCK_SIZE, "a slot of 128 blocks");
+
+    // Four runs of 16 damaged blocks: four repair batches of 1 MiB each.
+    let damaged: Vec<usize> = [0, 32, 64, 96].iter().flat_map(|s| *s..s + 16).collect();
+    a.kill9();
+    let mut bad = good.clone();
+    for b in &damaged {
+        bad[b * BLOCK_SIZE + 7] ^= 0x5a;
+    }
+    fs::write(&file, &bad)?;
+    a.restart().await?;
+
+    // Stop it between two batches: at least one written back, not all.
+    let repaired = "hoard_self_repair_blocks_total";
+    let done = poll_every(
+        Duration::from_millis(5),
+        Duration::from_secs(60),
+        "the first repair batch to be written back",
+        || async {
+            let n = a.api.metric(repaired).await?;
+            Ok((n >= 16.0).then_some(n))
+        },
+    )
+    .await?;
+    a.freeze()?;
+    ensure!(
+        done < damaged.len() as f64,
+        "the whole repair ({done} blocks) finished before the host could be stopped"
+    );
+    let on_disk = fs::read(&file)?;
+    let (mut old, mut new) = (0, 0);
+    for b in &damaged {
+        let r = b * BLOCK_SIZE..(b + 1) * BLOCK_SIZE;
+        if on_disk[r.clone()] == good[r.clone()] {
+            new += 1;
+        } else if on_disk[r.clone()] == bad[r] {
+            old += 1;
+        } else {
+            // Only a block the journal holds may be half written; the restart writes it again.
+            ensure!(
+                journal.exists(),
+                "block {b} is neither the old bytes nor the new"
+            );
+        }
+    }
+    ensure!(
+        new >= done as usize && old > 0,
+        "stopped mid-repair: {new} blocks repaired on disk, {old} still old ({done} counted)"
+    );
+    a.kill9();
+
+    // The start-up check finds what is left (the journal, if any, replayed first).
+    a.restart().await?;
+    eventually(
+        Duration::from_secs(60),
+        "the restarted host to repair the rest",
+        || async { Ok((fs::read(&file)? == good).then_some(())) },
+    )
+    .await?;
+    let after = a.api.metric(repaired).await?;
+    assert!(
+        after > 0.0 && after <= (damaged.len() - new) as f64,
+        "{after} blocks repaired after the restart, {new} were repaired before it"
+    );
+    assert!(!journal.exists(), "the journal was left behind");
+    let s = chain.get_slot(slot).await?;
+    assert_eq!(
+        (s.state, s.host),
+        (SlotState::Filled, a.address()),
+        "the slot stays host-a's"
     );
     Ok(())
 }

@@ -12,13 +12,17 @@ use serde_json::{Value, json};
 
 use super::{Plan, remove_any};
 
-/// Sizes of the sample's files: a README and four parts summing to `--size-mib`.
-fn sample_files(size_mib: u64) -> Vec<(String, u64)> {
+/// Sizes of the sample's files: a README and parts summing to `--size-mib`: four unequal ones
+/// (40/30/20/10 %) by default, or `parts` of equal size (the last takes the remainder).
+fn sample_files(size_mib: u64, parts: Option<u32>) -> Vec<(String, u64)> {
     let total = size_mib << 20;
-    let parts = [total * 4 / 10, total * 3 / 10, total * 2 / 10];
-    let rest = total - parts.iter().sum::<u64>();
+    let lens: Vec<u64> = match parts {
+        None => vec![total * 4 / 10, total * 3 / 10, total * 2 / 10],
+        Some(n) => vec![total / u64::from(n); n as usize - 1],
+    };
+    let rest = total - lens.iter().sum::<u64>();
     let mut files = vec![("README.txt".to_string(), 0)];
-    for (i, len) in parts.into_iter().chain([rest]).enumerate() {
+    for (i, len) in lens.into_iter().chain([rest]).enumerate() {
         files.push((format!("data/part-{i}.bin"), len));
     }
     files
@@ -31,8 +35,8 @@ const SAMPLE_README: &str = "A sample dataset made by `hoard devnet`: pseudo-ran
 pub(super) async fn ensure_sample(plan: &Plan) -> anyhow::Result<(usize, u64)> {
     let dir = plan.path("sample");
     let marker = plan.path("sample.json");
-    let want = json!({ "size_mib": plan.size_mib, "version": 1 });
-    let files = sample_files(plan.size_mib);
+    let want = json!({ "size_mib": plan.size_mib, "parts": plan.sample_files, "version": 1 });
+    let files = sample_files(plan.size_mib, plan.sample_files);
     let bytes = files.iter().map(|f| f.1).sum::<u64>() + SAMPLE_README.len() as u64;
     let have: Option<Value> = fs::read(&marker)
         .ok()
@@ -152,9 +156,19 @@ mod tests {
     #[test]
     fn sample_sizes_add_up() {
         for mib in [1, 4, 16, 1000] {
-            let files = sample_files(mib);
+            let files = sample_files(mib, None);
             assert_eq!(files.iter().map(|f| f.1).sum::<u64>(), mib << 20);
             assert_eq!(files.len(), 5);
+            for parts in [1, 3, 20] {
+                let files = sample_files(mib, Some(parts));
+                assert_eq!(files.iter().map(|f| f.1).sum::<u64>(), mib << 20);
+                assert_eq!(files.len(), parts as usize + 1, "README and {parts} parts");
+                assert!(
+                    files[1..]
+                        .iter()
+                        .all(|f| f.1 >= (mib << 20) / u64::from(parts))
+                );
+            }
         }
     }
 }
