@@ -7,9 +7,13 @@
 #
 #   script/gas-anvil-compact.sh                              # the committed 4-slot vectors
 #   script/gas-anvil-compact.sh ../target/compact-gas-32.json # 32 slots (cargo bench -p hoard-compact --bench compact -- gas)
+#   ACCESS_LIST=1 script/gas-anvil-compact.sh …               # the proof sent with an EIP-2930 access
+#                                                             # list from eth_createAccessList, as hosts do
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VECTORS=${1:-../testdata/vectors.json}
+access_list=()
+[[ -z "${ACCESS_LIST:-}" ]] || access_list=(--access-list)
 
 case "$(uname -m)" in x86_64 | amd64) arch=amd64 ;; aarch64 | arm64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
 bin() { echo "$PWD/node_modules/@foundry-rs/$1-linux-$arch/bin/$1"; }
@@ -42,12 +46,12 @@ create() {
   "$FORGE" create "$target" --broadcast --rpc-url "$RPC" --private-key "$KEY" --json "${args[@]}" |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).deployedTo))'
 }
-send() { # <from: key or address> <to> <sig> [args...] -> tx hash
+send() { # <from: key or address> <to> <sig> [args...] -> tx hash; SEND_FLAGS: more flags for cast
   local from=$1
   shift
   local who=(--private-key "$from")
   [[ ${#from} -eq 42 ]] && who=(--from "$from" --unlocked)
-  "$CAST" send --rpc-url "$RPC" "${who[@]}" --json "$@" |
+  "$CAST" send --rpc-url "$RPC" "${who[@]}" ${SEND_FLAGS:-} --json "$@" |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);
       if (r.status!=="0x1") { console.error("reverted: "+r.transactionHash); process.exit(1); }
       console.log(r.transactionHash)})'
@@ -92,12 +96,13 @@ proof=$(node -e "
 const c=JSON.parse(require('fs').readFileSync('$VECTORS','utf8')).compact;
 console.log('['+c.batches.find(b=>b.request===0&&b.name.startsWith('valid')&&b.slots.length===$N).proof.join(',')+']')")
 period=$(($(block) / PERIOD))
-tx=$(send "$HOST" "$MARKET" "submitCompactProof(uint256,bytes32[],uint256[8])" "$period" "[$slot_ids]" "$proof")
+[[ -z "${ACCESS_LIST:-}" ]] || "$CAST" access-list --rpc-url "$RPC" --from "$HOST" "$MARKET" "submitCompactProof(uint256,bytes32[],uint256[8])" "$period" "[$slot_ids]" "$proof" >&2
+tx=$(SEND_FLAGS="${access_list[*]}" send "$HOST" "$MARKET" "submitCompactProof(uint256,bytes32[],uint256[8])" "$period" "[$slot_ids]" "$proof")
 gas=$(gas_of "$tx")
 # The first proof of a slot writes a fresh marks word (22,100 instead of 5,000 gas, once in 128
 # periods per slot): the steady state is 17,100 gas per slot less.
 steady=$((gas - N * 17100))
-echo "| transaction (circuit S = $S, $N slots) | gasUsed | per slot |"
+echo "| transaction (circuit S = $S, $N slots${access_list:+, proof with an access list}) | gasUsed | per slot |"
 echo "|---|---:|---:|"
 echo "| fillCompactSlot (last of $SLOTS, 5 samples) | $fill_gas | |"
 echo "| submitCompactProof, first proof of each slot | $gas | $((gas / N)) |"

@@ -230,7 +230,8 @@ contract Marketplace is MarketplaceStorage, HostRegistry, ReentrancyGuardTransie
         _requireActive(requestId, r);
 
         uint256 period = currentPeriod();
-        if (period == s.filledPeriod || _proofStatus(id, period) != ProofStatus.None) {
+        // Marked before the checks below: a failed one reverts the mark with everything else.
+        if (period == s.filledPeriod || !_markSubmitted(id, period)) {
             revert ProofAlreadySubmitted(id, period);
         }
         bytes32 seed = _seed(period);
@@ -238,8 +239,6 @@ contract Marketplace is MarketplaceStorage, HostRegistry, ReentrancyGuardTransie
         if (!_direct.verifyChallenge(s.slotRoot, r.cellCount, seed, id, r.samples, proof)) {
             revert InvalidProof();
         }
-
-        _setProofStatus(id, period, ProofStatus.Submitted);
         emit ProofSubmitted(id, host, period);
     }
 

@@ -75,6 +75,18 @@ abstract contract MarketplaceStorage {
         return ProofStatus((_proofMarks[id][period >> 7] >> ((period & 127) << 1)) & 3);
     }
 
+    /// @dev Marks slot `id` proven for `period` unless it has a mark already (then returns false and
+    /// changes nothing): one read and one write of the marks word, where `_proofStatus` then
+    /// `_setProofStatus` read it twice.
+    function _markSubmitted(bytes32 id, uint256 period) internal returns (bool marked) {
+        mapping(uint256 word => uint256 bits) storage marks = _proofMarks[id];
+        uint256 word = marks[period >> 7];
+        uint256 shift = (period & 127) << 1;
+        if ((word >> shift) & 3 != 0) return false;
+        marks[period >> 7] = word | (uint256(ProofStatus.Submitted) << shift);
+        return true;
+    }
+
     function _setProofStatus(bytes32 id, uint256 period, ProofStatus status) internal {
         _proofMarks[id][period >> 7] |= uint256(status) << ((period & 127) << 1);
     }

@@ -109,8 +109,12 @@ where
     where
         T: AsyncWrite + Unpin + Send,
     {
-        io.write_all(&encode(&response, self.response_max, "response")?)
-            .await
+        let bytes = encode(&response, self.response_max, "response")?;
+        // The blocks are in `bytes` now: free the answer before the write, which lasts as long
+        // as the peer takes to read, so that an answer in transit holds one copy of its blocks,
+        // not two (a renter serving six hosts peaked 60 MiB higher with both).
+        drop(response);
+        io.write_all(&bytes).await
     }
 }
 
