@@ -109,11 +109,22 @@ async fn shutdown_signal() {
 }
 
 fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HOARD_LOG").unwrap_or_else(|_| {
-        // `r1cs=off`: arkworks' gadgets open an info span per constraint-building call (millions
-        // per compact proof); left on they would cost proving time and say nothing an operator uses.
-        tracing_subscriber::EnvFilter::new("info,libp2p=warn,alloy=warn,hyper=warn,r1cs=off")
-    });
+    let given = std::env::var("HOARD_LOG").ok();
+    let mut filter = given
+        .as_deref()
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::EnvFilter::new("info,libp2p=warn,alloy=warn,hyper=warn")
+        });
+    // arkworks' gadgets open an info span per constraint-building call (targets `gr1cs`, and
+    // `r1cs` for a few), each recording its field-element arguments as text: millions per
+    // compact proof or key set-up. Left on, a host setting up its keys grew past 11 GiB in a
+    // minute. Off unless HOARD_LOG names them.
+    if !given.is_some_and(|f| f.contains("r1cs")) {
+        for directive in ["gr1cs=off", "r1cs=off"] {
+            filter = filter.add_directive(directive.parse().expect("a valid directive"));
+        }
+    }
     // Colours only on a terminal (`hoard node run 2> node.log` writes plain text), and never with
     // NO_COLOR set (no-color.org).
     let colour = std::io::stderr().is_terminal()
