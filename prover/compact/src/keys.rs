@@ -11,8 +11,15 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use ark_bn254::Bn254;
+use ark_bn254::{Bn254, Fr};
 use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey, VerifyingKey};
+use ark_relations::{
+    gr1cs::{
+        ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, R1CS_PREDICATE_LABEL,
+        SynthesisError, SynthesisMode,
+    },
+    utils::matrix::Matrix,
+};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use ark_snark::SNARK;
 use ark_std::rand::SeedableRng;
@@ -56,12 +63,51 @@ pub enum KeyError {
     },
 }
 
-/// The proving and verifying keys of one circuit shape.
+/// The proving and verifying keys of one circuit shape, with its constraint matrices.
 #[derive(Debug, Clone)]
 pub struct Keys {
     shape: Shape,
     pk: ProvingKey<Bn254>,
     pvk: PreparedVerifyingKey<Bn254>,
+    r1cs: Matrices,
+}
+
+/// A circuit shape's R1CS matrices `A`, `B`, `C` and its variable counts.
+///
+/// They depend on the shape only, so they are built once with the keys: a proof then synthesises
+/// the circuit for its assignment alone (no constraints recorded, no linear combinations inlined),
+/// which was a tenth of an S = 32 proof.
+#[derive(Debug, Clone)]
+pub(crate) struct Matrices {
+    /// `[A, B, C]`, one row per constraint: `(coefficient, variable)` pairs.
+    pub(crate) abc: Vec<Matrix<Fr>>,
+    /// Instance variables, the constant one included.
+    pub(crate) instance: usize,
+    /// Witness variables.
+    pub(crate) witness: usize,
+    /// Constraints.
+    pub(crate) constraints: usize,
+}
+
+impl Matrices {
+    /// Synthesises `shape`'s blank circuit in set-up mode, as ark-groth16's generator does.
+    fn of(shape: Shape) -> Result<Self, SynthesisError> {
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        cs.set_optimization_goal(OptimizationGoal::Constraints);
+        cs.set_mode(SynthesisMode::Setup);
+        BatchCircuit::blank(shape).generate_constraints(cs.clone())?;
+        cs.finalize();
+        let abc = cs
+            .to_matrices()?
+            .remove(R1CS_PREDICATE_LABEL)
+            .ok_or(SynthesisError::MissingCS)?;
+        Ok(Self {
+            abc,
+            instance: cs.num_instance_variables(),
+            witness: cs.num_witness_variables(),
+            constraints: cs.num_constraints(),
+        })
+    }
 }
 
 impl Keys {
@@ -74,12 +120,25 @@ impl Keys {
                     shape: shape.name(),
                     source,
                 })?;
-        Ok(Self::from_parts(shape, pk, &vk))
+        Self::from_parts(shape, pk, &vk)
     }
 
-    fn from_parts(shape: Shape, pk: ProvingKey<Bn254>, vk: &VerifyingKey<Bn254>) -> Self {
+    fn from_parts(
+        shape: Shape,
+        pk: ProvingKey<Bn254>,
+        vk: &VerifyingKey<Bn254>,
+    ) -> Result<Self, KeyError> {
         let pvk = ark_groth16::prepare_verifying_key(vk);
-        Self { shape, pk, pvk }
+        let r1cs = Matrices::of(shape).map_err(|source| KeyError::Setup {
+            shape: shape.name(),
+            source,
+        })?;
+        Ok(Self {
+            shape,
+            pk,
+            pvk,
+            r1cs,
+        })
     }
 
     /// The keys of `shape` from `seed`, from `cache_dir` if generated before, otherwise generated
@@ -103,7 +162,7 @@ impl Keys {
                     });
                 }
                 let vk = pk.vk.clone();
-                Ok(Self::from_parts(shape, pk, &vk))
+                Self::from_parts(shape, pk, &vk)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let keys = Self::setup(shape, seed)?;
@@ -196,6 +255,11 @@ impl Keys {
     /// The proving key.
     pub fn proving_key(&self) -> &ProvingKey<Bn254> {
         &self.pk
+    }
+
+    /// The circuit's constraint matrices.
+    pub(crate) fn matrices(&self) -> &Matrices {
+        &self.r1cs
     }
 
     /// The verifying key.

@@ -9,6 +9,9 @@ use ark_bn254::{Bn254, Fq, Fq2, Fr, G1Affine, G2Affine};
 use ark_ec::AffineRepr;
 use ark_ff::{PrimeField, Zero};
 use ark_groth16::{Groth16, PreparedVerifyingKey, VerifyingKey};
+use ark_relations::gr1cs::{
+    ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisError, SynthesisMode,
+};
 use ark_snark::SNARK;
 use hoard_prover::{BLOCK_SIZE, CELL_SIZE, CELLS_PER_BLOCK};
 use rand_chacha::rand_core::CryptoRngCore;
@@ -68,7 +71,7 @@ pub enum ProveError<E> {
     },
     /// arkworks failed to prove.
     #[error("Groth16 proving failed: {0}")]
-    Groth16(ark_relations::gr1cs::SynthesisError),
+    Groth16(SynthesisError),
     /// The proof does not verify: the witness was inconsistent with the commitments.
     #[error("the proof does not verify against its own public inputs: {0}")]
     SelfCheck(VerifyError),
@@ -283,6 +286,13 @@ pub fn batch_circuit<E>(
 
 /// Proves `circuit` with `keys`, without checking it: a wrong witness gives a proof that fails.
 ///
+/// ark-groth16's `prove` synthesises the circuit with its constraints and draws `r` and `s`. Here
+/// the circuit is synthesised for its assignment only, against the matrices built with the keys,
+/// and the proof is made with `r = s = 0`, which skips the MSM of `B` in G1 (one of five), then
+/// re-randomised (Bünz, Kiffer, Sasson, Viswanathan 2020, theorem 3: the result is distributed as
+/// a fresh zero-knowledge proof) for three scalar multiplications. Together they take an S = 32
+/// proof from 30–35 s to 23–26 s on 2 cores (docs/performance.md).
+///
 /// The generator is a trait object on purpose: an `impl RngCore` here would monomorphise the
 /// whole Groth16 prover in the calling crate, at that crate's opt-level; in a dev build of the
 /// node that made a 4-slot proof take minutes instead of 5 s. Compiled here, it gets this crate's.
@@ -290,8 +300,37 @@ pub fn prove(
     keys: &Keys,
     circuit: BatchCircuit,
     rng: &mut dyn CryptoRngCore,
-) -> Result<Proof, ark_relations::gr1cs::SynthesisError> {
-    Groth16::<Bn254>::prove(keys.proving_key(), circuit, &mut &mut *rng).map(Proof)
+) -> Result<Proof, SynthesisError> {
+    let r1cs = keys.matrices();
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    cs.set_optimization_goal(OptimizationGoal::Constraints);
+    cs.set_mode(SynthesisMode::Prove {
+        construct_matrices: false,
+        generate_lc_assignments: false,
+    });
+    circuit.generate_constraints(cs.clone())?;
+    let mut assignment = cs.instance_assignment()?;
+    assignment.extend(cs.witness_assignment()?);
+    // The same circuit code allocates the same variables in both modes; a mismatch would be a bug
+    // here, and would only give a proof that fails its local check, but is cheap to rule out.
+    if cs.num_instance_variables() != r1cs.instance || cs.num_witness_variables() != r1cs.witness {
+        return Err(SynthesisError::Unsatisfiable);
+    }
+    let zero = Fr::zero();
+    let proof = Groth16::<Bn254>::create_proof_with_reduction_and_matrices(
+        keys.proving_key(),
+        zero,
+        zero,
+        &r1cs.abc,
+        r1cs.instance,
+        r1cs.constraints,
+        &assignment,
+    )?;
+    Ok(Proof(Groth16::<Bn254>::rerandomize_proof(
+        keys.vk(),
+        &proof,
+        &mut &mut *rng,
+    )))
 }
 
 /// Proves a batch of slot witnesses (at most the circuit's size; the rest is padding) and checks
