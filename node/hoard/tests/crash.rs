@@ -215,9 +215,18 @@ async fn renter_and_two_hosts(
     net: &mut Network,
     rpc_of_host_a: Option<Url>,
 ) -> anyhow::Result<(NodeProc, NodeProc, NodeProc)> {
-    let renter = NodeProc::start(net, "renter", false, None).await?;
+    renter_and_two_hosts_with(net, rpc_of_host_a, |_| {}).await
+}
+
+/// [`renter_and_two_hosts`], with `others` applied to the renter's and host B's configurations.
+async fn renter_and_two_hosts_with(
+    net: &mut Network,
+    rpc_of_host_a: Option<Url>,
+    others: impl Fn(&mut NodeConfig),
+) -> anyhow::Result<(NodeProc, NodeProc, NodeProc)> {
+    let renter = NodeProc::start_with(net, "renter", false, None, &others).await?;
     let a = NodeProc::start(net, "host-a", true, rpc_of_host_a).await?;
-    let b = NodeProc::start(net, "host-b", true, None).await?;
+    let b = NodeProc::start_with(net, "host-b", true, None, &others).await?;
     let chain = net.observer().await?;
     eventually(
         Duration::from_secs(60),
@@ -487,15 +496,7 @@ async fn a_host_killed_mid_repair_keeps_whole_blocks_and_finishes_after_restart(
     let mut net = Network::start(PERIOD).await?;
     let chain = net.observer().await?;
     let capped = |c: &mut NodeConfig| c.p2p.upload_limit_bytes_per_sec = REPAIR_UPLOAD;
-    let renter = NodeProc::start_with(&mut net, "renter", false, None, capped).await?;
-    let mut a = NodeProc::start(&mut net, "host-a", true, None).await?;
-    let _b = NodeProc::start_with(&mut net, "host-b", true, None, capped).await?;
-    eventually(
-        Duration::from_secs(60),
-        "the three nodes to be announced on chain",
-        || async { Ok((chain.hosts().await?.len() >= 3).then_some(())) },
-    )
-    .await?;
+    let (renter, mut a, _b) = renter_and_two_hosts_with(&mut net, None, capped).await?;
     let stored = put_via(
         &renter.api,
         net.dir.path(),
