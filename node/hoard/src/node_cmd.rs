@@ -1,6 +1,6 @@
 //! `hoard node run`: start a node in the foreground until Ctrl-C or SIGTERM.
 
-use std::{io::IsTerminal as _, net::SocketAddr, path::PathBuf};
+use std::{io::IsTerminal as _, net::SocketAddr, path::PathBuf, time::Duration};
 
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context as _;
@@ -59,7 +59,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = NodeConfig::resolve(args.config.as_deref(), &overrides)?;
     let signer = load_signer(&config)?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(async move {
+    let run = rt.block_on(async move {
         let node = Node::start(config, signer).await?;
         eprintln!(
             "hoard node {} (account {}) — API and /metrics on http://{}",
@@ -69,7 +69,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         node.run_until(shutdown_signal()).await;
         Ok(())
-    })
+    });
+    // The node has stopped and flushed its store; a compact proof it abandoned may still be
+    // running on the blocking pool (tens of seconds, not interruptible): do not wait for it.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    run
 }
 
 /// The chain key: `HOARD_PRIVATE_KEY`, else the keystore (password in `HOARD_KEYSTORE_PASSWORD`).

@@ -520,11 +520,18 @@ pub(super) async fn run(host: Arc<Host>) {
                 break;
             }
             let span = tracing::info_span!("compact", period = now.period, slots = batch.len());
-            let proven = tracing::Instrument::instrument(
+            let batch_done = tracing::Instrument::instrument(
                 prove_batch(&host, &prover, batch, now.period, seed),
                 span,
-            )
-            .await;
+            );
+            // A proof takes tens of seconds on the blocking pool and cannot be interrupted:
+            // at shutdown the batch is abandoned (the blocking task finishes unobserved, the
+            // process does not wait for it). Nothing is lost: a proof sent but not recorded is
+            // found by `prove_batch`'s status check after a restart.
+            let proven = tokio::select! {
+                _ = ctx.cancel.cancelled() => return,
+                proven = batch_done => proven,
+            };
             if !proven {
                 for d in batch {
                     *attempts.entry((d.slot.slot_id, now.period)).or_default() += 1;
