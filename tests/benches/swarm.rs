@@ -230,7 +230,16 @@ impl Bench {
         let perf = match std::env::var("HOARD_BENCH_PERF") {
             Ok(file) if r.name == "reader-1" => Some(
                 Command::new("perf")
-                    .args(["record", "-F", "499", "-g", "-o", &file, "-p"])
+                    .args([
+                        "record",
+                        "-F",
+                        "499",
+                        "--call-graph",
+                        "dwarf,32768",
+                        "-o",
+                        &file,
+                        "-p",
+                    ])
                     .arg(r.pid().to_string())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())

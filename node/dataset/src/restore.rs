@@ -261,17 +261,6 @@ impl Restore {
         Ok(())
     }
 
-    /// Reads stream block `block` back from the output (zeros where nothing selected lies).
-    pub fn read_block(&self, block: u64, buf: &mut [u8]) -> Result<(), DatasetError> {
-        buf.fill(0);
-        for (i, path, range, at) in self.spans(block, buf.len()) {
-            self.file(i)?
-                .read_exact_at(&mut buf[range], at)
-                .ctx("reading", path)?;
-        }
-        Ok(())
-    }
-
     /// The selected files stream block `block` (`len` bytes) covers: for each, its index, its
     /// path, the part of the block that lies in it and where that part starts in the file.
     fn spans(
