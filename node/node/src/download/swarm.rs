@@ -225,13 +225,23 @@ enum Event {
         unit: usize,
         source: usize,
         sent: Instant,
-        result: Result<u64, Bad>,
+        result: Result<Got, Bad>,
     },
     Have {
         source: usize,
         have: Option<Vec<hoard_p2p::SlotHave>>,
     },
     Providers(Vec<PeerId>),
+}
+
+/// What a request's verified blocks came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Got {
+    /// Delivered to the sink (and cached): this many bytes.
+    Delivered(u64),
+    /// A second copy (endgame) of blocks another request delivers or delivered. The unit is done
+    /// only once that delivery's own event arrives: it may still be writing now.
+    Duplicate,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -515,7 +525,9 @@ pub(crate) async fn fetch(
                 in_flight -= 1;
                 if source == LOCAL {
                     match result {
-                        Ok(bytes) => {
+                        // An endgame copy from the network delivers it (its event follows).
+                        Ok(Got::Duplicate) => {}
+                        Ok(Got::Delivered(bytes)) => {
                             state[unit] = State::Done;
                             remaining -= 1;
                             report.local_units += 1;
@@ -544,10 +556,15 @@ pub(crate) async fn fetch(
                 let s = &mut sources[source];
                 s.in_flight -= 1;
                 match result {
-                    Ok(bytes) => {
+                    Ok(got) => {
                         s.strikes = 0;
                         let took = sent.elapsed().as_secs_f64();
                         s.latency = Some(s.latency.map_or(took, |l| 0.7 * l + 0.3 * took));
+                        // A duplicate changes nothing: the copy that delivers has its own event
+                        // coming (the unit stays in flight until then, with no further copies).
+                        let Got::Delivered(bytes) = got else {
+                            continue;
+                        };
                         if state[unit] != State::Done {
                             state[unit] = State::Done;
                             remaining -= 1;
@@ -827,9 +844,11 @@ fn read_local(
                 .ok_or_else(|| Bad::Refused("no longer cached".into()))?;
             // The cache is a disk like any other: its blocks are checked too.
             check(&blocks, &root, unit)?;
-            done[id].store(true, Ordering::Release);
+            if done[id].swap(true, Ordering::AcqRel) {
+                return Ok(Got::Duplicate);
+            }
             sink.deliver(unit, &blocks).map_err(Bad::Local)?;
-            Ok(blocks.len() as u64 * BLOCK_SIZE as u64)
+            Ok(Got::Delivered(blocks.len() as u64 * BLOCK_SIZE as u64))
         })
         .await
         .unwrap_or_else(|e| Err(Bad::Local(e.to_string())));
@@ -916,14 +935,13 @@ fn request(
             Ok(BlockResponse::Blocks(got)) => tokio::task::spawn_blocking(move || {
                 check(&got, &root, unit)?;
                 if done[id].swap(true, Ordering::AcqRel) {
-                    // A second copy (endgame): already delivered.
-                    return Ok(got.len() as u64 * BLOCK_SIZE as u64);
+                    return Ok(Got::Duplicate);
                 }
                 sink.deliver(unit, &got).map_err(Bad::Local)?;
                 if let Err(e) = cache.put(&dataset, unit.slot, &got) {
                     tracing::debug!(err = %e, "not cached");
                 }
-                Ok(got.len() as u64 * BLOCK_SIZE as u64)
+                Ok(Got::Delivered(got.len() as u64 * BLOCK_SIZE as u64))
             })
             .await
             .unwrap_or_else(|e| Err(Bad::Local(e.to_string()))),
