@@ -41,6 +41,35 @@ contract CompactGasTest is CompactFixture {
         vm.assertLe(used, 250_000);
     }
 
+    /// The verifier contract alone, called as the Marketplace calls it. With the valid batch's
+    /// inputs (the host's seed input and one per slot: 4 nonzero of the circuit's 5), then with
+    /// only the first input left nonzero: a zero input skips its scalar multiplication and the
+    /// pairing costs the same whether it holds or not, so that is the verifier of a one-input
+    /// circuit (the single hashed input of the stretch target).
+    function test_Gas_Verifier() public {
+        Batch memory b = batch("valid, 3 slots");
+        vm.assertEq(vm.parseJsonString(json, string.concat(K, ".batches[0].name")), b.name);
+        bytes32[] memory words = vm.parseJsonBytes32Array(json, string.concat(K, ".batches[0].inputs"));
+        uint256[] memory input = new uint256[](words.length);
+        for (uint256 i; i < words.length; ++i) {
+            input[i] = uint256(words[i]);
+        }
+        uint256 before = gasleft();
+        bool valid = verifier.verifyProof(b.proof, input);
+        uint256 all = before - gasleft();
+        vm.assertTrue(valid, "the vectors' batch verifies");
+        emit log_named_uint("verifyProof (5 inputs, 4 nonzero) gas, call included", all);
+        for (uint256 i = 1; i < input.length; ++i) {
+            input[i] = 0;
+        }
+        before = gasleft();
+        valid = verifier.verifyProof(b.proof, input);
+        uint256 one = before - gasleft();
+        vm.assertFalse(valid, "another statement");
+        emit log_named_uint("verifyProof (one nonzero input) gas, call included", one);
+        vm.assertLe(one, 195_000);
+    }
+
     function test_Gas_FillCompactSlot_Repair() public {
         for (uint256 m; m < 3; ++m) {
             uint256 period = market.currentPeriod();
