@@ -268,6 +268,31 @@ mod tests {
         futures::executor::block_on(f)
     }
 
+    /// An answer of `count` full blocks, block `i` filled with byte `i`.
+    fn blocks(count: u64) -> BlockResponse {
+        BlockResponse::Blocks(
+            (0..count)
+                .map(|index| BlockWithPath {
+                    index,
+                    data: ByteBuf::from(vec![index as u8; 64 << 10]),
+                    path: vec![[index as u8; 32]],
+                })
+                .collect(),
+        )
+    }
+
+    /// `request` written by `writer` and read back by `reader`.
+    fn request_through(
+        writer: &mut impl Codec<Protocol = StreamProtocol, Request = BlockRequest>,
+        reader: &mut impl Codec<Protocol = StreamProtocol, Request = BlockRequest>,
+        request: &BlockRequest,
+    ) -> io::Result<BlockRequest> {
+        let mut written = Cursor::new(Vec::new());
+        block_on(writer.write_request(&PROTOCOL, &mut written, request.clone()))?;
+        let mut read = Cursor::new(written.into_inner());
+        block_on(reader.read_request(&PROTOCOL, &mut read))
+    }
+
     #[test]
     fn same_bytes_as_libp2p_cbor_both_ways() {
         let mut ours = Ours::new(1024, 1 << 20);
@@ -293,11 +318,8 @@ mod tests {
             first: 2,
             count: 3,
         };
-        let mut written = Cursor::new(Vec::new());
-        block_on(ours.write_request(&PROTOCOL, &mut written, request.clone())).expect("write");
-        let mut read = Cursor::new(written.into_inner());
         assert_eq!(
-            block_on(theirs.read_request(&PROTOCOL, &mut read)).expect("read"),
+            request_through(&mut ours, &mut theirs, &request).expect("through"),
             request
         );
     }
@@ -344,15 +366,7 @@ mod tests {
 
     #[test]
     fn messages_larger_than_the_reserved_room_arrive_whole_in_any_pieces() {
-        let big = BlockResponse::Blocks(
-            (0..40u64)
-                .map(|index| BlockWithPath {
-                    index,
-                    data: ByteBuf::from(vec![index as u8; 64 << 10]),
-                    path: vec![[index as u8; 32]],
-                })
-                .collect(),
-        );
+        let big = blocks(40);
         let mut codec = Ours::new(1024, 8 << 20);
         let mut encoded = Cursor::new(Vec::new());
         block_on(codec.write_response(&PROTOCOL, &mut encoded, big.clone())).expect("write");
@@ -383,16 +397,7 @@ mod tests {
         // into the long one's buffer, then a request (with a far smaller limit) into it.
         let mut codec = Ours::new(1024, 8 << 20);
         let mut other = codec.clone();
-        let long = BlockResponse::Blocks(
-            (0..20u64)
-                .map(|index| BlockWithPath {
-                    index,
-                    data: ByteBuf::from(vec![7u8; 64 << 10]),
-                    path: vec![[3; 32]],
-                })
-                .collect(),
-        );
-        for (reader, message) in [(&mut codec, long), (&mut other, response())] {
+        for (reader, message) in [(&mut codec, blocks(20)), (&mut other, response())] {
             let mut encoded = Cursor::new(Vec::new());
             block_on(reader.write_response(&PROTOCOL, &mut encoded, message.clone()))
                 .expect("write");
@@ -408,11 +413,9 @@ mod tests {
         let request = BlockRequest::Have {
             dataset: hoard_prover::DatasetId([1; 32]),
         };
-        let mut written = Cursor::new(Vec::new());
-        block_on(codec.write_request(&PROTOCOL, &mut written, request.clone())).expect("write");
-        let mut read = Cursor::new(written.into_inner());
+        let mut same = codec.clone();
         assert_eq!(
-            block_on(codec.read_request(&PROTOCOL, &mut read)).expect("read"),
+            request_through(&mut same, &mut codec, &request).expect("through"),
             request
         );
         // Over the request limit is still refused with a reused (larger) buffer.
