@@ -6,6 +6,8 @@ use sha2::{Digest, Sha256, digest::generic_array::GenericArray};
 
 use crate::layout::CELL_SIZE;
 
+mod pair;
+
 /// Prefix of a leaf hash: `leaf = SHA-256(0x00 ‖ cell)`.
 pub const LEAF_PREFIX: u8 = 0x00;
 /// Prefix of an interior node hash: `node = SHA-256(0x01 ‖ left ‖ right)`.
@@ -130,6 +132,18 @@ fn sha256_padded<const N: usize>(blocks: &[[u8; 64]; N]) -> Hash {
     let mut state = SHA256_IV;
     let blocks = blocks.map(GenericArray::from);
     sha2::compress256(&mut state, &blocks);
+    digest(state)
+}
+
+/// Two [`sha256_padded`] at once, interleaved on one core (see [`pair`]).
+fn sha256_padded_pair<const N: usize>(a: &[[u8; 64]; N], b: &[[u8; 64]; N]) -> (Hash, Hash) {
+    let (mut sa, mut sb) = (SHA256_IV, SHA256_IV);
+    pair::compress_pair(&mut sa, &mut sb, a, b);
+    (digest(sa), digest(sb))
+}
+
+/// The digest of a final SHA-256 state.
+fn digest(state: [u32; 8]) -> Hash {
     let mut out = [0u8; 32];
     for (chunk, word) in out.as_chunks_mut::<4>().0.iter_mut().zip(state) {
         *chunk = word.to_be_bytes();
@@ -160,6 +174,23 @@ pub fn leaf_hash(cell: &[u8; CELL_SIZE]) -> Hash {
 /// `SHA-256(0x01 ‖ left ‖ right)`: 65 bytes, two blocks with padding.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     sha256_padded(&pad::<2>(&[&[NODE_PREFIX], &left.0, &right.0]))
+}
+
+/// [`leaf_hash`] of two cells, computed together (about 1.5 times the speed of two calls where
+/// the CPU has SHA-NI).
+pub fn leaf_hash_pair(a: &[u8; CELL_SIZE], b: &[u8; CELL_SIZE]) -> (Hash, Hash) {
+    sha256_padded_pair(
+        &pad::<5>(&[&[LEAF_PREFIX], a]),
+        &pad::<5>(&[&[LEAF_PREFIX], b]),
+    )
+}
+
+/// [`node_hash`] of two pairs of children, computed together.
+pub fn node_hash_pair(a: [&Hash; 2], b: [&Hash; 2]) -> (Hash, Hash) {
+    sha256_padded_pair(
+        &pad::<2>(&[&[NODE_PREFIX], &a[0].0, &a[1].0]),
+        &pad::<2>(&[&[NODE_PREFIX], &b[0].0, &b[1].0]),
+    )
 }
 
 /// merkle_light's hashing, pinned to our scheme.
@@ -218,6 +249,38 @@ mod tests {
             let (l, r) = (Hash([seed; 32]), Hash([seed.wrapping_mul(7); 32]));
             assert_eq!(node_hash(&l, &r), streaming(&[&[0x01], &l.0, &r.0]));
         }
+    }
+
+    #[test]
+    fn pairs_match_single_hashes() {
+        let mut a = [0u8; CELL_SIZE];
+        let mut b = [0u8; CELL_SIZE];
+        for seed in 0..=255u8 {
+            a.iter_mut()
+                .enumerate()
+                .for_each(|(i, x)| *x = seed.wrapping_mul(29) ^ (i as u8).rotate_left(3));
+            b.iter_mut()
+                .enumerate()
+                .for_each(|(i, x)| *x = seed ^ i as u8);
+            assert_eq!(leaf_hash_pair(&a, &b), (leaf_hash(&a), leaf_hash(&b)));
+            let (l, r) = (Hash([seed; 32]), Hash([seed ^ 0x5a; 32]));
+            let (x, y) = (
+                Hash(a[..32].try_into().expect("32")),
+                Hash(b[..32].try_into().expect("32")),
+            );
+            assert_eq!(
+                node_hash_pair([&l, &r], [&x, &y]),
+                (node_hash(&l, &r), node_hash(&x, &y))
+            );
+        }
+        // Where the CPU lacks SHA-NI the pair is sha2 twice: the same digests.
+        let (blocks_a, blocks_b) = (
+            pad::<5>(&[&[LEAF_PREFIX], &a]),
+            pad::<5>(&[&[LEAF_PREFIX], &b]),
+        );
+        let (mut sa, mut sb) = (SHA256_IV, SHA256_IV);
+        pair::portable(&mut sa, &mut sb, &blocks_a, &blocks_b);
+        assert_eq!((digest(sa), digest(sb)), (leaf_hash(&a), leaf_hash(&b)));
     }
 
     #[test]

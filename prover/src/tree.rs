@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use merkle_light::merkle::MerkleTree;
 
 use crate::{
-    hash::{Hash, TreeHasher, leaf_hash, node_hash},
+    hash::{Hash, TreeHasher, leaf_hash_pair, node_hash, node_hash_pair},
     layout::{BLOCK_SIZE, BLOCK_TREE_DEPTH, CELL_SIZE, CELLS_PER_BLOCK, MAX_SLOT_BLOCKS},
 };
 
@@ -116,11 +116,9 @@ pub struct BlockTree(PaddedTree);
 impl BlockTree {
     /// Hashes the block's cells and builds the subtree.
     pub fn new(block: &[u8; BLOCK_SIZE]) -> Self {
-        let leaves: Vec<Hash> = block
-            .as_chunks::<CELL_SIZE>()
-            .0
+        let leaves: Vec<Hash> = cell_pairs(block)
             .iter()
-            .map(leaf_hash)
+            .flat_map(|c| <[Hash; 2]>::from(leaf_hash_pair(&c[0], &c[1])))
             .collect();
         // 256 leaves, a power of two: no padding, never empty.
         Self(PaddedTree::new(&leaves, Hash::default()).expect("a block has 256 cells"))
@@ -137,9 +135,38 @@ impl BlockTree {
     }
 }
 
-/// Root of a block's subtree.
+/// Root of a block's subtree: [`BlockTree::root`] without keeping the tree, every hash computed
+/// two at a time ([`leaf_hash_pair`], [`node_hash_pair`]) in one array on the stack. The hot path
+/// of packing, filling, downloading and scrubbing.
 pub fn block_root(block: &[u8; BLOCK_SIZE]) -> Hash {
-    BlockTree::new(block).root()
+    let mut level = [Hash::default(); CELLS_PER_BLOCK];
+    for (out, cells) in level
+        .as_chunks_mut::<2>()
+        .0
+        .iter_mut()
+        .zip(cell_pairs(block))
+    {
+        (out[0], out[1]) = leaf_hash_pair(&cells[0], &cells[1]);
+    }
+    // Level by level in place: node i of the next level is written only after nodes 2i and
+    // 2i + 1 were read, and no later pair reads below 2i + 4.
+    let mut width = CELLS_PER_BLOCK;
+    while width > 2 {
+        for i in (0..width / 2).step_by(2) {
+            let (a, b) = node_hash_pair(
+                [&level[2 * i], &level[2 * i + 1]],
+                [&level[2 * i + 2], &level[2 * i + 3]],
+            );
+            (level[i], level[i + 1]) = (a, b);
+        }
+        width /= 2;
+    }
+    node_hash(&level[0], &level[1])
+}
+
+/// A block's cells, two by two.
+fn cell_pairs(block: &[u8; BLOCK_SIZE]) -> &[[[u8; CELL_SIZE]; 2]] {
+    block.as_chunks::<CELL_SIZE>().0.as_chunks::<2>().0
 }
 
 /// Root of an all-zero block: the padding leaf of the tree above the block roots.
@@ -344,6 +371,28 @@ mod tests {
             PaddedTree::new(&[], Hash::default()),
             Err(TreeError::Empty)
         ));
+    }
+
+    #[test]
+    fn block_root_matches_the_block_tree_and_the_textbook_root() {
+        let mut block = [0u8; BLOCK_SIZE];
+        for seed in 0..8u32 {
+            for (i, b) in block.iter_mut().enumerate() {
+                *b = (i as u32)
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(seed)
+                    .to_le_bytes()[2];
+            }
+            let leaves = block
+                .as_chunks::<CELL_SIZE>()
+                .0
+                .iter()
+                .map(crate::hash::leaf_hash)
+                .collect();
+            let root = block_root(&block);
+            assert_eq!(root, reference_root(leaves, Hash::default()));
+            assert_eq!(root, BlockTree::new(&block).root());
+        }
     }
 
     #[test]
