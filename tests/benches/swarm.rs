@@ -581,6 +581,10 @@ async fn main() -> anyhow::Result<()> {
         median(lt_cpu)
     );
     println!("  hoard reader peak RSS: median {:.0} MiB", median(rss));
+    // HOARD_BENCH_ONLY=single: stop here (a quick look at one reader, e.g. under perf).
+    if std::env::var("HOARD_BENCH_ONLY").is_ok_and(|v| v == "single") {
+        return Ok(());
+    }
 
     // 4 downloaders at once.
     let (mut h4, mut l4, mut h4cpu) = (Vec::new(), Vec::new(), Vec::new());

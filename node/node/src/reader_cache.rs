@@ -17,12 +17,17 @@
 //!
 //! An extent is 64 blocks (one word of the bitmap, 4 MiB). Eviction drops whole extents of the
 //! same volume, least recently used (read or written) first.
+//!
+//! Blocks go to `slot-NNN.bin` with direct I/O (`O_DIRECT`), a run of blocks per write, through
+//! a reused aligned buffer: a reader writes every block twice (its output and this cache), and
+//! the buffered copy into fresh page-cache pages was a quarter of its CPU on this project's
+//! machine. Reads stay buffered. A filesystem without direct I/O (tmpfs) gets buffered writes.
 
 use std::{
     collections::HashMap,
     fs::{self, File, OpenOptions},
     io::Write as _,
-    os::unix::fs::FileExt,
+    os::unix::fs::{FileExt, OpenOptionsExt},
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, RwLock,
@@ -41,6 +46,10 @@ use sha2::{Digest, Sha256};
 const EXTENT: u64 = 64;
 /// First bytes of an index file.
 const INDEX_MAGIC: &[u8; 4] = b"HRC1";
+/// Alignment of direct-I/O buffers (and of block offsets, which are multiples of 64 KiB).
+const DIRECT_ALIGN: usize = 4096;
+/// Aligned write buffers kept for reuse, at most (each up to one unit of 16 blocks).
+const KEPT_BUFFERS: usize = 4;
 
 /// A cache problem. Callers treat it as "not cached": a download never fails because of it.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +104,8 @@ struct Inner {
     datasets: RwLock<HashMap<DatasetId, Arc<Entry>>>,
     /// Datasets announced as provided in Kademlia (set by the seeding task).
     announced: Mutex<std::collections::HashSet<DatasetId>>,
+    /// Write buffers for direct I/O, reused so that no write faults in fresh pages.
+    buffers: Mutex<Vec<Vec<u8>>>,
 }
 
 #[derive(Debug)]
@@ -120,6 +131,8 @@ struct Entry {
 struct Slot {
     index: SlotIndex,
     data: File,
+    /// `data` opened again for direct-I/O writes; `None` where the filesystem has none.
+    direct: Option<File>,
     paths: File,
     data_path: PathBuf,
     index_path: PathBuf,
@@ -194,6 +207,7 @@ impl ReaderCache {
                 volumes: vols,
                 datasets: RwLock::new(datasets),
                 announced: Mutex::default(),
+                buffers: Mutex::default(),
             }),
         };
         // A smaller capacity than last time: trim now.
@@ -301,7 +315,15 @@ impl ReaderCache {
         if !self.make_room(entry.volume, need) {
             return Ok(0);
         }
-        let written = match s.write(&fresh) {
+        let mut buffer = lock(&self.inner.buffers).pop().unwrap_or_default();
+        let result = s.write(&fresh, &mut buffer);
+        {
+            let mut kept = lock(&self.inner.buffers);
+            if kept.len() < KEPT_BUFFERS {
+                kept.push(buffer);
+            }
+        }
+        let written = match result {
             Ok(n) => n,
             Err(e) => {
                 self.inner.volumes[entry.volume]
@@ -605,9 +627,16 @@ impl Slot {
                 .map_err(io_err("opening", p))
         };
         let words = blocks.div_ceil(EXTENT) as usize;
+        let data = open(&data_path)?;
+        let direct = OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+            .open(&data_path)
+            .ok();
         Ok(Self {
             index,
-            data: open(&data_path)?,
+            data,
+            direct,
             paths: open(&paths_path)?,
             data_path,
             index_path,
@@ -633,30 +662,68 @@ impl Slot {
     }
 
     /// Writes blocks and sets their bits (under the write lock, so an eviction cannot punch an
-    /// extent between the write and the bit). Returns how many were written.
-    fn write(&self, blocks: &[&BlockWithPath]) -> Result<u64, CacheError> {
+    /// extent between the write and the bit). Returns how many were written. Each run of
+    /// consecutive blocks is one write of the blocks (direct I/O, through `buffer`) and one of
+    /// their paths.
+    fn write(&self, blocks: &[&BlockWithPath], buffer: &mut Vec<u8>) -> Result<u64, CacheError> {
         let mut bits = write(&self.bits);
-        let mut n = 0;
+        let fresh: Vec<&BlockWithPath> = blocks
+            .iter()
+            .copied()
+            .filter(|b| !bit(&bits.have, b.index))
+            .collect();
         let now = now_ms();
-        for b in blocks {
-            if bit(&bits.have, b.index) {
-                continue;
-            }
-            self.data
-                .write_all_at(&b.data, b.index * BLOCK_SIZE as u64)
-                .map_err(io_err("writing", &self.data_path))?;
-            let path: Vec<u8> = b.path.iter().flatten().copied().collect();
+        let mut n = 0;
+        for run in fresh.chunk_by(|a, b| b.index == a.index + 1) {
+            let first = run[0].index;
+            self.write_data(run, buffer)?;
+            let paths: Vec<u8> = run
+                .iter()
+                .flat_map(|b| b.path.iter().flatten())
+                .copied()
+                .collect();
             self.paths
-                .write_all_at(&path, b.index * self.path_bytes())
+                .write_all_at(&paths, first * self.path_bytes())
                 .map_err(io_err("writing", &self.data_path))?;
-            let word = (b.index / 64) as usize;
-            bits.have[word] |= 1 << (b.index % 64);
-            bits.count += 1;
+            for b in run {
+                let word = (b.index / 64) as usize;
+                bits.have[word] |= 1 << (b.index % 64);
+                bits.count += 1;
+                self.last_used[word].store(now, Ordering::Relaxed);
+            }
             bits.dirty = true;
-            self.last_used[word].store(now, Ordering::Relaxed);
-            n += 1;
+            n += run.len() as u64;
         }
         Ok(n)
+    }
+
+    /// Writes the data of a run of consecutive blocks: one direct write from an aligned buffer,
+    /// or a buffered write where direct I/O is not to be had.
+    fn write_data(&self, run: &[&BlockWithPath], buffer: &mut Vec<u8>) -> Result<(), CacheError> {
+        let at = run[0].index * BLOCK_SIZE as u64;
+        if let Some(direct) = &self.direct {
+            let len = run.len() * BLOCK_SIZE;
+            if buffer.len() < len + DIRECT_ALIGN {
+                buffer.resize(len + DIRECT_ALIGN, 0);
+            }
+            let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
+            let aligned = &mut buffer[start..start + len];
+            for (chunk, b) in aligned.chunks_exact_mut(BLOCK_SIZE).zip(run) {
+                chunk.copy_from_slice(&b.data);
+            }
+            match direct.write_all_at(aligned, at) {
+                Ok(()) => return Ok(()),
+                // Refused (an alignment the device will not take): buffered below.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {}
+                Err(e) => return Err(io_err("writing", &self.data_path)(e)),
+            }
+        }
+        for (i, b) in run.iter().enumerate() {
+            self.data
+                .write_all_at(&b.data, at + (i * BLOCK_SIZE) as u64)
+                .map_err(io_err("writing", &self.data_path))?;
+        }
+        Ok(())
     }
 
     fn read(&self, first: u64, count: u32) -> Option<Vec<BlockWithPath>> {
@@ -912,6 +979,32 @@ mod tests {
         }
         fn blocks(&self, r: std::ops::Range<u64>) -> Vec<BlockWithPath> {
             r.map(|i| self.block(i)).collect()
+        }
+    }
+
+    #[test]
+    fn direct_and_buffered_writes_keep_the_same_blocks() {
+        let f = fixture(12);
+        let depth = path_depth(12);
+        let picked: Vec<BlockWithPath> = [0, 1, 2, 5, 7, 8, 9, 11].map(|i| f.block(i)).into();
+        let picked: Vec<&BlockWithPath> = picked.iter().collect();
+        let mut buffer = Vec::new();
+        for direct in [true, false] {
+            let dir = f.volume.join(format!("direct-{direct}"));
+            fs::create_dir_all(&dir).expect("dir");
+            let mut slot = Slot::create(&dir, SlotIndex(0), 12, depth).expect("slot");
+            if !direct {
+                slot.direct = None;
+            }
+            // Runs 0..3, 5, 7..10 and 11; block 1 again is skipped, not written twice.
+            assert_eq!(slot.write(&picked, &mut buffer).expect("write"), 8);
+            assert_eq!(slot.write(&picked[1..2], &mut buffer).expect("write"), 0);
+            for b in &picked {
+                let got = slot.read(b.index, 1).expect("held");
+                assert_eq!(got[0].data, b.data, "block {} (direct {direct})", b.index);
+                assert_eq!(got[0].path, b.path);
+            }
+            assert!(slot.read(3, 1).is_none() && slot.read(10, 1).is_none());
         }
     }
 
