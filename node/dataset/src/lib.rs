@@ -16,6 +16,7 @@
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+pub mod direct;
 mod error;
 mod hashing;
 pub mod manifest;

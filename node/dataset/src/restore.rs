@@ -5,6 +5,8 @@
 //!  Restore::start(out, manifest, paths) ─▶ <parent>/.<name>.hoard-partial   (files, folders, links)
 //!                                          <parent>/.<name>.hoard-get       (journal: blocks done)
 //!  write_block(stream block, bytes) ×N   ─▶ pwrite into the files (only the selected ones)
+//!  write_run(first block, blocks)        ─▶ the same for consecutive blocks: direct I/O for the
+//!                                           aligned middle of each file's part, buffered edges
 //!  checkpoint()                         ─▶ fsync the files written, then the journal (temp → rename)
 //!  commit()                             ─▶ fsync, journal removed, partial renamed to out
 //! ```
@@ -27,6 +29,7 @@ use hoard_prover::BLOCK_SIZE;
 use sha2::{Digest, Sha256};
 
 use crate::{
+    direct,
     error::{DatasetError, IoContext},
     manifest::{DatasetId, Entry, EntryKind, Manifest},
     packed::{parent_of, sync_dir},
@@ -134,12 +137,15 @@ pub struct Restore {
     wanted: Vec<u64>,
     stream_blocks: u64,
     state: Mutex<State>,
+    buffers: direct::Buffers,
 }
 
 #[derive(Debug, Default)]
 struct State {
     done: Vec<u64>,
     open: HashMap<usize, Arc<File>>,
+    /// The same files opened for direct writes (`None`: the filesystem has none).
+    direct: HashMap<usize, Option<Arc<File>>>,
     dirty: HashSet<usize>,
 }
 
@@ -192,6 +198,7 @@ impl Restore {
             wanted,
             stream_blocks,
             state: Mutex::new(State::default()),
+            buffers: direct::Buffers::default(),
         };
         let resumed = this.read_journal();
         match resumed {
@@ -261,6 +268,90 @@ impl Restore {
         Ok(())
     }
 
+    /// Writes the consecutive stream blocks `first, first + 1, …` (`blocks`, full and verified),
+    /// as [`write_block`](Self::write_block) does, with fewer and cheaper writes: each file's
+    /// part is one direct write of its 4 KiB-aligned middle (copied through a reused aligned
+    /// buffer) and buffered writes of the edges. Falls back to block by block when a block is
+    /// short, past the end or not wanted.
+    pub fn write_run(&self, first: u64, blocks: &[&[u8]]) -> Result<(), DatasetError> {
+        let n = blocks.len() as u64;
+        let plain = blocks.iter().any(|b| b.len() != BLOCK_SIZE)
+            || first
+                .checked_add(n)
+                .is_none_or(|end| end > self.stream_blocks)
+            || (first..first + n).any(|b| !bit(&self.wanted, b));
+        if plain {
+            for (b, data) in (first..).zip(blocks) {
+                self.write_block(b, data)?;
+            }
+            return Ok(());
+        }
+        let offset = first * BLOCK_SIZE as u64;
+        // Stream bytes [from, from + dst.len()) of the run into `dst`.
+        let gather = |from: u64, dst: &mut [u8]| {
+            let mut at = (from - offset) as usize;
+            let mut filled = 0;
+            while filled < dst.len() {
+                let (block, inside) = (at / BLOCK_SIZE, at % BLOCK_SIZE);
+                let take = (BLOCK_SIZE - inside).min(dst.len() - filled);
+                dst[filled..filled + take].copy_from_slice(&blocks[block][inside..inside + take]);
+                filled += take;
+                at += take;
+            }
+        };
+        let spans: Vec<(usize, std::ops::Range<usize>, u64)> = self
+            .spans(first, blocks.len() * BLOCK_SIZE)
+            .map(|(i, _, range, at)| (i, range, at))
+            .collect();
+        let mut buffer = self.buffers.take();
+        let result = spans.into_iter().try_for_each(|(i, range, at)| {
+            let path = &self.files[i].0;
+            let stream_at = offset + range.start as u64;
+            let end = at + range.len() as u64;
+            let align = direct::ALIGN as u64;
+            let (inner_start, inner_end) = (at.next_multiple_of(align), end / align * align);
+            let buffered = |from: u64, to: u64| -> Result<(), DatasetError> {
+                if to > from {
+                    let mut bytes = vec![0u8; (to - from) as usize];
+                    gather(stream_at + (from - at), &mut bytes);
+                    self.file(i)?
+                        .write_all_at(&bytes, from)
+                        .ctx("writing", path)?;
+                }
+                Ok(())
+            };
+            let mut wrote_middle = false;
+            if inner_end > inner_start
+                && let Some(f) = self.direct_file(i)
+            {
+                let middle = direct::aligned(&mut buffer, (inner_end - inner_start) as usize);
+                gather(stream_at + (inner_start - at), middle);
+                match f.write_all_at(middle, inner_start) {
+                    Ok(()) => wrote_middle = true,
+                    Err(e) if direct::refused(&e) => {}
+                    Err(e) => return Err(e).ctx("writing", path),
+                }
+            }
+            if wrote_middle {
+                buffered(at, inner_start)?;
+                buffered(inner_end, end)?;
+            } else {
+                buffered(at, end)?;
+            }
+            self.lock().dirty.insert(i);
+            Ok(())
+        });
+        self.buffers.give(buffer);
+        result?;
+        let mut state = self.lock();
+        for b in first..first + n {
+            if let Some(w) = state.done.get_mut((b / 64) as usize) {
+                *w |= 1 << (b % 64);
+            }
+        }
+        Ok(())
+    }
+
     /// The selected files stream block `block` (`len` bytes) covers: for each, its index, its
     /// path, the part of the block that lies in it and where that part starts in the file.
     fn spans(
@@ -314,6 +405,7 @@ impl Restore {
         {
             let mut state = self.lock();
             state.open.clear();
+            state.direct.clear();
         }
         for (path, _, _) in &self.files {
             File::open(path)
@@ -355,6 +447,19 @@ impl Restore {
         }
         state.open.insert(i, f.clone());
         Ok(f)
+    }
+
+    fn direct_file(&self, i: usize) -> Option<Arc<File>> {
+        if let Some(f) = self.lock().direct.get(&i) {
+            return f.clone();
+        }
+        let f = direct::open(&self.files[i].0).map(Arc::new);
+        let mut state = self.lock();
+        if state.direct.len() >= MAX_OPEN {
+            state.direct.clear();
+        }
+        state.direct.insert(i, f.clone());
+        f
     }
 
     fn create(&self, entries: &[&Entry]) -> Result<(), DatasetError> {
@@ -562,6 +667,51 @@ mod tests {
             Restore::start(&out, packed.manifest(), &[]),
             Err(DatasetError::OutputExists(_))
         ));
+    }
+
+    #[test]
+    fn runs_of_blocks_make_the_same_files_as_single_blocks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = tree(dir.path());
+        let packed_dir = dir.path().join("packed");
+        pack(&root, &packed_dir, 2, 1, &NoProgress).expect("pack");
+        let packed = PackedDataset::open(&packed_dir).expect("open");
+        let blocks = stream(&packed);
+        let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+        assert!(refs.len() >= 5, "the files span {} blocks", refs.len());
+        // Whole dataset, in two runs: one.bin starts at byte 200,000 (not 4 KiB-aligned), so
+        // its part is a direct middle with buffered edges; z.txt is all edge.
+        let out = dir.path().join("out");
+        let r = Restore::start(&out, packed.manifest(), &[]).expect("start");
+        r.write_run(2, &refs[2..]).expect("run");
+        r.write_run(0, &refs[..2]).expect("run");
+        assert!(r.missing().is_empty());
+        r.commit().expect("commit");
+        assert_eq!(
+            fs::read(out.join("a/b/two.bin")).expect("read"),
+            vec![2u8; 200_000]
+        );
+        assert_eq!(
+            fs::read(out.join("a/one.bin")).expect("read"),
+            vec![1u8; 70_000]
+        );
+        assert_eq!(fs::read(out.join("z.txt")).expect("read"), b"zed");
+        // One file picked: a run over its blocks writes it and nothing else; a run with a block
+        // not wanted falls back to block by block.
+        let one = dir.path().join("one");
+        let r = Restore::start(&one, packed.manifest(), &["a/one.bin".into()]).expect("start");
+        let wanted = r.missing();
+        assert_eq!(wanted, vec![3, 4]);
+        r.write_run(2, &refs[2..4])
+            .expect("run with block 2 not wanted");
+        assert_eq!(r.missing(), vec![4]);
+        r.write_run(4, &refs[4..5]).expect("run");
+        r.commit().expect("commit");
+        assert_eq!(
+            fs::read(one.join("a/one.bin")).expect("read"),
+            vec![1u8; 70_000]
+        );
+        assert!(!one.join("a/b/two.bin").exists() && !one.join("z.txt").exists());
     }
 
     #[test]

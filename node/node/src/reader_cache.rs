@@ -18,16 +18,14 @@
 //! An extent is 64 blocks (one word of the bitmap, 4 MiB). Eviction drops whole extents of the
 //! same volume, least recently used (read or written) first.
 //!
-//! Blocks go to `slot-NNN.bin` with direct I/O (`O_DIRECT`), a run of blocks per write, through
-//! a reused aligned buffer: a reader writes every block twice (its output and this cache), and
-//! the buffered copy into fresh page-cache pages was a quarter of its CPU on this project's
-//! machine. Reads stay buffered. A filesystem without direct I/O (tmpfs) gets buffered writes.
+//! Blocks go to `slot-NNN.bin` with direct I/O ([`hoard_dataset::direct`]), a run of blocks per
+//! write through a reused aligned buffer. Reads stay buffered.
 
 use std::{
     collections::HashMap,
     fs::{self, File, OpenOptions},
     io::Write as _,
-    os::unix::fs::{FileExt, OpenOptionsExt},
+    os::unix::fs::FileExt,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, RwLock,
@@ -36,7 +34,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use hoard_dataset::{MANIFEST_FILE, Manifest};
+use hoard_dataset::{MANIFEST_FILE, Manifest, direct};
 use hoard_p2p::{BlockWithPath, SlotHave};
 use hoard_prover::{BLOCK_SIZE, DatasetId, SlotIndex};
 use serde_bytes::ByteBuf;
@@ -46,10 +44,6 @@ use sha2::{Digest, Sha256};
 const EXTENT: u64 = 64;
 /// First bytes of an index file.
 const INDEX_MAGIC: &[u8; 4] = b"HRC1";
-/// Alignment of direct-I/O buffers (and of block offsets, which are multiples of 64 KiB).
-const DIRECT_ALIGN: usize = 4096;
-/// Aligned write buffers kept for reuse, at most (each up to one unit of 16 blocks).
-const KEPT_BUFFERS: usize = 4;
 
 /// A cache problem. Callers treat it as "not cached": a download never fails because of it.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +99,7 @@ struct Inner {
     /// Datasets announced as provided in Kademlia (set by the seeding task).
     announced: Mutex<std::collections::HashSet<DatasetId>>,
     /// Write buffers for direct I/O, reused so that no write faults in fresh pages.
-    buffers: Mutex<Vec<Vec<u8>>>,
+    buffers: direct::Buffers,
 }
 
 #[derive(Debug)]
@@ -207,7 +201,7 @@ impl ReaderCache {
                 volumes: vols,
                 datasets: RwLock::new(datasets),
                 announced: Mutex::default(),
-                buffers: Mutex::default(),
+                buffers: direct::Buffers::default(),
             }),
         };
         // A smaller capacity than last time: trim now.
@@ -315,14 +309,9 @@ impl ReaderCache {
         if !self.make_room(entry.volume, need) {
             return Ok(0);
         }
-        let mut buffer = lock(&self.inner.buffers).pop().unwrap_or_default();
+        let mut buffer = self.inner.buffers.take();
         let result = s.write(&fresh, &mut buffer);
-        {
-            let mut kept = lock(&self.inner.buffers);
-            if kept.len() < KEPT_BUFFERS {
-                kept.push(buffer);
-            }
-        }
+        self.inner.buffers.give(buffer);
         let written = match result {
             Ok(n) => n,
             Err(e) => {
@@ -628,11 +617,7 @@ impl Slot {
         };
         let words = blocks.div_ceil(EXTENT) as usize;
         let data = open(&data_path)?;
-        let direct = OpenOptions::new()
-            .write(true)
-            .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
-            .open(&data_path)
-            .ok();
+        let direct = direct::open(&data_path);
         Ok(Self {
             index,
             data,
@@ -702,19 +687,14 @@ impl Slot {
     fn write_data(&self, run: &[&BlockWithPath], buffer: &mut Vec<u8>) -> Result<(), CacheError> {
         let at = run[0].index * BLOCK_SIZE as u64;
         if let Some(direct) = &self.direct {
-            let len = run.len() * BLOCK_SIZE;
-            if buffer.len() < len + DIRECT_ALIGN {
-                buffer.resize(len + DIRECT_ALIGN, 0);
-            }
-            let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
-            let aligned = &mut buffer[start..start + len];
+            let aligned = direct::aligned(buffer, run.len() * BLOCK_SIZE);
             for (chunk, b) in aligned.chunks_exact_mut(BLOCK_SIZE).zip(run) {
                 chunk.copy_from_slice(&b.data);
             }
             match direct.write_all_at(aligned, at) {
                 Ok(()) => return Ok(()),
                 // Refused (an alignment the device will not take): buffered below.
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {}
+                Err(e) if direct::refused(&e) => {}
                 Err(e) => return Err(io_err("writing", &self.data_path)(e)),
             }
         }
