@@ -581,6 +581,16 @@ mod tests {
         root
     }
 
+    /// [`tree`] packed with k = 2, m = 1, in a fresh temporary folder.
+    fn packed_tree() -> (tempfile::TempDir, PackedDataset) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = tree(dir.path());
+        let packed_dir = dir.path().join("packed");
+        pack(&root, &packed_dir, 2, 1, &NoProgress).expect("pack");
+        let packed = PackedDataset::open(&packed_dir).expect("open");
+        (dir, packed)
+    }
+
     /// The stream blocks of a packed dataset (k = 2), read from its data slots.
     fn stream(packed: &PackedDataset) -> Vec<Vec<u8>> {
         let m = packed.manifest();
@@ -610,11 +620,7 @@ mod tests {
 
     #[test]
     fn blocks_in_any_order_make_the_same_files_and_a_resume_goes_on_from_the_journal() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = tree(dir.path());
-        let packed_dir = dir.path().join("packed");
-        pack(&root, &packed_dir, 2, 1, &NoProgress).expect("pack");
-        let packed = PackedDataset::open(&packed_dir).expect("open");
+        let (dir, packed) = packed_tree();
         let blocks = stream(&packed);
         let out = dir.path().join("out");
 
@@ -671,11 +677,7 @@ mod tests {
 
     #[test]
     fn runs_of_blocks_make_the_same_files_as_single_blocks() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = tree(dir.path());
-        let packed_dir = dir.path().join("packed");
-        pack(&root, &packed_dir, 2, 1, &NoProgress).expect("pack");
-        let packed = PackedDataset::open(&packed_dir).expect("open");
+        let (dir, packed) = packed_tree();
         let blocks = stream(&packed);
         let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
         assert!(refs.len() >= 5, "the files span {} blocks", refs.len());
@@ -716,11 +718,7 @@ mod tests {
 
     #[test]
     fn a_selection_writes_only_its_files_and_needs_only_their_blocks() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = tree(dir.path());
-        let packed_dir = dir.path().join("packed");
-        pack(&root, &packed_dir, 2, 1, &NoProgress).expect("pack");
-        let packed = PackedDataset::open(&packed_dir).expect("open");
+        let (dir, packed) = packed_tree();
         let m = packed.manifest();
         let blocks = stream(&packed);
         let names = |paths: &[&str]| -> Vec<String> {
