@@ -652,11 +652,14 @@ impl Slot {
     /// their paths.
     fn write(&self, blocks: &[&BlockWithPath], buffer: &mut Vec<u8>) -> Result<u64, CacheError> {
         let mut bits = write(&self.bits);
-        let fresh: Vec<&BlockWithPath> = blocks
+        let mut fresh: Vec<&BlockWithPath> = blocks
             .iter()
             .copied()
             .filter(|b| !bit(&bits.have, b.index))
             .collect();
+        // In order and once each: runs are consecutive indices, and a block is counted once.
+        fresh.sort_by_key(|b| b.index);
+        fresh.dedup_by_key(|b| b.index);
         let now = now_ms();
         let mut n = 0;
         for run in fresh.chunk_by(|a, b| b.index == a.index + 1) {
@@ -976,8 +979,12 @@ mod tests {
             if !direct {
                 slot.direct = None;
             }
-            // Runs 0..3, 5, 7..10 and 11; block 1 again is skipped, not written twice.
-            assert_eq!(slot.write(&picked, &mut buffer).expect("write"), 8);
+            // Runs 0..3, 5, 7..10 and 11; block 1 again is skipped, not written twice, and a
+            // block given twice in one call counts once.
+            let mut twice = picked.clone();
+            twice.push(picked[3]);
+            assert_eq!(slot.write(&twice, &mut buffer).expect("write"), 8);
+            assert_eq!(read(&slot.bits).count, 8);
             assert_eq!(slot.write(&picked[1..2], &mut buffer).expect("write"), 0);
             for b in &picked {
                 let got = slot.read(b.index, 1).expect("held");
