@@ -22,7 +22,7 @@ use std::{
     io::Write as _,
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use hoard_prover::BLOCK_SIZE;
@@ -143,10 +143,16 @@ pub struct Restore {
 #[derive(Debug, Default)]
 struct State {
     done: Vec<u64>,
-    open: HashMap<usize, Arc<File>>,
-    /// The same files opened for direct writes (`None`: the filesystem has none).
-    direct: HashMap<usize, Option<Arc<File>>>,
+    open: HashMap<usize, Arc<OpenFile>>,
     dirty: HashSet<usize>,
+}
+
+/// An output file opened for writing, and again for direct writes once a run needs it.
+#[derive(Debug)]
+struct OpenFile {
+    file: File,
+    /// `None`: the filesystem has no direct I/O.
+    direct: OnceLock<Option<File>>,
 }
 
 fn bit(words: &[u64], i: u64) -> bool {
@@ -257,6 +263,7 @@ impl Restore {
         }
         for (i, path, range, at) in self.spans(block, data.len()) {
             self.file(i)?
+                .file
                 .write_all_at(&data[range], at)
                 .ctx("writing", path)?;
             self.lock().dirty.insert(i);
@@ -310,19 +317,18 @@ impl Restore {
             let end = at + range.len() as u64;
             let align = direct::ALIGN as u64;
             let (inner_start, inner_end) = (at.next_multiple_of(align), end / align * align);
+            let open = self.file(i)?;
             let buffered = |from: u64, to: u64| -> Result<(), DatasetError> {
                 if to > from {
                     let mut bytes = vec![0u8; (to - from) as usize];
                     gather(stream_at + (from - at), &mut bytes);
-                    self.file(i)?
-                        .write_all_at(&bytes, from)
-                        .ctx("writing", path)?;
+                    open.file.write_all_at(&bytes, from).ctx("writing", path)?;
                 }
                 Ok(())
             };
             let mut wrote_middle = false;
             if inner_end > inner_start
-                && let Some(f) = self.direct_file(i)
+                && let Some(f) = open.direct.get_or_init(|| direct::open(path))
             {
                 let middle = direct::aligned(&mut buffer, (inner_end - inner_start) as usize);
                 gather(stream_at + (inner_start - at), middle);
@@ -385,7 +391,7 @@ impl Restore {
         };
         for i in dirty {
             let f = self.file(i)?;
-            f.sync_data().ctx("syncing", &self.files[i].0)?;
+            f.file.sync_data().ctx("syncing", &self.files[i].0)?;
         }
         self.write_journal(&done)
     }
@@ -405,7 +411,6 @@ impl Restore {
         {
             let mut state = self.lock();
             state.open.clear();
-            state.direct.clear();
         }
         for (path, _, _) in &self.files {
             File::open(path)
@@ -428,18 +433,19 @@ impl Restore {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn file(&self, i: usize) -> Result<Arc<File>, DatasetError> {
+    fn file(&self, i: usize) -> Result<Arc<OpenFile>, DatasetError> {
         if let Some(f) = self.lock().open.get(&i) {
             return Ok(f.clone());
         }
         let path = &self.files[i].0;
-        let f = Arc::new(
-            fs::OpenOptions::new()
+        let f = Arc::new(OpenFile {
+            file: fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open(path)
                 .ctx("opening", path)?,
-        );
+            direct: OnceLock::new(),
+        });
         let mut state = self.lock();
         if state.open.len() >= MAX_OPEN {
             // Dirty files are synced by path at the checkpoint: closing them loses nothing.
@@ -447,19 +453,6 @@ impl Restore {
         }
         state.open.insert(i, f.clone());
         Ok(f)
-    }
-
-    fn direct_file(&self, i: usize) -> Option<Arc<File>> {
-        if let Some(f) = self.lock().direct.get(&i) {
-            return f.clone();
-        }
-        let f = direct::open(&self.files[i].0).map(Arc::new);
-        let mut state = self.lock();
-        if state.direct.len() >= MAX_OPEN {
-            state.direct.clear();
-        }
-        state.direct.insert(i, f.clone());
-        f
     }
 
     fn create(&self, entries: &[&Entry]) -> Result<(), DatasetError> {

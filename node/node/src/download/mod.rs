@@ -332,19 +332,12 @@ struct RestoreSink {
 impl Sink for RestoreSink {
     fn deliver(&self, unit: Unit, blocks: &[hoard_p2p::BlockWithPath]) -> Result<(), String> {
         let base = u64::from(unit.slot.0) * self.slot_blocks;
-        // A unit is a run of consecutive blocks of one data slot: consecutive in the stream.
+        // The swarm checked that `blocks` are the unit's, in order: a run of one data slot,
+        // consecutive in the stream.
         let data: Vec<&[u8]> = blocks.iter().map(|b| b.data.as_slice()).collect();
-        match blocks.first() {
-            Some(b) if blocks.iter().zip(b.index..).all(|(b, i)| b.index == i) => self
-                .restore
-                .write_run(base + b.index, &data)
-                .map_err(|e| e.to_string()),
-            _ => blocks.iter().try_for_each(|b| {
-                self.restore
-                    .write_block(base + b.index, &b.data)
-                    .map_err(|e| e.to_string())
-            }),
-        }
+        self.restore
+            .write_run(base + unit.first, &data)
+            .map_err(|e| e.to_string())
     }
 
     fn checkpoint(&self) -> Result<(), String> {
