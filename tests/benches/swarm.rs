@@ -14,7 +14,6 @@
 
 use std::{
     io::{BufRead, BufReader},
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -25,11 +24,7 @@ use anyhow::Context as _;
 use hoard_api::{Client, DownloadRequest, PutRequest};
 use hoard_node::NodeConfig;
 use hoard_prover::DatasetId;
-use hoard_tests::{Network, eventually, succeeded, write_dataset};
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
+use hoard_tests::{Network, eventually, free_port, succeeded, write_dataset};
 
 /// CPU seconds (user + system) of process `pid` so far.
 fn cpu_seconds(pid: u32) -> f64 {

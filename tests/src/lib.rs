@@ -530,6 +530,48 @@ pub fn write_dataset(path: &Path, len: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first of `len` consecutive local TCP ports, all free when chosen, for a node or devnet
+/// started as a child process (which must be told its ports; nodes in this process bind port 0).
+///
+/// The run lies below the kernel's ephemeral range: a port the OS hands out (a parallel test's
+/// outgoing connection or port-0 listener, the devnet's own RPC connections) is always an
+/// ephemeral one, so a run found free here stays free until the child binds it, even seconds
+/// later. One found free inside that range can be handed out in between (a CI run failed that
+/// way: a devnet's renter could not bind its port). Successive calls in one process move on, so
+/// two runs never overlap before either is bound; processes start at random places.
+pub fn free_ports(len: u16) -> anyhow::Result<u16> {
+    use std::sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    };
+    /// The lowest port handed out (above the usual fixed ones, such as 8545 or 9090).
+    const LOWEST: u16 = 10_000;
+    static NEXT: OnceLock<AtomicU64> = OnceLock::new();
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .filter(|&low| low > LOWEST + 1000)
+        .unwrap_or(32768);
+    let span = u64::from(ephemeral - LOWEST - len);
+    let next = NEXT.get_or_init(|| {
+        // Random: std's hasher keys are.
+        let start = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
+        AtomicU64::new(start % span)
+    });
+    for _ in 0..500 {
+        let base = LOWEST + (next.fetch_add(u64::from(len), Ordering::Relaxed) % span) as u16;
+        if (0..len).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return Ok(base);
+        }
+    }
+    anyhow::bail!("no run of {len} free ports below {ephemeral}")
+}
+
+/// A free local TCP port for a child process (see [`free_ports`]).
+pub fn free_port() -> anyhow::Result<u16> {
+    free_ports(1)
+}
+
 /// Logs to the test output (`HOARD_LOG` filters; default warnings and node milestones).
 pub fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOARD_LOG")

@@ -33,7 +33,7 @@ use anyhow::{Context as _, bail, ensure};
 use hoard_api::Scheme;
 use hoard_chain::ProofStatus;
 use hoard_node::NodeConfig;
-use hoard_tests::{Client, Network, TestNode, eventually, params, succeeded};
+use hoard_tests::{Client, Network, TestNode, eventually, free_port, params, succeeded};
 
 /// Requests posted before waiting for their slots to fill.
 const BATCH: usize = 50;
@@ -215,12 +215,6 @@ async fn approve_all(net: &Network, key: &PrivateKeySigner) -> anyhow::Result<()
         .token_approve(net.deployment.marketplace, U256::MAX)
         .await?;
     Ok(())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// Writes `n` distinct files of `len` bytes (a shared pseudo-random body, its index in front).

@@ -16,7 +16,7 @@
 
 use std::{
     fs::{self, OpenOptions},
-    net::{SocketAddr, TcpListener},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -31,7 +31,7 @@ use hoard_node::NodeConfig;
 use hoard_prover::SlotIndex;
 use hoard_prover::{DatasetId, RequestId, SlotId};
 use hoard_tests::{
-    Client, Network, RpcProxy, Trap, eventually, poll_every, put_via, write_dataset,
+    Client, Network, RpcProxy, Trap, eventually, free_port, poll_every, put_via, write_dataset,
 };
 use url::Url;
 
@@ -195,10 +195,6 @@ impl Drop for NodeProc {
         }
         self.kill9();
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// 1 data slot + 1 parity slot, a proof every period.

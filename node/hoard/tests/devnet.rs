@@ -21,20 +21,15 @@ struct Ports {
 }
 
 impl Ports {
+    /// One run of free ports ([`hoard_tests::free_ports`]): 2 per node (API, p2p), then
+    /// anvil's and Prometheus'.
     fn pick(hosts: u16) -> Self {
         let nodes = hosts + 1;
-        // A run of 2 ports per node, starting where the OS hands out a free one.
-        let api_base = (0..200)
-            .map(|_| free_port())
-            .find(|&base| {
-                base < 65000
-                    && (0..2 * nodes).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok())
-            })
-            .expect("a run of free ports");
+        let base = hoard_tests::free_ports(2 * nodes + 2).expect("a run of free ports");
         Self {
-            anvil: free_port(),
-            api_base,
-            prometheus: free_port(),
+            api_base: base,
+            anvil: base + 2 * nodes,
+            prometheus: base + 2 * nodes + 1,
             nodes,
         }
     }
@@ -66,13 +61,6 @@ impl Ports {
             );
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// Fails if any process still runs with `dir` on its command line (anvil's --state, the nodes'
@@ -331,7 +319,8 @@ fn wait_for(path: &Path, needle: &str, from: usize, child: &mut Child, timeout: 
             return from + at + needle.len();
         }
         if let Some(status) = child.try_wait().expect("waiting for the devnet") {
-            panic!("the devnet exited ({status}) before {needle:?}:\n{text}");
+            let err = read(&path.with_extension("err"));
+            panic!("the devnet exited ({status}) before {needle:?}:\n{text}\nstderr:\n{err}");
         }
         if Instant::now() > deadline {
             sigterm(child);
