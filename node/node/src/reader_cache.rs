@@ -35,9 +35,8 @@ use std::{
 };
 
 use hoard_dataset::{MANIFEST_FILE, Manifest, direct};
-use hoard_p2p::{BlockWithPath, SlotHave};
+use hoard_p2p::{BlockWithPath, Bytes, SlotHave};
 use hoard_prover::{BLOCK_SIZE, DatasetId, SlotIndex};
-use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
 /// Blocks per extent: one 64-bit word of the have-bitmap.
@@ -731,7 +730,7 @@ impl Slot {
                 .collect();
             out.push(BlockWithPath {
                 index: i,
-                data: ByteBuf::from(data),
+                data: Bytes::from(data),
                 path,
             });
         }
@@ -950,7 +949,7 @@ mod tests {
         fn block(&self, i: u64) -> BlockWithPath {
             BlockWithPath {
                 index: i,
-                data: ByteBuf::from(self.data[i as usize].clone()),
+                data: Bytes::from(self.data[i as usize].clone()),
                 path: self
                     .tree
                     .block_path(i)

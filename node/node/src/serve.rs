@@ -14,7 +14,7 @@ use std::{num::NonZeroU32, path::Path, sync::Arc};
 use governor::{DefaultDirectRateLimiter, Quota};
 use hoard_dataset::MANIFEST_FILE;
 use hoard_p2p::{
-    AuditRequest, AuditResponse, BlockRequest, BlockResponse, BlockWithPath, InboundRequest,
+    AuditRequest, AuditResponse, BlockRequest, BlockResponse, BlockWithPath, Bytes, InboundRequest,
     MAX_BLOCKS_PER_REQUEST, SlotHave,
 };
 use hoard_prover::{BLOCK_SIZE, DatasetId, DirectProof, SlotIndex, block_root};
@@ -248,7 +248,7 @@ fn read_blocks(
         let path = tree.block_path(i).ok_or("blocks out of range")?;
         out.push(BlockWithPath {
             index: i,
-            data: ByteBuf::from(data),
+            data: Bytes::from(data),
             path: path.into_iter().map(|h| h.0).collect(),
         });
     }

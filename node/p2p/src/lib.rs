@@ -60,6 +60,8 @@ pub use behaviour::{
     AUDIT_PROTOCOL, AUDIT_REQUEST_MAX, AUDIT_RESPONSE_MAX, BLOCK_PROTOCOL, BLOCK_REQUEST_MAX,
     BLOCK_RESPONSE_MAX, IDENTIFY_PROTOCOL, KAD_PROTOCOL,
 };
+/// A block's bytes in [`BlockWithPath`] (a slice of the buffer it was received in).
+pub use bytes::Bytes;
 pub use codec::TooLarge;
 pub use config::{DEFAULT_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, NetworkConfig, default_listen};
 pub use error::NetError;

@@ -1,6 +1,8 @@
 //! Wire messages of `/hoard/block/1` and `/hoard/audit/1`, CBOR-encoded by the request-response
-//! codec. Byte fields go through `serde_bytes` so they travel as CBOR byte strings, not arrays.
+//! codec. Byte fields travel as CBOR byte strings, not arrays: through `serde_bytes`, or for a
+//! block's data through the codec's `shared_bytes` (decoded as a slice of the receive buffer).
 
+use bytes::Bytes;
 use hoard_prover::{
     BLOCK_SIZE, Challenge, DatasetId, Hash, Seed, SlotIndex, block_root, tree::root_from_path,
 };
@@ -134,8 +136,9 @@ impl BlockResponse {
 pub struct BlockWithPath {
     /// Block index within the slot.
     pub index: u64,
-    /// The block, exactly 65,536 bytes.
-    pub data: ByteBuf,
+    /// The block, exactly 65,536 bytes (decoded as a slice of the message's receive buffer).
+    #[serde(with = "crate::codec::shared_bytes")]
+    pub data: Bytes,
     /// Siblings from the block root up to the slot root (bottom up).
     pub path: Vec<[u8; 32]>,
 }
@@ -198,12 +201,11 @@ impl BlockWithPath {
         if index != want {
             return Err(BadBlock::WrongIndex { want, got: index });
         }
-        let block = <&[u8; BLOCK_SIZE]>::try_from(self.data.as_slice()).map_err(|_| {
-            BadBlock::WrongLength {
+        let block =
+            <&[u8; BLOCK_SIZE]>::try_from(&self.data[..]).map_err(|_| BadBlock::WrongLength {
                 index,
                 len: self.data.len(),
-            }
-        })?;
+            })?;
         let len = self.path.len();
         if len > MAX_PATH_LEN || index.checked_shr(len as u32).unwrap_or(0) != 0 {
             return Err(BadBlock::BadPath { index, len });
@@ -320,7 +322,7 @@ mod tests {
     fn with_path(data: &[Vec<u8>], tree: &SlotTree, index: u64) -> BlockWithPath {
         BlockWithPath {
             index,
-            data: ByteBuf::from(data[index as usize].clone()),
+            data: Bytes::from(data[index as usize].clone()),
             path: tree
                 .block_path(index)
                 .expect("index in range")
@@ -349,7 +351,9 @@ mod tests {
             );
 
             let mut flipped = block.clone();
-            flipped.data[100] ^= 1;
+            let mut data = flipped.data.to_vec();
+            data[100] ^= 1;
+            flipped.data = data.into();
             assert_eq!(
                 flipped.verify(&root, index),
                 Err(BadBlock::RootMismatch { index })

@@ -11,7 +11,7 @@ use std::{
 };
 
 use hoard_p2p::{
-    AuditRequest, AuditResponse, BAN_THRESHOLD, BlockRequest, BlockResponse, BlockWithPath,
+    AuditRequest, AuditResponse, BAN_THRESHOLD, BlockRequest, BlockResponse, BlockWithPath, Bytes,
     InboundRequest, Keypair, MAX_BLOCKS_PER_REQUEST, Multiaddr, NetError, NetworkConfig,
     NetworkHandle, PeerId,
 };
@@ -142,7 +142,7 @@ impl TestSlot {
                     };
                     out.push(BlockWithPath {
                         index,
-                        data: ByteBuf::from(data.clone()),
+                        data: Bytes::from(data.clone()),
                         path: path.iter().map(|h| h.0).collect(),
                     });
                 }
@@ -229,7 +229,9 @@ async fn sixteen_blocks_in_one_request_all_verify() {
 
     // A flipped bit, a block served at another index, or the wrong slot root all fail.
     let mut tampered = blocks[5].clone();
-    tampered.data[12_345] ^= 0x40;
+    let mut bytes = tampered.data.to_vec();
+    bytes[12_345] ^= 0x40;
+    tampered.data = bytes.into();
     assert!(tampered.verify(&root, 7).is_err());
     let mut moved = blocks[5].clone();
     moved.index += 1;

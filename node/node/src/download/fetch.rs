@@ -285,8 +285,8 @@ fn check_and_write(
 
 #[cfg(test)]
 mod tests {
+    use hoard_p2p::Bytes;
     use hoard_prover::{SlotTree, block_root};
-    use serde_bytes::ByteBuf;
 
     use super::*;
 
@@ -304,7 +304,7 @@ mod tests {
         (first..first + count)
             .map(|i| BlockWithPath {
                 index: i,
-                data: ByteBuf::from(data[i as usize].clone()),
+                data: Bytes::from(data[i as usize].clone()),
                 path: tree
                     .block_path(i)
                     .expect("in range")
@@ -354,7 +354,9 @@ mod tests {
             }))
         ));
         let mut flipped = sent(&data, &tree, 0, 2);
-        flipped[1].data[7] ^= 1;
+        let mut bytes = flipped[1].data.to_vec();
+        bytes[7] ^= 1;
+        flipped[1].data = bytes.into();
         assert!(matches!(
             check_and_write(&file, &root, 0, 2, flipped),
             Err(Bad::Data(hoard_p2p::BadBlock::RootMismatch { index: 1 }))

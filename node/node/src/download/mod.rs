@@ -334,7 +334,7 @@ impl Sink for RestoreSink {
         let base = u64::from(unit.slot.0) * self.slot_blocks;
         // The swarm checked that `blocks` are the unit's, in order: a run of one data slot,
         // consecutive in the stream.
-        let data: Vec<&[u8]> = blocks.iter().map(|b| b.data.as_slice()).collect();
+        let data: Vec<&[u8]> = blocks.iter().map(|b| &b.data[..]).collect();
         self.restore
             .write_run(base + unit.first, &data)
             .map_err(|e| e.to_string())

@@ -548,8 +548,8 @@ async fn heal_whole(
 mod tests {
     use std::cell::RefCell;
 
+    use hoard_p2p::Bytes;
     use hoard_prover::block_root;
-    use serde_bytes::ByteBuf;
 
     use super::*;
 
@@ -602,7 +602,7 @@ mod tests {
                     }
                     BlockWithPath {
                         index: i,
-                        data: ByteBuf::from(data),
+                        data: Bytes::from(data),
                         path: tree
                             .block_path(i)
                             .expect("in range")
@@ -684,7 +684,7 @@ mod tests {
         let (blocks, tree) = &all[0];
         let one = |i: u64| BlockWithPath {
             index: i,
-            data: ByteBuf::from(blocks[i as usize].clone()),
+            data: Bytes::from(blocks[i as usize].clone()),
             path: tree
                 .block_path(i)
                 .expect("path")
