@@ -345,10 +345,11 @@ pub(crate) fn too_large(error: &io::Error) -> Option<TooLarge> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::messages::{BlockRequest, BlockResponse, BlockWithPath};
     use futures::io::Cursor;
     use libp2p::request_response::{Codec, cbor};
+
+    use super::*;
+    use crate::messages::{BlockRequest, BlockResponse, BlockWithPath};
 
     type Ours = CborCodec<BlockRequest, BlockResponse>;
     type Theirs = cbor::codec::Codec<BlockRequest, BlockResponse>;
