@@ -37,6 +37,23 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The machine's CPU time so far, all cores: (busy, total) in clock ticks, from `/proc/stat`.
+fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = f.iter().sum();
+    // idle and iowait are the fourth and fifth columns.
+    let idle = f.get(3).unwrap_or(&0.0) + f.get(4).unwrap_or(&0.0);
+    (total - idle, total)
+}
+
 /// Peak resident memory of `pid`, MiB.
 fn peak_rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -183,6 +200,8 @@ struct Took {
     seconds: f64,
     cpu: f64,
     rss_mib: f64,
+    /// Bytes it fetched from hosts (the rest came from readers).
+    from_hosts: f64,
 }
 
 struct Bench {
@@ -221,7 +240,17 @@ impl Bench {
 
     async fn hoard_get(&self, r: &NodeProc, paths: Vec<String>) -> anyhow::Result<Took> {
         let out = self.dir.join(format!("out-{}", r.name));
-        // HOARD_BENCH_PERF=FILE: a CPU profile (perf, call graphs) of the first reader's get.
+        // HOARD_BENCH_PERF=FILE: a CPU profile (perf, call graphs) of the first reader's get, of
+        // the reader or (HOARD_BENCH_PERF_OF=hosts) of the six hosts, to see serving.
+        let profiled = match std::env::var("HOARD_BENCH_PERF_OF") {
+            Ok(of) if of == "hosts" => self
+                .hosts
+                .iter()
+                .map(|h| h.pid().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => r.pid().to_string(),
+        };
         let perf = match std::env::var("HOARD_BENCH_PERF") {
             Ok(file) if r.name == "reader-1" => Some(
                 Command::new("perf")
@@ -235,7 +264,7 @@ impl Bench {
                         &file,
                         "-p",
                     ])
-                    .arg(r.pid().to_string())
+                    .arg(&profiled)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()?,
@@ -264,6 +293,10 @@ impl Bench {
             seconds: started.elapsed().as_secs_f64(),
             cpu: cpu_seconds(r.pid()) - cpu0,
             rss_mib: peak_rss_mib(r.pid()),
+            from_hosts: r
+                .api
+                .metric(r#"hoard_fetched_bytes_total{from="host"}"#)
+                .await?,
         })
     }
 
@@ -386,6 +419,7 @@ impl Bench {
                 seconds: v["seconds"].as_f64().unwrap_or(f64::NAN),
                 cpu: v["cpu_seconds"].as_f64().unwrap_or(f64::NAN),
                 rss_mib: v["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+                from_hosts: f64::NAN,
             });
             procs.push(proc);
         }
@@ -548,6 +582,23 @@ async fn main() -> anyhow::Result<()> {
         load.trim()
     );
 
+    // HOARD_BENCH_ONLY=single: the one-downloader part only (a quick look at one reader, e.g.
+    // under perf); =capped: the capped part only.
+    let only = std::env::var("HOARD_BENCH_ONLY").unwrap_or_default();
+    if only != "capped" {
+        uncapped(&mut b, runs, gib, size_mib).await?;
+    }
+    if only != "single" {
+        capped(&mut b, gib).await?;
+    }
+    for mut h in b.hosts.drain(..) {
+        h.stop();
+    }
+    Ok(())
+}
+
+/// The parts with uncapped hosts: one downloader, four at once, one file, the gateway.
+async fn uncapped(b: &mut Bench, runs: usize, gib: f64, size_mib: u64) -> anyhow::Result<()> {
     // 1 downloader, interleaved.
     let (mut h1, mut l1, mut le) = (Vec::new(), Vec::new(), Vec::new());
     let mut cpu = Vec::new();
@@ -576,7 +627,6 @@ async fn main() -> anyhow::Result<()> {
         median(lt_cpu)
     );
     println!("  hoard reader peak RSS: median {:.0} MiB", median(rss));
-    // HOARD_BENCH_ONLY=single: stop here (a quick look at one reader, e.g. under perf).
     if std::env::var("HOARD_BENCH_ONLY").is_ok_and(|v| v == "single") {
         return Ok(());
     }
@@ -655,13 +705,21 @@ async fn main() -> anyhow::Result<()> {
         100.0 * t.seconds / stream_secs
     );
 
-    // Hosts capped to 25 MB/s: one reader alone, then 8 started 2 s apart.
+    Ok(())
+}
+
+/// Hosts capped to 25 MB/s: one reader alone, then 8 started 2 s apart.
+async fn capped(b: &mut Bench, gib: f64) -> anyhow::Result<()> {
     let cap = 25_000_000;
     b.restart_hosts(cap).await?;
     b.lt_seeders(cap)?;
     let alone = b.hoard_readers(1, Duration::ZERO).await?[0].seconds;
     let sent0 = b.hosts_sent().await?;
+    let hosts_cpu0: f64 = b.hosts.iter().map(|h| cpu_seconds(h.pid())).sum();
+    let (busy0, total0) = machine_ticks();
     let eight = b.hoard_readers(8, Duration::from_secs(2)).await?;
+    let (busy1, total1) = machine_ticks();
+    let hosts_cpu = b.hosts.iter().map(|h| cpu_seconds(h.pid())).sum::<f64>() - hosts_cpu0;
     let hosts_gib = (b.hosts_sent().await? - sent0) / (1u64 << 30) as f64;
     let lt_alone = b.lt_leechers(1, Duration::ZERO, false).await?[0].seconds;
     let up0 = b.lt_uploaded();
@@ -684,8 +742,19 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    for mut h in b.hosts.drain(..) {
-        h.stop();
-    }
+    println!(
+        "  from hosts (MiB): {}",
+        eight
+            .iter()
+            .map(|t| format!("{:.0}", t.from_hosts / (1u64 << 20) as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  CPU: readers {:.1} s ({:.2} s per GiB), hosts {hosts_cpu:.1} s; the machine was {:.0} % busy",
+        eight.iter().map(|t| t.cpu).sum::<f64>(),
+        eight.iter().map(|t| t.cpu).sum::<f64>() / (8.0 * gib),
+        100.0 * (busy1 - busy0) / (total1 - total0).max(1.0)
+    );
     Ok(())
 }
