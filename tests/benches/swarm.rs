@@ -37,21 +37,48 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// The machine's CPU time so far, all cores: (busy, total) in clock ticks, from `/proc/stat`.
-fn machine_ticks() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let f: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: f64 = f.iter().sum();
-    // idle and iowait are the fourth and fifth columns.
-    let idle = f.get(3).unwrap_or(&0.0) + f.get(4).unwrap_or(&0.0);
-    (total - idle, total)
+/// The machine's CPU time so far, all cores, in clock ticks (from `/proc/stat`).
+#[derive(Debug, Clone, Copy, Default)]
+struct MachineTicks {
+    /// Running code (user, nice, system, irq, softirq).
+    busy: f64,
+    /// Idle with a disk request outstanding.
+    iowait: f64,
+    /// Taken by the hypervisor for others (on a VM, including its own disk emulation).
+    steal: f64,
+    total: f64,
+}
+
+impl MachineTicks {
+    fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<f64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let at = |i: usize| f.get(i).copied().unwrap_or(0.0);
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        Self {
+            busy: at(0) + at(1) + at(2) + at(5) + at(6),
+            iowait: at(4),
+            steal: at(7),
+            total: (0..8).map(at).sum(),
+        }
+    }
+
+    /// Shares of the time since `earlier`, in percent: (busy, iowait, steal).
+    fn since(&self, earlier: &Self) -> (f64, f64, f64) {
+        let total = (self.total - earlier.total).max(1.0) / 100.0;
+        (
+            (self.busy - earlier.busy) / total,
+            (self.iowait - earlier.iowait) / total,
+            (self.steal - earlier.steal) / total,
+        )
+    }
 }
 
 /// Peak resident memory of `pid`, MiB.
@@ -716,9 +743,9 @@ async fn capped(b: &mut Bench, gib: f64) -> anyhow::Result<()> {
     let alone = b.hoard_readers(1, Duration::ZERO).await?[0].seconds;
     let sent0 = b.hosts_sent().await?;
     let hosts_cpu0: f64 = b.hosts.iter().map(|h| cpu_seconds(h.pid())).sum();
-    let (busy0, total0) = machine_ticks();
+    let ticks0 = MachineTicks::now();
     let eight = b.hoard_readers(8, Duration::from_secs(2)).await?;
-    let (busy1, total1) = machine_ticks();
+    let (busy, iowait, steal) = MachineTicks::now().since(&ticks0);
     let hosts_cpu = b.hosts.iter().map(|h| cpu_seconds(h.pid())).sum::<f64>() - hosts_cpu0;
     let hosts_gib = (b.hosts_sent().await? - sent0) / (1u64 << 30) as f64;
     let lt_alone = b.lt_leechers(1, Duration::ZERO, false).await?[0].seconds;
@@ -751,10 +778,9 @@ async fn capped(b: &mut Bench, gib: f64) -> anyhow::Result<()> {
             .join(", ")
     );
     println!(
-        "  CPU: readers {:.1} s ({:.2} s per GiB), hosts {hosts_cpu:.1} s; the machine was {:.0} % busy",
+        "  CPU: readers {:.1} s ({:.2} s per GiB), hosts {hosts_cpu:.1} s; the machine's cores were {busy:.0} % busy, {iowait:.0} % waiting on the disk, {steal:.0} % taken by the hypervisor (steal)",
         eight.iter().map(|t| t.cpu).sum::<f64>(),
         eight.iter().map(|t| t.cpu).sum::<f64>() / (8.0 * gib),
-        100.0 * (busy1 - busy0) / (total1 - total0).max(1.0)
     );
     Ok(())
 }
