@@ -38,7 +38,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// The machine's CPU time so far, all cores, in clock ticks (from `/proc/stat`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct MachineTicks {
     /// Running code (user, nice, system, irq, softirq).
     busy: f64,
@@ -613,7 +613,7 @@ async fn main() -> anyhow::Result<()> {
     // under perf); =capped: the capped part only.
     let only = std::env::var("HOARD_BENCH_ONLY").unwrap_or_default();
     if only != "capped" {
-        uncapped(&mut b, runs, gib, size_mib).await?;
+        uncapped(&mut b, runs, gib, size_mib, only == "single").await?;
     }
     if only != "single" {
         capped(&mut b, gib).await?;
@@ -624,8 +624,15 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The parts with uncapped hosts: one downloader, four at once, one file, the gateway.
-async fn uncapped(b: &mut Bench, runs: usize, gib: f64, size_mib: u64) -> anyhow::Result<()> {
+/// The parts with uncapped hosts: one downloader, then (unless `single_only`) four at once, one
+/// file, the gateway.
+async fn uncapped(
+    b: &mut Bench,
+    runs: usize,
+    gib: f64,
+    size_mib: u64,
+    single_only: bool,
+) -> anyhow::Result<()> {
     // 1 downloader, interleaved.
     let (mut h1, mut l1, mut le) = (Vec::new(), Vec::new(), Vec::new());
     let mut cpu = Vec::new();
@@ -654,7 +661,7 @@ async fn uncapped(b: &mut Bench, runs: usize, gib: f64, size_mib: u64) -> anyhow
         median(lt_cpu)
     );
     println!("  hoard reader peak RSS: median {:.0} MiB", median(rss));
-    if std::env::var("HOARD_BENCH_ONLY").is_ok_and(|v| v == "single") {
+    if single_only {
         return Ok(());
     }
 
