@@ -132,6 +132,11 @@ struct Slot {
     blocks: u64,
     depth: usize,
     bits: RwLock<Bits>,
+    /// Held shared by each write and exclusively by an eviction, so that no extent is punched
+    /// between a write of its blocks and the setting of their bits (a hole would then be served
+    /// as data). `bits` itself is held only to read or set bits, never across I/O: serving a
+    /// slot does not wait for a write to it, and writes of one slot run side by side.
+    writing: RwLock<()>,
     /// Serialises commits and evictions of this slot (each writes the index).
     committing: Mutex<()>,
     last_used: Vec<AtomicU64>,
@@ -632,6 +637,7 @@ impl Slot {
                 count: 0,
                 dirty: false,
             }),
+            writing: RwLock::new(()),
             committing: Mutex::new(()),
             last_used: (0..words).map(|_| AtomicU64::new(0)).collect(),
         })
@@ -645,21 +651,23 @@ impl Slot {
         (32 * self.depth) as u64
     }
 
-    /// Writes blocks and sets their bits (under the write lock, so an eviction cannot punch an
-    /// extent between the write and the bit). Returns how many were written. Each run of
-    /// consecutive blocks is one write of the blocks (direct I/O, through `buffer`) and one of
-    /// their paths.
+    /// Writes blocks, then sets their bits. Returns how many it added (a block that another
+    /// write of the same moment also wrote, with the same verified bytes, counts once). Each run
+    /// of consecutive blocks is one write of the blocks (direct I/O, through `buffer`) and one
+    /// of their paths.
     fn write(&self, blocks: &[&BlockWithPath], buffer: &mut Vec<u8>) -> Result<u64, CacheError> {
-        let mut bits = write(&self.bits);
-        let mut fresh: Vec<&BlockWithPath> = blocks
-            .iter()
-            .copied()
-            .filter(|b| !bit(&bits.have, b.index))
-            .collect();
-        // In order and once each: runs are consecutive indices, and a block is counted once.
+        let _no_eviction = read(&self.writing);
+        let mut fresh: Vec<&BlockWithPath> = {
+            let bits = read(&self.bits);
+            blocks
+                .iter()
+                .copied()
+                .filter(|b| !bit(&bits.have, b.index))
+                .collect()
+        };
+        // In order and once each: runs are consecutive indices.
         fresh.sort_by_key(|b| b.index);
         fresh.dedup_by_key(|b| b.index);
-        let now = now_ms();
         let mut n = 0;
         for run in fresh.chunk_by(|a, b| b.index == a.index + 1) {
             let first = run[0].index;
@@ -672,14 +680,19 @@ impl Slot {
             self.paths
                 .write_all_at(&paths, first * self.path_bytes())
                 .map_err(io_err("writing", &self.data_path))?;
+            let now = now_ms();
+            let mut bits = write(&self.bits);
             for b in run {
                 let word = (b.index / 64) as usize;
-                bits.have[word] |= 1 << (b.index % 64);
-                bits.count += 1;
+                let mask = 1 << (b.index % 64);
+                if bits.have[word] & mask == 0 {
+                    bits.have[word] |= mask;
+                    bits.count += 1;
+                    n += 1;
+                }
                 self.last_used[word].store(now, Ordering::Relaxed);
             }
             bits.dirty = true;
-            n += run.len() as u64;
         }
         Ok(n)
     }
@@ -768,15 +781,20 @@ impl Slot {
     /// Drops extent `x`: its bits on disk first, then its bytes. Returns the bytes freed.
     fn evict(&self, x: usize) -> Result<u64, CacheError> {
         let _one = lock(&self.committing);
-        let mut bits = write(&self.bits);
-        let Some(word) = bits.have.get(x).copied() else {
-            return Ok(0);
+        let _no_writes = write(&self.writing);
+        // Readers still reading the extent hold `bits`: they finish before its bits go, and
+        // later ones find it gone.
+        let (n, durable) = {
+            let mut bits = write(&self.bits);
+            let Some(word) = bits.have.get(x).copied() else {
+                return Ok(0);
+            };
+            let n = u64::from(word.count_ones());
+            bits.have[x] = 0;
+            bits.durable[x] = 0;
+            bits.count -= n;
+            (n, bits.durable.clone())
         };
-        let n = u64::from(word.count_ones());
-        bits.have[x] = 0;
-        bits.durable[x] = 0;
-        bits.count -= n;
-        let durable = bits.durable.clone();
         self.write_index(&durable)?;
         let first = x as u64 * EXTENT;
         let punch = |f: &File, unit: u64| {
@@ -1073,6 +1091,59 @@ mod tests {
         let again = ReaderCache::open(std::slice::from_ref(&f.volume), 1 << 30).expect("reopen");
         assert!(again.have(&id).is_empty());
         assert!(again.read(&id, SlotIndex(0), 0, 1).is_none());
+    }
+
+    #[test]
+    fn writes_side_by_side_with_evictions_count_each_block_once_and_serve_only_what_is_written() {
+        let f = fixture(256);
+        let id = f.manifest.id();
+        let per_block = (BLOCK_SIZE + 32 * path_depth(256)) as u64;
+        // Room for two of the four extents: the writers below keep evicting each other's.
+        let cache =
+            ReaderCache::open(std::slice::from_ref(&f.volume), 128 * per_block).expect("open");
+        cache.begin(&f.manifest, &f.bytes).expect("begin");
+        let root = f.manifest.slot_roots[0];
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let (cache, f) = (&cache, &f);
+                scope.spawn(move || {
+                    // Overlapping runs of 16: every block is written by two threads at once.
+                    for round in 0..6u64 {
+                        let first = (t * 8 + round * 40) % 240;
+                        cache
+                            .put(&id, SlotIndex(0), &f.blocks(first..first + 16))
+                            .expect("put");
+                        if let Some(got) = cache.read(&id, SlotIndex(0), first, 16) {
+                            for b in got {
+                                let i = b.index;
+                                assert!(b.verify(&root, i).is_ok(), "block {i} served");
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let held: u64 = cache
+            .have(&id)
+            .iter()
+            .flat_map(|h| h.ranges.iter())
+            .map(|[a, b]| b - a)
+            .sum();
+        assert!(held > 0);
+        assert_eq!(
+            cache.used_bytes(),
+            held * per_block,
+            "each block counted once"
+        );
+        assert!(cache.used_bytes() <= 128 * per_block);
+        for h in cache.have(&id) {
+            for [a, b] in h.ranges {
+                for i in a..b {
+                    let got = cache.read(&id, SlotIndex(0), i, 1).expect("held");
+                    assert!(got[0].verify(&root, i).is_ok(), "block {i}");
+                }
+            }
+        }
     }
 
     #[test]
