@@ -982,6 +982,16 @@ mod tests {
         }
     }
 
+    /// A cache with room for two extents (128 blocks) of a 256-block fixture, the dataset
+    /// begun; and the bytes one block takes in it.
+    fn two_extents(f: &Fixture) -> (ReaderCache, u64) {
+        let per_block = (BLOCK_SIZE + 32 * path_depth(256)) as u64;
+        let cache =
+            ReaderCache::open(std::slice::from_ref(&f.volume), 128 * per_block).expect("open");
+        cache.begin(&f.manifest, &f.bytes).expect("begin");
+        (cache, per_block)
+    }
+
     #[test]
     fn direct_and_buffered_writes_keep_the_same_blocks() {
         let f = fixture(12);
@@ -1097,11 +1107,8 @@ mod tests {
     fn writes_side_by_side_with_evictions_count_each_block_once_and_serve_only_what_is_written() {
         let f = fixture(256);
         let id = f.manifest.id();
-        let per_block = (BLOCK_SIZE + 32 * path_depth(256)) as u64;
-        // Room for two of the four extents: the writers below keep evicting each other's.
-        let cache =
-            ReaderCache::open(std::slice::from_ref(&f.volume), 128 * per_block).expect("open");
-        cache.begin(&f.manifest, &f.bytes).expect("begin");
+        // The writers below keep evicting each other's extents.
+        let (cache, per_block) = two_extents(&f);
         let root = f.manifest.slot_roots[0];
         std::thread::scope(|scope| {
             for t in 0..4u64 {
@@ -1150,11 +1157,7 @@ mod tests {
     fn a_full_cache_evicts_the_least_recently_used_extent_and_never_overflows() {
         let f = fixture(256);
         let id = f.manifest.id();
-        let per_block = (BLOCK_SIZE + 32 * path_depth(256)) as u64;
-        // Room for two extents (128 blocks).
-        let cache =
-            ReaderCache::open(std::slice::from_ref(&f.volume), 128 * per_block).expect("open");
-        cache.begin(&f.manifest, &f.bytes).expect("begin");
+        let (cache, per_block) = two_extents(&f);
         assert_eq!(
             cache.put(&id, SlotIndex(0), &f.blocks(0..64)).expect("put"),
             64
